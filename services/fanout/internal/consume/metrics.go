@@ -1,0 +1,38 @@
+package consume
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"playpulse.dev/services/playback/event"
+)
+
+type metrics struct {
+	events prometheus.Counter
+	bad    *prometheus.CounterVec
+	lag    *prometheus.GaugeVec
+	offset *prometheus.GaugeVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		events: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "playpulse_fanout_events_total", Help: "Valid events consumed from Kafka.",
+		}),
+		bad: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "playpulse_fanout_bad_records_total", Help: "Records skipped because they are not valid events, by reason.",
+		}, []string{"reason"}),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "playpulse_fanout_partition_lag", Help: "Records between the last consumed one and the partition's high-water mark.",
+		}, []string{"topic", "partition"}),
+		offset: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "playpulse_fanout_partition_offset", Help: "Offset of the last consumed record.",
+		}, []string{"topic", "partition"}),
+	}
+	for _, r := range event.Reasons() {
+		m.bad.WithLabelValues(r)
+	}
+	if reg != nil {
+		reg.MustRegister(m.events, m.bad, m.lag, m.offset)
+	}
+	return m
+}

@@ -1,0 +1,350 @@
+package sim
+
+import (
+	"errors"
+	"math"
+	"math/rand/v2"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"playpulse.dev/services/playback/event"
+	"playpulse.dev/services/playback/player"
+)
+
+const (
+	// loadFactor sizes the population for this share of the target rate, so
+	// that events are due a little less often than Next is called and rarely
+	// wait; the remaining calls are filled with extra heartbeats. Lower means
+	// more filler heartbeats, higher means events wait longer in a backlog.
+	loadFactor = 0.95
+	// gateBand: Poisson arrivals are accepted while the population is below
+	// target·(1+gateBand)+1; below target·(1-gateBand)-1 a call with nothing
+	// due starts a session instead of sending a filler.
+	gateBand = 0.05
+	// catchUp: arrivals more than this late (the caller paused) are dropped
+	// rather than started in a burst.
+	catchUp = int64(time.Second)
+)
+
+// Stats counts what the simulator did. Lag is the time between when an
+// event was due and the Next call that emitted it.
+type Stats struct {
+	Events        uint64 // events returned by Next
+	Started       uint64 // sessions started
+	Arrivals      uint64 // ... of which by the Poisson arrival process
+	DeficitStarts uint64 // ... of which because nothing was due and the population was below target
+	Ended         uint64 // sessions that sent their stop
+	Fillers       uint64 // extra heartbeats sent because nothing was due
+	PulledForward uint64 // planned events of starting/errored sessions sent early because nothing was due
+	OnTime        uint64 // planned events sent at or after their due time
+	LagSum        time.Duration
+	LagMax        time.Duration
+	Target        float64 // population the simulator aims at for the current rate
+}
+
+// MeanLag is the mean lateness of planned events.
+func (s Stats) MeanLag() time.Duration {
+	if s.OnTime == 0 {
+		return 0
+	}
+	return s.LagSum / time.Duration(s.OnTime)
+}
+
+// Sim simulates viewing sessions. Next, Stats and Seed must be called from one
+// goroutine (or under one lock); SetRate, Rate and Active may be called from
+// any goroutine.
+type Sim struct {
+	g    gen
+	cfg  Config
+	seed uint64
+
+	h    []entry // sessions by due time
+	free []*session
+
+	rateBits atomic.Uint64
+	active   atomic.Int64
+
+	rateSeen uint64
+	rate     float64
+	begun    bool
+	now      int64
+	nextArr  int64
+	lamMax   float64
+	ctlAt    int64
+	gateHi   float64
+	gateLo   float64
+	stats    Stats
+}
+
+type entry struct {
+	due int64
+	s   *session
+}
+
+// New creates a simulator. stream is the PlaybackStream name written in
+// every event; sessionPrefix makes session (and so event) ids unique across
+// processes: the producer should pass e.g. the pod name plus a random suffix
+// chosen at start-up. Session ids are sessionPrefix + "-" + a base-36
+// counter. The rate starts at 0: call SetRate before Next.
+func New(cfg Config, stream, sessionPrefix string) (*Sim, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if stream == "" {
+		return nil, errors.New("sim: stream must not be empty")
+	}
+	seed := cfg.Seed
+	for seed == 0 {
+		seed = rand.Uint64()
+	}
+	prefix := "s"
+	if sessionPrefix != "" {
+		prefix = sessionPrefix + "-"
+	}
+	s := &Sim{
+		cfg:     cfg,
+		seed:    seed,
+		nextArr: math.MaxInt64,
+	}
+	s.g = gen{
+		m:      getModel(cfg),
+		rng:    rand.New(rand.NewPCG(seed, splitmix(seed))),
+		hb:     int64(cfg.HeartbeatInterval),
+		stream: stream,
+		prefix: prefix,
+		buf:    make([]byte, 0, 64),
+	}
+	return s, nil
+}
+
+// Seed returns the seed in use (the configured one, or the random one
+// picked for SEED=0), so a run can be reproduced.
+func (s *Sim) Seed() uint64 { return s.seed }
+
+// SetRate sets the target output rate in events per second (the average
+// rate when the daily profile is on). Negative or NaN means 0. Safe to call
+// from any goroutine; Next picks it up on its next call.
+func (s *Sim) SetRate(eventsPerSecond float64) {
+	if !(eventsPerSecond > 0) || math.IsInf(eventsPerSecond, 0) {
+		eventsPerSecond = 0
+	}
+	s.rateBits.Store(math.Float64bits(eventsPerSecond))
+}
+
+// Rate returns the rate at which the pacer should call Next at time now:
+// the SetRate value, times the daily profile's factor when DAILY_PROFILE is
+// on. Safe to call from any goroutine.
+func (s *Sim) Rate(now time.Time) float64 {
+	return math.Float64frombits(s.rateBits.Load()) * s.cfg.DailyFactor(now)
+}
+
+// Active returns the number of sessions in progress. Safe to call from any
+// goroutine.
+func (s *Sim) Active() int { return int(s.active.Load()) }
+
+// Stats returns counters since New.
+func (s *Sim) Stats() Stats { return s.stats }
+
+// ExpectedEventsPerSession is the mean number of events of a session, from
+// a pilot run of the configured model (every event on time).
+func (s *Sim) ExpectedEventsPerSession() float64 { return s.g.m.eventsPerSession }
+
+// ExpectedSessionDuration is the mean time from start to stop of a session,
+// from the same pilot run.
+func (s *Sim) ExpectedSessionDuration() time.Duration {
+	return time.Duration(s.g.m.sessionSeconds * 1e9)
+}
+
+// TitleDuration is the package function TitleDuration, for titles of this
+// simulator's catalogue only.
+func (s *Sim) TitleDuration(movieID string) (time.Duration, bool) {
+	d, ok := TitleDuration(movieID)
+	if !ok {
+		return 0, false
+	}
+	if n, _ := strconv.Atoi(movieID[1:]); n > len(s.g.m.titleIDs) {
+		return 0, false
+	}
+	return d, true
+}
+
+// Next fills e with the next event, stamped now (e.TS = now). now must not go
+// backwards; if it does, the previous now is used. It always returns an
+// event, chosen in this order:
+//
+//  1. the earliest planned event or Poisson arrival that is due (due ≤ now);
+//     a due event is emitted late by the time it waited, and its session's
+//     state (position, stall and startup times) is computed at now, so every
+//     event agrees with its timestamp;
+//  2. if nothing is due and the population is below its target (start-up,
+//     rate increase), a new session starts: only the arrival time is
+//     distorted, never a session;
+//  3. otherwise the session with the earliest planned event sends an extra
+//     heartbeat and keeps its plan (a filler; heartbeats are harmless at any
+//     time); a session that is starting or errored cannot send one and has
+//     its planned event pulled forward to now instead (shortening its
+//     startup or error-to-stop time by less than the gap to its due time).
+//
+// The population is sized so that about loadFactor (95%) of calls find a
+// planned event due; Stats reports fillers and lateness.
+func (s *Sim) Next(now time.Time, e *event.Event) {
+	t := now.UnixNano()
+	if s.begun && t < s.now {
+		t, now = s.now, s.g.nowT
+	}
+	s.begun = true
+	s.now = t
+	s.g.nowT = now
+	s.refresh(t)
+	s.stats.Events++
+
+	for s.nextArr <= t && (len(s.h) == 0 || s.nextArr <= s.h[0].due) {
+		at := s.nextArr
+		from := at
+		if t-at > catchUp {
+			from = t
+		}
+		s.nextArr = s.g.expAfter(from, s.lamMax)
+		if from == at && s.acceptArrival(at) {
+			s.stats.Arrivals++
+			s.start(t, e)
+			return
+		}
+	}
+	if len(s.h) > 0 && s.h[0].due <= t {
+		lag := time.Duration(t - s.h[0].due)
+		s.stats.OnTime++
+		s.stats.LagSum += lag
+		s.stats.LagMax = max(s.stats.LagMax, lag)
+		s.serveTop(t, e, false)
+		return
+	}
+	if n := len(s.h); n == 0 || float64(n) < s.gateLo {
+		s.stats.DeficitStarts++
+		s.start(t, e)
+		return
+	}
+	if st := s.h[0].s.st; st == player.Starting || st == player.Errored {
+		s.stats.PulledForward++
+	} else {
+		s.stats.Fillers++
+	}
+	s.serveTop(t, e, true)
+}
+
+// refresh applies a new rate and recomputes the population target every
+// simulated second (the daily profile moves it).
+func (s *Sim) refresh(t int64) {
+	bits := s.rateBits.Load()
+	changed := bits != s.rateSeen
+	if !changed && t < s.ctlAt {
+		return
+	}
+	s.rateSeen = bits
+	s.rate = math.Float64frombits(bits)
+	m := s.g.m
+	r := s.rate * s.cfg.dailyFactorAt(t)
+	target := loadFactor * r * m.sessionSeconds / m.eventsPerSession
+	maxS := float64(s.cfg.MaxSessions)
+	s.stats.Target = min(target, maxS)
+	s.gateHi = min(maxS, target*(1+gateBand)+1)
+	s.gateLo = min(maxS, target*(1-gateBand)-1)
+	if changed {
+		peak := 1.0
+		if s.cfg.DailyProfile {
+			peak = dailyPeak
+		}
+		s.lamMax = loadFactor * s.rate * peak / m.eventsPerSession
+		s.nextArr = s.g.expAfter(t, s.lamMax)
+	}
+	s.ctlAt = t + sec
+}
+
+// acceptArrival thins the candidate arrivals to the daily profile and gates
+// them on the population.
+func (s *Sim) acceptArrival(at int64) bool {
+	if s.cfg.DailyProfile && s.g.rng.Float64()*dailyPeak > s.cfg.dailyFactorAt(at) {
+		return false
+	}
+	return float64(len(s.h)) < s.gateHi
+}
+
+func (s *Sim) start(t int64, e *event.Event) {
+	var ss *session
+	if n := len(s.free); n > 0 {
+		ss = s.free[n-1]
+		s.free = s.free[:n-1]
+	} else {
+		ss = new(session)
+	}
+	s.g.begin(ss, t, e)
+	s.push(entry{ss.due, ss})
+	s.stats.Started++
+	s.active.Store(int64(len(s.h)))
+}
+
+func (s *Sim) serveTop(t int64, e *event.Event, filler bool) {
+	ss := s.h[0].s
+	if s.g.emit(ss, t, e, filler) {
+		s.popTop()
+		ss.id, ss.user = "", ""
+		s.free = append(s.free, ss)
+		s.stats.Ended++
+		s.active.Store(int64(len(s.h)))
+		return
+	}
+	s.h[0].due = ss.due
+	s.siftDown(0)
+}
+
+// 4-ary min-heap on due time.
+
+func (s *Sim) push(x entry) {
+	s.h = append(s.h, x)
+	h := s.h
+	i := len(h) - 1
+	for i > 0 {
+		p := (i - 1) / 4
+		if h[p].due <= x.due {
+			break
+		}
+		h[i] = h[p]
+		i = p
+	}
+	h[i] = x
+}
+
+func (s *Sim) siftDown(i int) {
+	h := s.h
+	n := len(h)
+	x := h[i]
+	for {
+		c := 4*i + 1
+		if c >= n {
+			break
+		}
+		m, md := c, h[c].due
+		for j := c + 1; j < min(c+4, n); j++ {
+			if h[j].due < md {
+				m, md = j, h[j].due
+			}
+		}
+		if md >= x.due {
+			break
+		}
+		h[i] = h[m]
+		i = m
+	}
+	h[i] = x
+}
+
+func (s *Sim) popTop() {
+	n := len(s.h) - 1
+	s.h[0] = s.h[n]
+	s.h[n] = entry{}
+	s.h = s.h[:n]
+	if n > 0 {
+		s.siftDown(0)
+	}
+}
