@@ -34,7 +34,8 @@ func newBrowser(t *testing.T) context.Context {
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
 	t.Cleanup(func() { cancel(); cancelAlloc() })
-	if err := chromedp.Run(ctx); err != nil {
+	// The first call starts the browser; it must not carry a timeout.
+	if err := chromedp.Do(ctx); err != nil {
 		t.Fatalf("start chromium: %v", err)
 	}
 	return ctx
@@ -48,18 +49,14 @@ func TestBrowserShowsLiveEvents(t *testing.T) {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 
-	if err := chromedp.Run(ctx, chromedp.Navigate(fmt.Sprintf("http://%s/", s.fanAddr))); err != nil {
+	if err := chromedp.Do(ctx, chromedp.Navigate(fmt.Sprintf("http://%s/", s.fanAddr))); err != nil {
 		t.Fatal(err)
 	}
-	var state string
 	waitJS(t, ctx, `document.getElementById("status").dataset.state === "live"`)
 	waitJS(t, ctx, `document.querySelectorAll("#tail tr").length >= 20`)
 	waitJS(t, ctx, `Number(document.getElementById("kpi-total").textContent) > 0`)
-	if err := chromedp.Run(ctx, chromedp.Evaluate(`document.getElementById("status").textContent`, &state)); err != nil {
-		t.Fatal(err)
-	}
-	var types []string
-	if err := chromedp.Run(ctx, chromedp.Evaluate(`Array.from(document.querySelectorAll("#tail tr .type")).map(e => e.textContent)`, &types)); err != nil {
+	types, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll("#tail tr .type")).map(e => e.textContent)`))
+	if err != nil {
 		t.Fatal(err)
 	}
 	if len(types) > 100 {
@@ -75,9 +72,9 @@ func TestBrowserShowsLiveEvents(t *testing.T) {
 // waitJS polls a JavaScript condition in the page until it is true.
 func waitJS(t *testing.T, ctx context.Context, cond string) {
 	t.Helper()
-	var ok bool
 	for {
-		if err := chromedp.Run(ctx, chromedp.Evaluate(cond, &ok)); err != nil {
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](cond))
+		if err != nil {
 			t.Fatalf("evaluate %s: %v", cond, err)
 		}
 		if ok {

@@ -109,7 +109,7 @@ func lineWith(out, prefix string) string {
 // TestShutdown: SIGTERM makes each service exit 0 within 10 s; the fan-out
 // closes its WebSockets with 1001 (going away); the producer flushes.
 func TestShutdown(t *testing.T) {
-	s := startStack(t, stackOpts{rate: "1000"})
+	s := startStack(t, stackOpts{rate: "1000", producerEnv: map[string]string{"LOG_LEVEL": "info"}})
 	c := dial(t, s.fanAddr, nil)
 	read(t, c, 5*time.Second) // hello
 

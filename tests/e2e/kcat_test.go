@@ -37,11 +37,11 @@ func TestKcatReadsValidEvents(t *testing.T) {
 	})
 	for _, line := range lines {
 		var rec struct {
-			Key       string            `json:"key"`
-			Payload   string            `json:"payload"`
-			Timestamp int64             `json:"ts"`
-			Headers   []string          `json:"headers"`
-			Partition int32             `json:"partition"`
+			Key       string   `json:"key"`
+			Payload   string   `json:"payload"`
+			Timestamp int64    `json:"ts"`
+			Headers   []string `json:"headers"`
+			Partition int32    `json:"partition"`
 		}
 		if err := json.Unmarshal([]byte(line), &rec); err != nil {
 			t.Fatalf("kcat output %q: %v", line, err)
@@ -92,7 +92,6 @@ func kcatProduce(t *testing.T, topic string, values ...string) {
 		t.Fatalf("kcat -P: %v: %s", err, out)
 	}
 }
-
 
 func compileSchema(t *testing.T) *jsonschema.Schema {
 	t.Helper()

@@ -7,6 +7,7 @@ import (
 
 	"playpulse.dev/services/playback/event"
 	"playpulse.dev/services/playback/player"
+	"playpulse.dev/tests/harness"
 )
 
 // TestPipeline: producer → real Kafka → fan-out → WebSocket client. Every
@@ -74,10 +75,13 @@ func TestPipeline(t *testing.T) {
 		EventsTotal uint64   `json:"events_total"`
 		Streams     []string `json:"streams"`
 	}
-	if err := getJSON(fmt.Sprintf("http://%s/api/snapshot", s.fanAddr), &snap); err != nil {
-		t.Fatal(err)
-	}
-	if snap.Type != "snapshot" || snap.EventsTotal < want || len(snap.Streams) != 1 || snap.Streams[0] != "e2e" {
-		t.Fatalf("snapshot %+v", snap)
-	}
+	harness.Eventually(t, 5*time.Second, "snapshot counts what the client received", func() error {
+		if err := getJSON(fmt.Sprintf("http://%s/api/snapshot", s.fanAddr), &snap); err != nil {
+			return err
+		}
+		if snap.Type != "snapshot" || snap.EventsTotal < want || len(snap.Streams) != 1 || snap.Streams[0] != "e2e" {
+			return fmt.Errorf("snapshot %+v", snap)
+		}
+		return nil
+	})
 }

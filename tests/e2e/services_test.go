@@ -26,6 +26,7 @@ type stackOpts struct {
 	rate        string
 	partitions  int32
 	fanoutEnv   map[string]string
+	producerEnv map[string]string
 	noProducer  bool
 }
 
@@ -52,7 +53,7 @@ func startStack(t *testing.T, o stackOpts) *stack {
 	s.fanout = harness.Start(t, "fanout", env)
 	harness.WaitReady(t, "http://"+s.fanAddr+"/readyz", 60*time.Second)
 	if !o.noProducer {
-		s.producer = s.startProducer(t, o.rate, nil)
+		s.producer = s.startProducer(t, o.rate, o.producerEnv)
 	}
 	return s
 }

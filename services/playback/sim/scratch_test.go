@@ -1,9 +1,9 @@
 package sim
 
 import (
+	"fmt"
 	"testing"
 	"time"
-	"fmt"
 
 	"playpulse.dev/services/playback/event"
 	"playpulse.dev/services/playback/player"

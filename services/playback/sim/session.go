@@ -41,6 +41,7 @@ const sec = int64(time.Second)
 // stamps exactly; the wire rounds both to milliseconds.
 type session struct {
 	id, user string
+	serial   uint64 // id is gen.prefix + serial in base 36
 	title    int32
 	dev      uint8
 	net      uint8
@@ -149,6 +150,7 @@ func (g *gen) begin(ss *session, t int64, e *event.Event) {
 
 	if !g.pilot {
 		g.serial++
+		ss.serial = g.serial
 		g.buf = append(g.buf[:0], g.prefix...)
 		g.buf = strconv.AppendUint(g.buf, g.serial, 36)
 		ss.id = string(g.buf)
@@ -171,26 +173,29 @@ func (g *gen) fill(ss *session, t int64, typ event.Type, e *event.Event) {
 		e.Type = typ
 		return
 	}
-	g.buf = append(g.buf[:0], ss.id...)
+	// Rebuilt from the prefix (hot in cache) rather than copied from ss.id,
+	// whose bytes live elsewhere in memory.
+	g.buf = append(g.buf[:0], g.prefix...)
+	g.buf = strconv.AppendUint(g.buf, ss.serial, 36)
 	g.buf = append(g.buf, '-')
 	g.buf = strconv.AppendUint(g.buf, ss.seq, 10)
-	*e = event.Event{
-		V:         event.Version,
-		EventID:   string(g.buf),
-		SessionID: ss.id,
-		Seq:       ss.seq,
-		Stream:    g.stream,
-		UserID:    ss.user,
-		MovieID:   g.m.titleIDs[ss.title],
-		Type:      typ,
-		Position:  float64(ss.pos/1e6) / 1000,
-		Bitrate:   br,
-		Device:    Devices[ss.dev],
-		TS:        g.nowT,
-		Network:   netNames[ss.net],
-		Country:   countries[ss.country].name,
-		CDN:       cdns[ss.cdn].name,
-	}
+	// Field by field: a composite literal would be built aside and copied.
+	*e = event.Event{}
+	e.V = event.Version
+	e.EventID = string(g.buf)
+	e.SessionID = ss.id
+	e.Seq = ss.seq
+	e.Stream = g.stream
+	e.UserID = ss.user
+	e.MovieID = g.m.titleIDs[ss.title]
+	e.Type = typ
+	e.Position = float64(ss.pos/1e6) / 1000
+	e.Bitrate = br
+	e.Device = Devices[ss.dev]
+	e.TS = g.nowT
+	e.Network = netNames[ss.net]
+	e.Country = countries[ss.country].name
+	e.CDN = cdns[ss.cdn].name
 }
 
 func (g *gen) code(codes []string) string { return codes[g.rng.IntN(len(codes))] }

@@ -25,19 +25,22 @@ const (
 	// catchUp: arrivals more than this late (the caller paused) are dropped
 	// rather than started in a burst.
 	catchUp = int64(time.Second)
+	// fillerSearch bounds the entries looked at to find a filler session.
+	fillerSearch = 256
 )
 
 // Stats counts what the simulator did. Lag is the time between when an
 // event was due and the Next call that emitted it.
 type Stats struct {
-	Events        uint64 // events returned by Next
-	Started       uint64 // sessions started
-	Arrivals      uint64 // ... of which by the Poisson arrival process
-	DeficitStarts uint64 // ... of which because nothing was due and the population was below target
-	Ended         uint64 // sessions that sent their stop
-	Fillers       uint64 // extra heartbeats sent because nothing was due
-	PulledForward uint64 // planned events of starting/errored sessions sent early because nothing was due
-	OnTime        uint64 // planned events sent at or after their due time
+	Events        uint64        // events returned by Next
+	Started       uint64        // sessions started
+	Arrivals      uint64        // ... of which by the Poisson arrival process
+	DeficitStarts uint64        // ... of which because nothing was due and the population was below target
+	Ended         uint64        // sessions that sent their stop
+	Fillers       uint64        // heartbeats sent ahead of plan because nothing was due (see Next)
+	PulledForward uint64        // planned events of starting/errored sessions sent early because nothing was due
+	EarlySum      time.Duration // total time fillers and pulled events were ahead of their session's plan
+	OnTime        uint64        // planned events sent at or after their due time
 	LagSum        time.Duration
 	LagMax        time.Duration
 	Target        float64 // population the simulator aims at for the current rate
@@ -51,6 +54,15 @@ func (s Stats) MeanLag() time.Duration {
 	return s.LagSum / time.Duration(s.OnTime)
 }
 
+// MeanEarly is how far ahead of its session's plan a filler or pulled
+// event was, on average.
+func (s Stats) MeanEarly() time.Duration {
+	if n := s.Fillers + s.PulledForward; n > 0 {
+		return s.EarlySum / time.Duration(n)
+	}
+	return 0
+}
+
 // Sim simulates viewing sessions. Next, Stats and Seed must be called from one
 // goroutine (or under one lock); SetRate, Rate and Active may be called from
 // any goroutine.
@@ -59,7 +71,7 @@ type Sim struct {
 	cfg  Config
 	seed uint64
 
-	h    []entry // sessions by due time
+	q    wheel // sessions by due time
 	free []*session
 
 	rateBits atomic.Uint64
@@ -105,6 +117,7 @@ func New(cfg Config, stream, sessionPrefix string) (*Sim, error) {
 	s := &Sim{
 		cfg:     cfg,
 		seed:    seed,
+		q:       newWheel(),
 		nextArr: math.MaxInt64,
 	}
 	s.g = gen{
@@ -198,8 +211,9 @@ func (s *Sim) Next(now time.Time, e *event.Event) {
 	s.g.nowT = now
 	s.refresh(t)
 	s.stats.Events++
+	s.q.advance(t)
 
-	for s.nextArr <= t && (len(s.h) == 0 || s.nextArr <= s.h[0].due) {
+	for s.nextArr <= t && (s.q.len() == 0 || s.nextArr <= s.q.peek().due) {
 		at := s.nextArr
 		from := at
 		if t-at > catchUp {
@@ -212,25 +226,43 @@ func (s *Sim) Next(now time.Time, e *event.Event) {
 			return
 		}
 	}
-	if len(s.h) > 0 && s.h[0].due <= t {
-		lag := time.Duration(t - s.h[0].due)
-		s.stats.OnTime++
-		s.stats.LagSum += lag
-		s.stats.LagMax = max(s.stats.LagMax, lag)
-		s.serveTop(t, e, false)
-		return
+	n := s.q.len()
+	if n > 0 {
+		if top := s.q.peek(); top.due <= t {
+			lag := time.Duration(t - top.due)
+			s.stats.OnTime++
+			s.stats.LagSum += lag
+			s.stats.LagMax = max(s.stats.LagMax, lag)
+			s.serveTop(top.s, t, e, false)
+			return
+		}
 	}
-	if n := len(s.h); n == 0 || float64(n) < s.gateLo {
+	if n == 0 || float64(n) < s.gateLo {
 		s.stats.DeficitStarts++
 		s.start(t, e)
 		return
 	}
-	if st := s.h[0].s.st; st == player.Starting || st == player.Errored {
-		s.stats.PulledForward++
-	} else {
-		s.stats.Fillers++
+	top := s.q.peek()
+	if !canHeartbeat(top.s) {
+		// A starting or errored session cannot send a heartbeat; look a
+		// little further for one that can before pulling an event forward.
+		if x, ok := s.q.peekWhere(fillerSearch, canHeartbeat); ok {
+			top = x
+		} else {
+			top = s.q.peek()
+		}
 	}
-	s.serveTop(t, e, true)
+	if canHeartbeat(top.s) {
+		s.stats.Fillers++
+	} else {
+		s.stats.PulledForward++
+	}
+	s.stats.EarlySum += time.Duration(top.due - t)
+	s.serveTop(top.s, t, e, true)
+}
+
+func canHeartbeat(ss *session) bool {
+	return ss.st == player.Playing || ss.st == player.Paused || ss.st == player.Stalled
 }
 
 // refresh applies a new rate and recomputes the population target every
@@ -267,7 +299,7 @@ func (s *Sim) acceptArrival(at int64) bool {
 	if s.cfg.DailyProfile && s.g.rng.Float64()*dailyPeak > s.cfg.dailyFactorAt(at) {
 		return false
 	}
-	return float64(len(s.h)) < s.gateHi
+	return float64(s.q.len()) < s.gateHi
 }
 
 func (s *Sim) start(t int64, e *event.Event) {
@@ -279,72 +311,21 @@ func (s *Sim) start(t int64, e *event.Event) {
 		ss = new(session)
 	}
 	s.g.begin(ss, t, e)
-	s.push(entry{ss.due, ss})
+	s.q.push(entry{ss.due, ss})
 	s.stats.Started++
-	s.active.Store(int64(len(s.h)))
+	s.active.Store(int64(s.q.len()))
 }
 
-func (s *Sim) serveTop(t int64, e *event.Event, filler bool) {
-	ss := s.h[0].s
-	if s.g.emit(ss, t, e, filler) {
-		s.popTop()
+// serveTop emits the event of ss, the session last returned by q.peek.
+func (s *Sim) serveTop(ss *session, t int64, e *event.Event, filler bool) {
+	ended := s.g.emit(ss, t, e, filler)
+	s.q.removePeeked()
+	if ended {
 		ss.id, ss.user = "", ""
 		s.free = append(s.free, ss)
 		s.stats.Ended++
-		s.active.Store(int64(len(s.h)))
+		s.active.Store(int64(s.q.len()))
 		return
 	}
-	s.h[0].due = ss.due
-	s.siftDown(0)
-}
-
-// 4-ary min-heap on due time.
-
-func (s *Sim) push(x entry) {
-	s.h = append(s.h, x)
-	h := s.h
-	i := len(h) - 1
-	for i > 0 {
-		p := (i - 1) / 4
-		if h[p].due <= x.due {
-			break
-		}
-		h[i] = h[p]
-		i = p
-	}
-	h[i] = x
-}
-
-func (s *Sim) siftDown(i int) {
-	h := s.h
-	n := len(h)
-	x := h[i]
-	for {
-		c := 4*i + 1
-		if c >= n {
-			break
-		}
-		m, md := c, h[c].due
-		for j := c + 1; j < min(c+4, n); j++ {
-			if h[j].due < md {
-				m, md = j, h[j].due
-			}
-		}
-		if md >= x.due {
-			break
-		}
-		h[i] = h[m]
-		i = m
-	}
-	h[i] = x
-}
-
-func (s *Sim) popTop() {
-	n := len(s.h) - 1
-	s.h[0] = s.h[n]
-	s.h[n] = entry{}
-	s.h = s.h[:n]
-	if n > 0 {
-		s.siftDown(0)
-	}
+	s.q.push(entry{ss.due, ss})
 }

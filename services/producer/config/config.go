@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"strings"
 
 	"playpulse.dev/services/playback/envconf"
 	"playpulse.dev/services/playback/kafkacfg"
@@ -53,7 +54,7 @@ func (c *Config) Validate() error {
 		return envconf.Invalid("PRODUCER_STREAM", "must not be empty")
 	}
 	if err := c.Sim.Validate(); err != nil {
-		return envconf.Invalid("PRODUCER_"+varOf(err), "%v", err)
+		return simError(err)
 	}
 	if c.MaxBuffered < 1 {
 		return envconf.Invalid("PRODUCER_MAX_BUFFERED", "must be at least 1, got %d", c.MaxBuffered)
@@ -75,4 +76,16 @@ func (c *Config) InstanceID() string {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	return host + "-" + hex.EncodeToString(b[:])
+}
+
+// simError turns the simulator's "KNOB must ..." messages into errors that
+// name the producer's variable, PRODUCER_KNOB.
+func simError(err error) error {
+	lines := strings.Split(err.Error(), "\n")
+	name, _, _ := strings.Cut(lines[0], " ")
+	name = strings.TrimSuffix(name, ":")
+	for i := range lines {
+		lines[i] = "PRODUCER_" + lines[i]
+	}
+	return envconf.Invalid("PRODUCER_"+name, "%s", strings.TrimPrefix(strings.Join(lines, "; "), "PRODUCER_"+name+" "))
 }
