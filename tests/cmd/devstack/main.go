@@ -181,4 +181,3 @@ func freePort(preferred int) (int, error) {
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
-

@@ -23,7 +23,7 @@ type client struct {
 	h       *Hub
 	conn    *websocket.Conn
 	filter  atomic.Pointer[compiled]
-	replies chan []byte // error replies etc., written by the writer goroutine
+	replies chan []byte   // error replies etc., written by the writer goroutine
 	done    chan struct{} // closed when Serve has finished with the client
 	closing chan struct{} // closed by shutdown; stops the writer
 	once    sync.Once

@@ -21,9 +21,9 @@ const maxFilterValue = 256
 
 // compiled is a Filter ready for matching.
 type compiled struct {
-	all                          bool
-	types                        uint32 // bit per event.Type; 0 = all
-	stream, movie, user, device  string
+	all                         bool
+	types                       uint32 // bit per event.Type; 0 = all
+	stream, movie, user, device string
 }
 
 func (f Filter) compile() (compiled, error) {

@@ -3,8 +3,6 @@
 package web
 
 import (
-	"embed"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -15,9 +13,6 @@ import (
 
 	"playpulse.dev/services/fanout/internal/hub"
 )
-
-//go:embed dashboard
-var assets embed.FS
 
 // Options configure the handlers.
 type Options struct {
@@ -34,9 +29,7 @@ const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 
 func Mount(mux interface {
 	Handle(string, http.Handler)
 }, h *hub.Hub, opts Options) {
-	static, _ := fs.Sub(assets, "dashboard")
-	files := http.FileServerFS(static)
-	mux.Handle("GET /", secure(files))
+	mux.Handle("GET /", secure(dashboard()))
 	s := &wsServer{hub: h, opts: opts}
 	s.upgrader = websocket.Upgrader{
 		ReadBufferSize:    1024,
