@@ -22,5 +22,4 @@ if ((${#need_apt[@]})); then
 fi
 
 hack/kafka.sh fetch >/dev/null
-go mod download -x >/dev/null 2>&1 || true
 echo "deps: ok (chromium, kcat, java, Kafka jars)" >&2

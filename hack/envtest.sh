@@ -36,15 +36,30 @@ bins=(kube-apiserver kubectl etcd)
 
 command -v go >/dev/null 2>&1 || die "go is not on PATH"
 
+# Version stamps, as k8s.io/kubernetes' hack/lib/version.sh sets them, so
+# `kubectl version` and the apiserver's /version report KUBE_VERSION
+# (controller-runtime and helm check the server version). -X of a package that
+# is not linked in is ignored, so setting both is harmless.
+major=${KUBE_VERSION#v}
+major=${major%%.*}
+minor=${KUBE_VERSION#v*.}
+minor=${minor%%.*}
+kube_ldflags="-s -w"
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+	kube_ldflags+=" -X $pkg.gitVersion=$KUBE_VERSION"
+	kube_ldflags+=" -X $pkg.gitMajor=$major"
+	kube_ldflags+=" -X $pkg.gitMinor=$minor"
+	kube_ldflags+=" -X $pkg.gitTreeState=clean"
+done
+
 # Fingerprint of everything that decides what gets built, so editing a helper
-# module (or this script) invalidates the cache even if the versions in the
+# module or the link flags invalidates the cache even if the versions in the
 # directory name stay the same.
 fingerprint() {
 	(
-		cd "$repo_root"
-		cat hack/envtest.sh \
-			hack/envtest/kube/go.mod hack/envtest/kube/go.sum \
-			hack/envtest/etcd/go.mod hack/envtest/etcd/go.sum hack/envtest/etcd/main.go
+		echo "$KUBE_VERSION $ETCD_VERSION $kube_ldflags"
+		cd "$mod_dir"
+		cat kube/go.mod kube/go.sum etcd/go.mod etcd/go.sum etcd/main.go
 	) | sha256sum | cut -d' ' -f1
 }
 want=$(fingerprint)
@@ -87,21 +102,6 @@ export GOWORK=off
 export GOFLAGS="-mod=readonly -buildvcs=false"
 export CGO_ENABLED=0
 
-# Version stamps, as k8s.io/kubernetes' hack/lib/version.sh sets them, so
-# `kubectl version` and the apiserver's /version report KUBE_VERSION
-# (controller-runtime and helm check the server version). -X of a package that
-# is not linked in is ignored, so setting both is harmless.
-major=${KUBE_VERSION#v}
-major=${major%%.*}
-minor=${KUBE_VERSION#v*.}
-minor=${minor%%.*}
-kube_ldflags="-s -w"
-for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-	kube_ldflags+=" -X $pkg.gitVersion=$KUBE_VERSION"
-	kube_ldflags+=" -X $pkg.gitMajor=$major"
-	kube_ldflags+=" -X $pkg.gitMinor=$minor"
-	kube_ldflags+=" -X $pkg.gitTreeState=clean"
-done
 
 start=$SECONDS
 log "building kube-apiserver and kubectl $KUBE_VERSION (first build takes several minutes)"

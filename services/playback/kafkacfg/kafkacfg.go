@@ -12,9 +12,15 @@ import (
 	"strings"
 
 	"github.com/IBM/sarama"
+	"github.com/rcrowley/go-metrics"
 
 	"playpulse.dev/services/playback/envconf"
 )
+
+// sarama records go-metrics meters on every request, which costs CPU on the
+// hot path and starts a process-wide goroutine that never ends. Playpulse
+// exports its own Prometheus metrics instead.
+func init() { metrics.UseNilMetrics = true }
 
 // Config holds the Kafka client settings. Services embed it anonymously in
 // their own config struct, so the variables keep these exact names.

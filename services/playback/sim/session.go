@@ -351,6 +351,27 @@ func (g *gen) emit(ss *session, t int64, e *event.Event, filler bool) bool {
 	return false
 }
 
+// shed ends a session whose event is far overdue (the output rate dropped
+// below what the population needs, or the caller paused): the viewer is
+// gone. The stop is what the state allows: exit_before_start while
+// starting, error when errored, ended if the playhead reached the end by
+// now, quit otherwise.
+func (g *gen) shed(ss *session, t int64, e *event.Event) bool {
+	switch ss.st {
+	case player.Starting:
+		return g.stop(ss, t, event.StopExitBeforeStart, e)
+	case player.Errored:
+		return g.stop(ss, t, event.StopError, e)
+	case player.Playing:
+		ss.pos += t - ss.last
+		if ss.pos >= ss.dur {
+			ss.pos = ss.dur
+			return g.stop(ss, t, event.StopEnded, e)
+		}
+	}
+	return g.stop(ss, t, event.StopQuit, e)
+}
+
 // plan picks the next event of a playing, paused or stalled session after
 // its event at t: the earliest of its deterministic deadlines, the heartbeat
 // and (while playing) competing exponential clocks, redrawn after every

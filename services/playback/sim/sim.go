@@ -37,6 +37,7 @@ type Stats struct {
 	Arrivals      uint64        // ... of which by the Poisson arrival process
 	DeficitStarts uint64        // ... of which because nothing was due and the population was below target
 	Ended         uint64        // sessions that sent their stop
+	Shed          uint64        // ... of which early, because their event was overdue by more than 3 heartbeats + 10/rate
 	Fillers       uint64        // heartbeats sent ahead of plan because nothing was due (see Next)
 	PulledForward uint64        // planned events of starting/errored sessions sent early because nothing was due
 	EarlySum      time.Duration // total time fillers and pulled events were ahead of their session's plan
@@ -86,6 +87,7 @@ type Sim struct {
 	ctlAt    int64
 	gateHi   float64
 	gateLo   float64
+	shedLag  int64
 	stats    Stats
 }
 
@@ -189,7 +191,11 @@ func (s *Sim) TitleDuration(movieID string) (time.Duration, bool) {
 //  1. the earliest planned event or Poisson arrival that is due (due ≤ now);
 //     a due event is emitted late by the time it waited, and its session's
 //     state (position, stall and startup times) is computed at now, so every
-//     event agrees with its timestamp;
+//     event agrees with its timestamp. An event overdue by more than three
+//     heartbeat intervals plus 10/rate (the rate was lowered below what the
+//     population needs, or the caller paused) ends its session instead: the
+//     viewer is gone, and the population drains at the new rate without
+//     sessions that fall silent for minutes;
 //  2. if nothing is due and the population is below its target (start-up,
 //     rate increase), a new session starts: only the arrival time is
 //     distorted, never a session;
@@ -233,6 +239,13 @@ func (s *Sim) Next(now time.Time, e *event.Event) {
 			s.stats.OnTime++
 			s.stats.LagSum += lag
 			s.stats.LagMax = max(s.stats.LagMax, lag)
+			if t-top.due > s.shedLag {
+				s.stats.Shed++
+				s.g.shed(top.s, t, e)
+				s.q.removePeeked()
+				s.retire(top.s)
+				return
+			}
 			s.serveTop(top.s, t, e, false)
 			return
 		}
@@ -290,6 +303,7 @@ func (s *Sim) refresh(t int64) {
 		s.lamMax = loadFactor * s.rate * peak / m.eventsPerSession
 		s.nextArr = s.g.expAfter(t, s.lamMax)
 	}
+	s.shedLag = 3*s.g.hb + int64(10e9/max(s.rate, 1e-6))
 	s.ctlAt = t + sec
 }
 
@@ -321,11 +335,16 @@ func (s *Sim) serveTop(ss *session, t int64, e *event.Event, filler bool) {
 	ended := s.g.emit(ss, t, e, filler)
 	s.q.removePeeked()
 	if ended {
-		ss.id, ss.user = "", ""
-		s.free = append(s.free, ss)
-		s.stats.Ended++
-		s.active.Store(int64(s.q.len()))
+		s.retire(ss)
 		return
 	}
 	s.q.push(entry{ss.due, ss})
+}
+
+// retire recycles a session that sent its stop and left the queue.
+func (s *Sim) retire(ss *session) {
+	ss.id, ss.user = "", ""
+	s.free = append(s.free, ss)
+	s.stats.Ended++
+	s.active.Store(int64(s.q.len()))
 }

@@ -1,0 +1,121 @@
+package publish_test
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"go.uber.org/goleak"
+
+	"playpulse.dev/services/playback/kafkacfg"
+	"playpulse.dev/services/playback/sim"
+	"playpulse.dev/services/producer/internal/publish"
+)
+
+// These are fast unit tests on the in-process kfake broker; the behaviour
+// against real Kafka is tested in tests/e2e.
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func newCluster(t *testing.T) string {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.SeedTopics(3, "events"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c.ListenAddrs()[0]
+}
+
+func newPublisher(t *testing.T, addr string, rate float64) *publish.Publisher {
+	t.Helper()
+	cfg := sim.DefaultConfig()
+	cfg.Seed = 7
+	src, err := sim.New(cfg, "unit", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc := kafkacfg.Config{Brokers: []string{addr}, ClientID: "unit", Version: "3.9.0"}
+	sc, err := kc.Sarama()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return publish.New(sc, []string{addr}, src, publish.Options{
+		Topic: "events", Rate: rate, MaxBuffered: 10000,
+		Log: slog.New(slog.DiscardHandler), Registerer: prometheus.NewRegistry(),
+	})
+}
+
+// TestAccountingAndCleanShutdown: every generated event is acknowledged or
+// counted as failed, the publisher becomes ready, and Run returns promptly
+// after cancel with nothing left running (goleak).
+func TestAccountingAndCleanShutdown(t *testing.T) {
+	p := newPublisher(t, newCluster(t), 2000)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+
+	deadline := time.Now().Add(10 * time.Second)
+	for p.Stats().Acked < 1000 || p.Ready() != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %+v, ready %v", p.Stats(), p.Ready())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return within 10s of cancel")
+	}
+	s := p.Stats()
+	if s.Acked+s.Failed != s.Generated || s.Failed != 0 {
+		t.Fatalf("accounting: %+v", s)
+	}
+}
+
+// TestPausedAtRateZero: connected and ready, nothing generated.
+func TestPausedAtRateZero(t *testing.T) {
+	p := newPublisher(t, newCluster(t), 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for p.Ready() != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready: %v", p.Ready())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if s := p.Stats(); s.Generated != 0 {
+		t.Fatalf("paused producer generated %d events", s.Generated)
+	}
+}
+
+// TestNotReadyWithoutKafka: with no broker the publisher keeps retrying,
+// says why it is not ready, and still stops promptly.
+func TestNotReadyWithoutKafka(t *testing.T) {
+	p := newPublisher(t, "127.0.0.1:1", 100)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	if err := p.Ready(); err == nil {
+		t.Fatal("ready without Kafka")
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return")
+	}
+}
