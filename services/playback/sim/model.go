@@ -19,9 +19,9 @@ const (
 	episodeShare              = 0.7
 	episodeMin, episodeMax    = 22 * 60, 60 * 60
 	filmMin, filmMax          = 90 * 60, 150 * 60
-	resumeShare               = 0.3 // views that continue a title ("continue watching"), model choice
+	resumeShare               = 0.2 // views that continue a title ("continue watching"), model choice
 	resumeFrom, resumeTo      = 0.05, 0.9
-	watchSigma                = 1.0 // lognormal spread of the intended play time, model choice
+	watchSigma                = 0.8 // lognormal spread of the intended play time, model choice
 	pauseBeforeQuitShare      = 0.25
 	abandonAfter              = 2.0 // s: Krishnan & Sitaraman: abandonment starts after 2 s
 	startFailMin, startFailTo = 0.5, 4.0
@@ -168,7 +168,6 @@ type model struct {
 	// From a pilot run of isolated sessions.
 	eventsPerSession float64
 	sessionSeconds   float64
-	pilotCompletion  float64
 }
 
 var models sync.Map // Config with Seed 0 → *model
@@ -265,7 +264,6 @@ func buildModel(cfg Config) *model {
 		m.watchTarget[d] = k * deviceModels[d].watch
 		played[d] = w / m.watchTarget[d]
 	}
-	m.calibrateWatch()
 
 	// Start attempts per device: played views / P(first frame), with the
 	// exit-before-start hazard chosen so the overall EBVS share matches.
@@ -328,6 +326,15 @@ func buildModel(cfg Config) *model {
 		}
 	}
 	mu /= float64(len(zq) * len(zq))
+	quitPerStall := 0.0 // P(stall outlasts the viewer's patience)
+	for _, a := range zq {
+		for _, b := range zq {
+			if min(stallMedian*math.Exp(stallSigma*a), stallMax) > patienceMedian*math.Exp(patienceSigma*b) {
+				quitPerStall++
+			}
+		}
+	}
+	quitPerStall /= float64(len(zq) * len(zq))
 	wm := 0.0
 	for d, w := range m.timeShare {
 		wm += w * deviceModels[d].stall
@@ -335,6 +342,11 @@ func buildModel(cfg Config) *model {
 	r := cfg.RebufferRatio
 	m.stallBase = r / ((1 - r) * mu * wm)
 	m.fatalRate = cfg.PlaybackErrorRate / cfg.MeanWatchTime.Seconds()
+	var cut [numDevices]float64
+	for d := range cut {
+		cut[d] = m.stallBase*deviceModels[d].stall*quitPerStall + m.fatalRate
+	}
+	m.calibrateWatch(cut)
 
 	m.pilot()
 	return m
@@ -353,13 +365,20 @@ func norm(v []float64) {
 }
 
 // calibrateWatch chooses, per device, the median of the lognormal intended
-// play time W so that the mean realised play time min(W, rest of the title)
-// equals the device's target, over a fixed sample of titles (Zipf), resume
-// positions and W quantiles.
-func (m *model) calibrateWatch() {
+// play time W so that the mean realised play time equals the device's
+// target, over a fixed sample of titles (Zipf), resume positions and W
+// quantiles. Realised play time is min(W, rest of the title / (1 + seek
+// drift), time to a session-ending stall or fatal error): forward seeks eat
+// the rest of the title faster (net drift of a few percent), and cut[d] is
+// the hazard per play second of quitting in a stall or failing.
+func (m *model) calibrateWatch(cut [numDevices]float64) {
+	fwd := seekFwdMedian * math.Exp(seekFwdSigma*seekFwdSigma/2)
+	back := seekBackMedian * math.Exp(seekBackSigma*seekBackSigma/2)
+	drift := (seekForwardShare*fwd - (1-seekForwardShare)*back) / seekEvery
 	rng := rand.New(rand.NewPCG(1, 2))
 	const n = 8192
 	rest := make([]float64, n)
+	stop := make([]float64, n) // standard exponential: time to cut × hazard
 	for i := range rest {
 		t := pick(m.zipfCDF, rng.Float64())
 		d := float64(m.titleDur[t]) / 1e9
@@ -367,18 +386,19 @@ func (m *model) calibrateWatch() {
 		if rng.Float64() < resumeShare {
 			start = d * (resumeFrom + rng.Float64()*(resumeTo-resumeFrom))
 		}
-		rest[i] = d - start
+		rest[i] = (d - start) / (1 + drift)
+		stop[i] = rng.ExpFloat64()
 	}
 	z := normQuantiles(n)
 	rng.Shuffle(n, func(i, j int) { z[i], z[j] = z[j], z[i] })
-	mean := func(median float64) float64 {
-		s := 0.0
-		for i, r := range rest {
-			s += min(median*math.Exp(watchSigma*z[i]), r)
-		}
-		return s / n
-	}
 	for d := range m.watchMedian {
+		mean := func(median float64) float64 {
+			s := 0.0
+			for i, r := range rest {
+				s += min(median*math.Exp(watchSigma*z[i]), r, stop[i]/cut[d])
+			}
+			return s / n
+		}
 		lo, hi := math.Log(1), math.Log(1e6)
 		for range 50 {
 			mid := (lo + hi) / 2
@@ -400,7 +420,7 @@ func (m *model) pilot() {
 	var ss session
 	var e event.Event
 	const n = 2000
-	events, secs, ended := 0, 0.0, 0
+	events, secs := 0, 0.0
 	for range n {
 		g.begin(&ss, 0, &e)
 		events++
@@ -411,11 +431,7 @@ func (m *model) pilot() {
 			}
 		}
 		secs += float64(ss.last) / 1e9
-		if e.StopReason == "ended" {
-			ended++
-		}
 	}
 	m.eventsPerSession = float64(events) / n
 	m.sessionSeconds = secs / n
-	m.pilotCompletion = float64(ended) / n
 }

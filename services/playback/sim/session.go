@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"time"
+	"unsafe"
 
 	"playpulse.dev/services/playback/event"
 	"playpulse.dev/services/playback/player"
@@ -48,7 +49,8 @@ type session struct {
 	country  uint8
 	cdn      uint8
 	st       player.State
-	next     kind
+	next     kind // = heartbeat or evNext, whichever is due first
+	evNext   kind // the next event other than a heartbeat
 	rung     int8 // current ladder rung; -1 before the first frame
 	capRung  int8 // rung the network sustains
 	startRng int8 // rung of the first frame
@@ -59,7 +61,9 @@ type session struct {
 	stallErr    bool
 
 	seq        uint64
-	due        int64
+	due        int64 // min(hbDue, evDue) while playing, paused or stalled
+	evDue      int64
+	hbDue      int64
 	last       int64 // time of the last event
 	pos        int64 // playhead at last
 	dur        int64
@@ -84,7 +88,8 @@ type gen struct {
 	serial uint64
 	nowT   time.Time
 	buf    []byte
-	pilot  bool // no ids, no strings
+	ids    []byte // append-only arena for event ids
+	pilot  bool   // no ids, no strings
 }
 
 func (g *gen) lognormal(median, sigma float64) float64 {
@@ -161,6 +166,22 @@ func (g *gen) begin(ss *session, t int64, e *event.Event) {
 	g.fill(ss, t, event.Start, e)
 }
 
+// idString returns b as a string without one allocation per event: event
+// ids are copied into a 16 KiB append-only arena and the string points
+// there. This is safe because arena bytes are never written again once a
+// string refers to them (a full arena is dropped, not reused); the garbage
+// collector keeps an arena alive while any of its strings is. A consumer
+// that keeps one event id keeps its arena (16 KiB), which is fine for ids
+// that are encoded and dropped.
+func (g *gen) idString(b []byte) string {
+	if cap(g.ids)-len(g.ids) < len(b) {
+		g.ids = make([]byte, 0, max(16<<10, len(b)))
+	}
+	off := len(g.ids)
+	g.ids = append(g.ids, b...)
+	return unsafe.String(&g.ids[off], len(b))
+}
+
 // fill stamps the next event of ss at t.
 func (g *gen) fill(ss *session, t int64, typ event.Type, e *event.Event) {
 	ss.seq++
@@ -182,7 +203,7 @@ func (g *gen) fill(ss *session, t int64, typ event.Type, e *event.Event) {
 	// Field by field: a composite literal would be built aside and copied.
 	*e = event.Event{}
 	e.V = event.Version
-	e.EventID = string(g.buf)
+	e.EventID = g.idString(g.buf)
 	e.SessionID = ss.id
 	e.Seq = ss.seq
 	e.Stream = g.stream
@@ -261,9 +282,9 @@ func (g *gen) emit(ss *session, t int64, e *event.Event, filler bool) bool {
 			}
 			return g.stop(ss, t, event.StopQuit, e)
 		}
-		if filler {
-			g.fill(ss, t, event.Heartbeat, e)
-			break
+		if filler || ss.next == kHeartbeat {
+			g.heartbeat(ss, t, e)
+			return false
 		}
 		switch ss.next {
 		case kPause:
@@ -317,13 +338,15 @@ func (g *gen) emit(ss *session, t int64, e *event.Event, filler bool) bool {
 		case kErrorFatal:
 			g.fatal(ss, t, fatalErrorCodes, e)
 			return false
-		default: // kHeartbeat
-			g.fill(ss, t, event.Heartbeat, e)
+		default: // kEnd reached neither end nor budget: cannot happen
+			g.heartbeat(ss, t, e)
+			return false
 		}
 	case player.Paused:
 		switch {
 		case filler || ss.next == kHeartbeat:
-			g.fill(ss, t, event.Heartbeat, e)
+			g.heartbeat(ss, t, e)
+			return false
 		case ss.pauseQuit:
 			return g.stop(ss, t, event.StopQuit, e)
 		default:
@@ -333,7 +356,8 @@ func (g *gen) emit(ss *session, t int64, e *event.Event, filler bool) bool {
 	case player.Stalled:
 		switch {
 		case filler || ss.next == kHeartbeat:
-			g.fill(ss, t, event.Heartbeat, e)
+			g.heartbeat(ss, t, e)
+			return false
 		case ss.next == kStallError:
 			ss.stallErr = false
 			g.fill(ss, t, event.Error, e)
@@ -372,20 +396,34 @@ func (g *gen) shed(ss *session, t int64, e *event.Event) bool {
 	return g.stop(ss, t, event.StopQuit, e)
 }
 
+// heartbeat sends a heartbeat (planned, or a filler) and restarts the
+// heartbeat timer; the session's other planned event stays as it was, so
+// fillers never cancel or delay a stall, pause or end.
+func (g *gen) heartbeat(ss *session, t int64, e *event.Event) {
+	g.fill(ss, t, event.Heartbeat, e)
+	ss.hbDue = t + g.hb
+	ss.pick()
+}
+
+// pick makes the earlier of the heartbeat and the planned event next.
+func (ss *session) pick() {
+	if ss.hbDue < ss.evDue {
+		ss.next, ss.due = kHeartbeat, ss.hbDue
+	} else {
+		ss.next, ss.due = ss.evNext, ss.evDue
+	}
+}
+
 // plan picks the next event of a playing, paused or stalled session after
-// its event at t: the earliest of its deterministic deadlines, the heartbeat
-// and (while playing) competing exponential clocks, redrawn after every
-// event since they are memoryless.
+// its (non-heartbeat) event at t: the heartbeat timer restarts, and the next
+// other event is the earliest of its deterministic deadlines and, while
+// playing, competing exponential clocks drawn now. Heartbeats keep that
+// plan, so the clocks run undisturbed until they fire.
 func (g *gen) plan(ss *session, t int64) {
-	hb := t + g.hb
+	ss.hbDue = t + g.hb
 	switch ss.st {
 	case player.Playing:
-		end := t + min(ss.budget, ss.dur-ss.pos)
-		ss.next, ss.due = kEnd, end
-		if hb < ss.due {
-			ss.next, ss.due = kHeartbeat, hb
-		}
-		m := g.m
+		ss.evNext, ss.evDue = kEnd, t+min(ss.budget, ss.dur-ss.pos)
 		up := 0.0
 		switch {
 		case ss.downPending:
@@ -397,13 +435,12 @@ func (g *gen) plan(ss *session, t int64) {
 		default:
 			up = 1 / fluctuateEvery
 		}
-		rates := [...]float64{1 / pauseEvery, 1 / seekEvery, ss.stallRate, up, 1 / nonFatalEvery, m.fatalRate}
+		rates := [...]float64{1 / pauseEvery, 1 / seekEvery, ss.stallRate, up, 1 / nonFatalEvery, g.m.fatalRate}
 		total := 0.0
 		for _, r := range rates {
 			total += r
 		}
-		x := g.expAfter(t, total)
-		if x < ss.due {
+		if x := g.expAfter(t, total); x < ss.evDue {
 			u := g.rng.Float64() * total
 			k := [...]kind{kPause, kSeek, kStall, kBitrate, kErrorNonFatal, kErrorFatal}
 			i := 0
@@ -411,20 +448,17 @@ func (g *gen) plan(ss *session, t int64) {
 				u -= rates[i]
 				i++
 			}
-			ss.next, ss.due = k[i], x
+			ss.evNext, ss.evDue = k[i], x
 		}
 	case player.Paused:
-		ss.next, ss.due = kResume, ss.until
-		if hb < ss.due {
-			ss.next, ss.due = kHeartbeat, hb
-		}
+		ss.evNext, ss.evDue = kResume, ss.until
 	case player.Stalled:
-		ss.next, ss.due = kStallEnd, ss.until
-		if ss.stallErr && ss.stallErrAt < ss.due {
-			ss.next, ss.due = kStallError, max(ss.stallErrAt, t)
+		ss.evNext, ss.evDue = kStallEnd, ss.until
+		if ss.stallErr && ss.stallErrAt < ss.evDue {
+			ss.evNext, ss.evDue = kStallError, max(ss.stallErrAt, t)
 		}
-		if hb < ss.due {
-			ss.next, ss.due = kHeartbeat, hb
-		}
+	default:
+		return
 	}
+	ss.pick()
 }

@@ -38,7 +38,7 @@ type Stats struct {
 	DeficitStarts uint64        // ... of which because nothing was due and the population was below target
 	Ended         uint64        // sessions that sent their stop
 	Shed          uint64        // ... of which early, because their event was overdue by more than 3 heartbeats + 10/rate
-	Fillers       uint64        // heartbeats sent ahead of plan because nothing was due (see Next)
+	Fillers       uint64        // extra heartbeats because nothing was due; the session keeps its plan (see Next)
 	PulledForward uint64        // planned events of starting/errored sessions sent early because nothing was due
 	EarlySum      time.Duration // total time fillers and pulled events were ahead of their session's plan
 	OnTime        uint64        // planned events sent at or after their due time
@@ -100,7 +100,10 @@ type entry struct {
 // every event; sessionPrefix makes session (and so event) ids unique across
 // processes: the producer should pass e.g. the pod name plus a random suffix
 // chosen at start-up. Session ids are sessionPrefix + "-" + a base-36
-// counter. The rate starts at 0: call SetRate before Next.
+// counter ("s" + counter if sessionPrefix is empty); event ids are the
+// session id + "-" + seq. The rate starts at 0: call SetRate before Next.
+// The first New for a configuration calibrates the model (~0.1 s); later
+// ones with the same configuration (any seed) reuse it.
 func New(cfg Config, stream, sessionPrefix string) (*Sim, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -192,10 +195,11 @@ func (s *Sim) TitleDuration(movieID string) (time.Duration, bool) {
 //     a due event is emitted late by the time it waited, and its session's
 //     state (position, stall and startup times) is computed at now, so every
 //     event agrees with its timestamp. An event overdue by more than three
-//     heartbeat intervals plus 10/rate (the rate was lowered below what the
-//     population needs, or the caller paused) ends its session instead: the
-//     viewer is gone, and the population drains at the new rate without
-//     sessions that fall silent for minutes;
+//     heartbeat intervals plus 10/rate (the rate was lowered well below what
+//     the population needs, or the caller paused) ends its session instead:
+//     the viewer is gone. The population drains at the new rate without
+//     sessions that fall silent for minutes or report hour-long stalls; it
+//     may undershoot the new target and is then refilled by step 2;
 //  2. if nothing is due and the population is below its target (start-up,
 //     rate increase), a new session starts: only the arrival time is
 //     distorted, never a session;

@@ -201,7 +201,8 @@ type sessionLog struct {
 //     hyperactive sessions;
 //   - a live session (playing, paused, stalled) is never silent for longer
 //     than the heartbeat interval plus the largest lag;
-//   - events wait little: mean lag ≤ 1/R + 50 ms, max lag ≤ 5 s + 2/R;
+//   - events wait little: mean lag ≤ 2/R + 50 ms, max lag ≤ 5 s + 2/R
+//     (calls come every 1/R, so waiting about 1/R is inherent);
 //   - fillers move heartbeats ahead by little: mean ≤ max(H/20, 2/R).
 func TestRates(t *testing.T) {
 	for _, r := range []float64{1, 100, 10000} {
@@ -254,7 +255,7 @@ func TestRates(t *testing.T) {
 			if maxSilence > hb+st.LagMax+time.Millisecond {
 				t.Errorf("a live session was silent for %v (heartbeat %v, max lag %v)", maxSilence, hb, st.LagMax)
 			}
-			if ml := st.MeanLag(); ml > time.Duration(1e9/r)+50*time.Millisecond {
+			if ml := st.MeanLag(); ml > time.Duration(2e9/r)+50*time.Millisecond {
 				t.Errorf("mean lag %v", ml)
 			}
 			if st.LagMax > 5*time.Second+time.Duration(2e9/r) {
@@ -304,8 +305,8 @@ func TestSetRate(t *testing.T) {
 				startsWhileAbove++
 			}
 		})
-		if s.Active() > prev {
-			t.Fatalf("population grew from %d to %d after lowering the rate", prev, s.Active())
+		if hi := s.Stats().Target*(1+gateBand) + 1; float64(s.Active()) > max(float64(prev), hi) {
+			t.Fatalf("population grew from %d to %d after lowering the rate (target %.0f)", prev, s.Active(), s.Stats().Target)
 		}
 		prev = s.Active()
 	}
@@ -314,7 +315,7 @@ func TestSetRate(t *testing.T) {
 	}
 	// Overdue sessions are shed, so the population drains at close to the
 	// new rate (one stop per call at most): 50/s × 300 s = 15000.
-	if before-prev < 10000 {
+	if want := min(10000, before/2); before-prev < want {
 		t.Fatalf("population shrank only from %d to %d in 5 minutes at 50/s", before, prev)
 	}
 	t.Logf("active: %d at 100/s, %.0f target at %v/s, %d → %d after 5 min at 50/s", low, target, hi, before, prev)
@@ -324,14 +325,91 @@ func TestSetRate(t *testing.T) {
 	s.SetRate(0)
 	later := now.Add(time.Hour)
 	s.SetRate(50)
-	shed, stops := s.Stats().Shed, 0
+	shed, stops, live := s.Stats().Shed, 0, s.Active()
 	pace(s, later, 50, 50*60, func(nw time.Time, e *event.Event) {
 		obs(nw, e)
 		if e.Type == event.Stop {
 			stops++
 		}
 	})
-	if s.Stats().Shed-shed < 2000 || stops < 2500 {
-		t.Fatalf("after an hour's pause: %d shed, %d stops in 3000 events", s.Stats().Shed-shed, stops)
+	// Every session live before the pause is overdue by an hour: each ends
+	// at its first event after the pause (one per call), none reports an
+	// hour-long stall.
+	if got := int(s.Stats().Shed - shed); got != min(live, 3000) || stops < got {
+		t.Fatalf("after an hour's pause: %d of %d sessions shed, %d stops", got, live, stops)
+	}
+}
+
+// TestLongHeartbeat: with a heartbeat interval beyond the calendar queue's
+// ~34 s horizon most sessions wait in its overflow heap; order and
+// validity must not suffer.
+func TestLongHeartbeat(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.HeartbeatInterval = 2 * time.Minute
+	s := newSim(t, cfg, 9)
+	s.SetRate(200)
+	c := checker(s)
+	last := map[string]time.Time{}
+	var maxSilence time.Duration
+	pace(s, t0, 200, 200*1800, func(_ time.Time, e *event.Event) {
+		mustObserve(t, c, e)
+		if st, _ := c.State(e.SessionID); st == player.Ended {
+			delete(last, e.SessionID)
+		} else {
+			if l, ok := last[e.SessionID]; ok && st != player.Starting {
+				maxSilence = max(maxSilence, e.TS.Sub(l))
+			}
+			last[e.SessionID] = e.TS
+		}
+	})
+	st := s.Stats()
+	if maxSilence > cfg.HeartbeatInterval+st.LagMax+time.Millisecond {
+		t.Fatalf("silence %v with heartbeat %v, max lag %v", maxSilence, cfg.HeartbeatInterval, st.LagMax)
+	}
+	t.Logf("active %d, %+v, max silence %v", s.Active(), st, maxSilence)
+}
+
+// TestConcurrentControl: SetRate, Rate and Active may be called from other
+// goroutines while Next runs (go test -race checks it).
+func TestConcurrentControl(t *testing.T) {
+	s := newSim(t, DefaultConfig(), 4)
+	s.SetRate(500)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 2000 {
+			s.SetRate(float64(400 + i%200))
+			_ = s.Rate(t0)
+			_ = s.Active()
+		}
+	}()
+	c := checker(s)
+	pace(s, t0, 500, 20000, func(_ time.Time, e *event.Event) { mustObserve(t, c, e) })
+	<-done
+}
+
+// TestExtremeConfigs: valid corner configurations still give valid streams.
+func TestExtremeConfigs(t *testing.T) {
+	for name, mutate := range map[string]func(*Config){
+		"mobile only": func(c *Config) { c.DeviceMix = "mobile:1" },
+		"no failures": func(c *Config) {
+			c.StartFailureRate, c.ExitBeforeStartRate, c.RebufferRatio, c.PlaybackErrorRate = 0, 0, 0, 0
+		},
+		"everything fails": func(c *Config) {
+			c.StartFailureRate, c.ExitBeforeStartRate, c.RebufferRatio, c.PlaybackErrorRate = 0.5, 0.25, 0.3, 0.5
+		},
+		"short views": func(c *Config) { c.MeanWatchTime, c.HeartbeatInterval = time.Minute, time.Second },
+		"long views":  func(c *Config) { c.MeanWatchTime, c.CatalogSize, c.ZipfAlpha = 40*time.Minute, 1, 5 },
+		"one user":    func(c *Config) { c.Users, c.MaxSessions = 1, 3 },
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			mutate(&cfg)
+			s := newSim(t, cfg, 21)
+			s.SetRate(200)
+			c := checker(s)
+			pace(s, t0, 200, 200*600, func(_ time.Time, e *event.Event) { mustObserve(t, c, e) })
+			t.Logf("%d sessions, %d live, %+v", c.Len(), c.Live(), s.Stats())
+		})
 	}
 }

@@ -48,11 +48,14 @@ func (w *wheel) advance(t int64) {
 	if ts <= w.cur {
 		return
 	}
-	if w.n == 0 {
+	if w.inWh == 0 {
 		w.cur = ts
-		return
+	} else {
+		// All wheel entries lie within one revolution of cur, so one
+		// revolution is enough to find the first of them (after a long
+		// pause in the calls ts may be far ahead).
+		w.cur = min(w.first(w.cur, min(ts, w.cur+wheelSize-1)), ts)
 	}
-	w.cur = min(w.first(w.cur, ts), ts)
 	for len(w.far) > 0 && w.far[0].due>>slotShift < w.cur+wheelSize {
 		x := w.popFar()
 		w.pushWheel(x)
