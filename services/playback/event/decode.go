@@ -136,11 +136,34 @@ func RequiredFields(t Type) []string {
 // Unknown fields are ignored so that producers can add context fields
 // without breaking older consumers; everything else is checked.
 func Decode(b []byte, e *Event) error {
+	var d decoder
+	return d.decode(b, e)
+}
+
+// Decoder decodes like Decode but keeps state between records: its scratch
+// buffer, and the strings of low-cardinality fields (device, stream,
+// movie_id, network, country, cdn, stop_reason, error_code), so that a hot
+// consumer allocates only for the ids that are new in every event. It is
+// not safe for concurrent use: keep one per partition.
+type Decoder struct {
+	d    decoder
+	strs [internSlots]string
+}
+
+const internSlots = 4096
+
+// Decode parses and validates one record value into e.
+func (x *Decoder) Decode(b []byte, e *Event) error {
+	x.d.intern = &x.strs
+	return x.d.decode(b, e)
+}
+
+func (d *decoder) decode(b []byte, e *Event) error {
 	*e = Event{}
 	if len(b) > MaxRecordBytes {
 		return fail(ErrTooLarge, "", strconv.Itoa(len(b))+" bytes")
 	}
-	d := decoder{b: b}
+	d.b, d.i = b, 0
 	seen, err := d.object(e)
 	if err != nil {
 		return err
@@ -160,20 +183,39 @@ func Decode(b []byte, e *Event) error {
 }
 
 type decoder struct {
-	b   []byte
-	i   int
-	buf []byte // scratch for unescaping
+	b      []byte
+	i      int
+	buf    []byte // scratch for unescaping
+	intern *[internSlots]string
+}
+
+// internMax is the longest string worth interning.
+const internMax = 64
+
+// str returns s as a string, reusing an earlier identical string when the
+// decoder interns.
+func (d *decoder) str(s []byte) string {
+	if d.intern == nil || len(s) > internMax {
+		return string(s)
+	}
+	h := uint32(2166136261)
+	for _, c := range s {
+		h = (h ^ uint32(c)) * 16777619
+	}
+	slot := &d.intern[h%internSlots]
+	if *slot == string(s) {
+		return *slot
+	}
+	*slot = string(s)
+	return *slot
 }
 
 func (d *decoder) ws() {
-	for d.i < len(d.b) {
-		switch d.b[d.i] {
-		case ' ', '\t', '\n', '\r':
-			d.i++
-		default:
-			return
-		}
+	b, i := d.b, d.i
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
 	}
+	d.i = i
 }
 
 func (d *decoder) syntax(what string) error {
@@ -204,7 +246,7 @@ func (d *decoder) object(e *Event) (uint32, error) {
 		}
 		d.i++
 		d.ws()
-		bit, err := d.field(string(key), e)
+		bit, err := d.field(key, e)
 		if err != nil {
 			return 0, err
 		}
@@ -234,104 +276,110 @@ func (d *decoder) end() error {
 }
 
 // field decodes the value of one key into e and returns its presence bit.
-func (d *decoder) field(key string, e *Event) (uint32, error) {
+func (d *decoder) field(key []byte, e *Event) (uint32, error) {
 	var err error
-	switch key {
+	// Field names in errors are literals: passing key along would make every
+	// key escape to the heap.
+	switch string(key) {
 	case "v":
 		var v int64
-		if v, err = d.int(key); err == nil && v != Version {
-			return 0, fail(ErrUnsupportedVersion, key, strconv.FormatInt(v, 10))
+		if v, err = d.int("v"); err == nil && v != Version {
+			return 0, fail(ErrUnsupportedVersion, "v", strconv.FormatInt(v, 10))
 		}
 		e.V = int(v)
 		return fV, err
 	case "event_id":
-		e.EventID, err = d.nonEmpty(key)
+		e.EventID, err = d.nonEmpty("event_id")
 		return fEventID, err
 	case "session_id":
-		e.SessionID, err = d.nonEmpty(key)
+		e.SessionID, err = d.nonEmpty("session_id")
 		return fSessionID, err
 	case "seq":
 		var v int64
-		if v, err = d.nonNegInt(key); err == nil && v == 0 {
-			err = fail(ErrInvalidValue, key, "starts at 1")
+		if v, err = d.nonNegInt("seq"); err == nil && v == 0 {
+			err = fail(ErrInvalidValue, "seq", "starts at 1")
 		}
 		e.Seq = uint64(v)
 		return fSeq, err
 	case "stream":
-		e.Stream, err = d.nonEmpty(key)
+		e.Stream, err = d.nonEmptyInterned("stream")
 		return fStream, err
 	case "user_id":
-		e.UserID, err = d.nonEmpty(key)
+		e.UserID, err = d.nonEmpty("user_id")
 		return fUserID, err
 	case "movie_id":
-		e.MovieID, err = d.nonEmpty(key)
+		e.MovieID, err = d.nonEmptyInterned("movie_id")
 		return fMovieID, err
 	case "event_type":
 		var s []byte
-		if s, err = d.stringBytes(key); err != nil {
+		if s, err = d.stringBytes("event_type"); err != nil {
 			return 0, err
 		}
 		if e.Type = ParseType(string(s)); e.Type == TypeUnknown {
-			return 0, fail(ErrUnknownType, key, strconv.Quote(truncate(string(s))))
+			return 0, fail(ErrUnknownType, "event_type", strconv.Quote(truncate(string(s))))
 		}
 		return fEventType, nil
 	case "position_seconds":
-		e.Position, err = d.nonNegFloat(key)
+		e.Position, err = d.nonNegFloat("position_seconds")
 		return fPosition, err
 	case "bitrate_kbps":
 		var v int64
-		v, err = d.nonNegInt(key)
+		v, err = d.nonNegInt("bitrate_kbps")
 		e.Bitrate = int(v)
 		return fBitrate, err
 	case "device":
-		e.Device, err = d.nonEmpty(key)
+		e.Device, err = d.nonEmptyInterned("device")
 		return fDevice, err
 	case "ts":
 		var s []byte
-		if s, err = d.stringBytes(key); err != nil {
+		if s, err = d.stringBytes("ts"); err != nil {
 			return 0, err
 		}
-		t, perr := time.Parse(time.RFC3339Nano, string(s))
+		t, ok := parseCanonicalTime(s)
+		var perr error
+		if !ok {
+			t, perr = time.Parse(time.RFC3339Nano, string(s))
+		}
 		if perr != nil {
-			return 0, fail(ErrInvalidValue, key, "not RFC 3339: "+strconv.Quote(truncate(string(s))))
+			return 0, fail(ErrInvalidValue, "ts", "not RFC 3339: "+strconv.Quote(truncate(string(s))))
 		}
 		e.TS = t.UTC()
 		return fTS, nil
 	case "network":
-		e.Network, err = d.string(key)
+		e.Network, err = d.interned("network")
 		return 0, err
 	case "country":
-		e.Country, err = d.string(key)
+		e.Country, err = d.interned("country")
 		return 0, err
 	case "cdn":
-		e.CDN, err = d.string(key)
+		e.CDN, err = d.interned("cdn")
 		return 0, err
 	case "startup_ms":
 		var v int64
-		v, err = d.nonNegInt(key)
+		v, err = d.nonNegInt("startup_ms")
 		e.StartupMS = int(v)
 		return fStartupMS, err
 	case "stall_ms":
 		var v int64
-		v, err = d.nonNegInt(key)
+		v, err = d.nonNegInt("stall_ms")
 		e.StallMS = int(v)
 		return fStallMS, err
 	case "prev_bitrate_kbps":
 		var v int64
-		v, err = d.nonNegInt(key)
+		v, err = d.nonNegInt("prev_bitrate_kbps")
 		e.PrevBitrate = int(v)
 		return fPrevBitrate, err
 	case "from_seconds":
-		e.From, err = d.nonNegFloat(key)
+		e.From, err = d.nonNegFloat("from_seconds")
 		return fFrom, err
 	case "error_code":
-		e.ErrorCode, err = d.nonEmpty(key)
+		e.ErrorCode, err = d.nonEmptyInterned("error_code")
 		return fErrorCode, err
 	case "fatal":
-		e.Fatal, err = d.bool(key)
+		e.Fatal, err = d.bool("fatal")
 		return fFatal, err
 	case "stop_reason":
-		if e.StopReason, err = d.string(key); err != nil {
+		if e.StopReason, err = d.interned("stop_reason"); err != nil {
 			return 0, err
 		}
 		for _, r := range StopReasons {
@@ -339,7 +387,7 @@ func (d *decoder) field(key string, e *Event) (uint32, error) {
 				return fStopReason, nil
 			}
 		}
-		return 0, fail(ErrInvalidValue, key, strconv.Quote(truncate(e.StopReason)))
+		return 0, fail(ErrInvalidValue, "stop_reason", strconv.Quote(truncate(e.StopReason)))
 	default:
 		return 0, d.skip(0)
 	}
@@ -373,6 +421,25 @@ func (d *decoder) string(field string) (string, error) {
 	return string(s), err
 }
 
+func (d *decoder) interned(field string) (string, error) {
+	s, err := d.stringBytes(field)
+	if err != nil {
+		return "", err
+	}
+	return d.str(s), nil
+}
+
+func (d *decoder) nonEmptyInterned(field string) (string, error) {
+	s, err := d.stringBytes(field)
+	if err != nil {
+		return "", err
+	}
+	if len(s) == 0 {
+		return "", fail(ErrInvalidValue, field, "must not be empty")
+	}
+	return d.str(s), nil
+}
+
 func (d *decoder) nonEmpty(field string) (string, error) {
 	s, err := d.stringBytes(field)
 	if err == nil && len(s) == 0 {
@@ -384,11 +451,22 @@ func (d *decoder) nonEmpty(field string) (string, error) {
 // rawString reads a JSON string at d.i, unescaping into d.buf only when the
 // string has escapes or invalid UTF-8.
 func (d *decoder) rawString() ([]byte, error) {
-	if d.i >= len(d.b) || d.b[d.i] != '"' {
+	b, i := d.b, d.i
+	if i >= len(b) || b[i] != '"' {
 		return nil, d.syntax("expected string")
 	}
-	d.i++
-	start := d.i
+	i++
+	start := i
+	// Locals, not fields: this loop is the decoder's hottest, and most of a
+	// record is plain ASCII inside strings.
+	for i < len(b) && plainASCII[b[i]] {
+		i++
+	}
+	if i < len(b) && b[i] == '"' {
+		d.i = i + 1
+		return b[start:i], nil
+	}
+	d.i = i
 	for d.i < len(d.b) {
 		c := d.b[d.i]
 		switch {
@@ -507,6 +585,15 @@ func (d *decoder) hex4() (rune, bool) {
 	d.i += 4
 	return r, true
 }
+
+// plainASCII marks the bytes that stand for themselves in a JSON string:
+// printable ASCII other than the quote and the backslash.
+var plainASCII = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 // maxSafeInt keeps integers exact in JavaScript, where the dashboard reads them.
 const maxSafeInt = 1<<53 - 1
@@ -695,4 +782,40 @@ func (d *decoder) skip(depth int) error {
 	default:
 		return d.syntax("unexpected character")
 	}
+}
+
+// parseCanonicalTime parses the form Playpulse writes,
+// "2006-01-02T15:04:05.000Z", without time.Parse's allocations; anything
+// else goes to time.Parse.
+func parseCanonicalTime(s []byte) (time.Time, bool) {
+	if len(s) != len(TimeLayout) || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' ||
+		s[16] != ':' || s[19] != '.' || s[23] != 'Z' {
+		return time.Time{}, false
+	}
+	num := func(b []byte) (int, bool) {
+		n := 0
+		for _, c := range b {
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			n = n*10 + int(c-'0')
+		}
+		return n, true
+	}
+	var v [7]int
+	for i, r := range [7][2]int{{0, 4}, {5, 7}, {8, 10}, {11, 13}, {14, 16}, {17, 19}, {20, 23}} {
+		n, ok := num(s[r[0]:r[1]])
+		if !ok {
+			return time.Time{}, false
+		}
+		v[i] = n
+	}
+	if v[1] < 1 || v[1] > 12 || v[2] < 1 || v[2] > daysIn(v[1], v[0]) || v[3] > 23 || v[4] > 59 || v[5] > 59 {
+		return time.Time{}, false // let time.Parse produce the error
+	}
+	return time.Date(v[0], time.Month(v[1]), v[2], v[3], v[4], v[5], v[6]*1e6, time.UTC), true
+}
+
+func daysIn(month, year int) int {
+	return time.Date(year, time.Month(month)+1, 0, 0, 0, 0, 0, time.UTC).Day()
 }

@@ -33,7 +33,7 @@ func (e *Event) AppendJSON(dst []byte) []byte {
 	dst = strconv.AppendInt(dst, int64(e.Bitrate), 10)
 	dst = appendStringField(dst, "device", e.Device)
 	dst = append(dst, `,"ts":"`...)
-	dst = e.TS.UTC().AppendFormat(dst, TimeLayout)
+	dst = appendTime(dst, e.TS)
 	dst = append(dst, '"')
 	if e.Network != "" {
 		dst = appendStringField(dst, "network", e.Network)
@@ -105,7 +105,7 @@ func AppendString(dst []byte, s string) []byte {
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
+			if plainASCII[c] {
 				i++
 				continue
 			}
@@ -145,4 +145,24 @@ func AppendString(dst []byte, s string) []byte {
 	}
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
+}
+
+// appendTime writes t in TimeLayout. It is AppendFormat specialised to the
+// one layout, which costs a few hundred nanoseconds less per event.
+func appendTime(dst []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	hour, minute, sec := t.Clock()
+	if year < 0 || year > 9999 {
+		return t.AppendFormat(dst, TimeLayout)
+	}
+	ms := t.Nanosecond() / 1e6
+	return append(dst,
+		byte('0'+year/1000), byte('0'+year/100%10), byte('0'+year/10%10), byte('0'+year%10), '-',
+		byte('0'+int(month)/10), byte('0'+int(month)%10), '-',
+		byte('0'+day/10), byte('0'+day%10), 'T',
+		byte('0'+hour/10), byte('0'+hour%10), ':',
+		byte('0'+minute/10), byte('0'+minute%10), ':',
+		byte('0'+sec/10), byte('0'+sec%10), '.',
+		byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10), 'Z')
 }
