@@ -12,6 +12,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"playpulse.dev/services/playback/event"
+	"playpulse.dev/services/playback/event/eventtest"
 	"playpulse.dev/tests/harness"
 )
 
@@ -20,7 +21,7 @@ import (
 // Schema file: key = session_id, record timestamp = ts, schema header set.
 func TestKcatReadsValidEvents(t *testing.T) {
 	s := startStack(t, stackOpts{rate: "500"})
-	schema := compileSchema(t)
+	schema := eventtest.Schema(t)
 
 	const want = 500
 	var lines []string
@@ -93,20 +94,3 @@ func kcatProduce(t *testing.T, topic string, values ...string) {
 	}
 }
 
-func compileSchema(t *testing.T) *jsonschema.Schema {
-	t.Helper()
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(event.Schema))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := jsonschema.NewCompiler()
-	c.AssertFormat()
-	if err := c.AddResource("event.schema.json", doc); err != nil {
-		t.Fatal(err)
-	}
-	s, err := c.Compile("event.schema.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}

@@ -12,6 +12,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"playpulse.dev/services/playback/event"
+	"playpulse.dev/services/playback/event/eventtest"
 )
 
 var ts = time.Date(2026, 11, 24, 21, 0, 1, 234_000_000, time.UTC)
@@ -83,7 +84,7 @@ func TestResumePlayHasNoStartup(t *testing.T) {
 }
 
 func TestSchemaAcceptsEncoderOutput(t *testing.T) {
-	sch := compileSchema(t)
+	sch := eventtest.Schema(t)
 	for _, e := range samples() {
 		v, err := jsonschema.UnmarshalJSON(bytes.NewReader(e.AppendJSON(nil)))
 		if err != nil {
@@ -99,7 +100,7 @@ func TestSchemaAcceptsEncoderOutput(t *testing.T) {
 // required-field lists in step: dropping any required field must make both
 // reject the event.
 func TestSchemaMatchesGoContract(t *testing.T) {
-	sch := compileSchema(t)
+	sch := eventtest.Schema(t)
 	for _, e := range samples() {
 		full := map[string]any{}
 		if err := json.Unmarshal(e.AppendJSON(nil), &full); err != nil {
@@ -147,23 +148,6 @@ func maps(m map[string]any) map[string]any {
 	return out
 }
 
-func compileSchema(t *testing.T) *jsonschema.Schema {
-	t.Helper()
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(event.Schema))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := jsonschema.NewCompiler()
-	c.AssertFormat()
-	if err := c.AddResource("event.schema.json", doc); err != nil {
-		t.Fatal(err)
-	}
-	s, err := c.Compile("event.schema.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
 
 const good = `{"v":1,"event_id":"e","session_id":"s","seq":1,"stream":"x","user_id":"u","movie_id":"m","event_type":"pause","position_seconds":1,"bitrate_kbps":0,"device":"tv","ts":"2026-11-24T21:00:01.234Z"}`
 
