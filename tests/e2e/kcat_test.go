@@ -93,4 +93,3 @@ func kcatProduce(t *testing.T, topic string, values ...string) {
 		t.Fatalf("kcat -P: %v: %s", err, out)
 	}
 }
-

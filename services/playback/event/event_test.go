@@ -148,7 +148,6 @@ func maps(m map[string]any) map[string]any {
 	return out
 }
 
-
 const good = `{"v":1,"event_id":"e","session_id":"s","seq":1,"stream":"x","user_id":"u","movie_id":"m","event_type":"pause","position_seconds":1,"bitrate_kbps":0,"device":"tv","ts":"2026-11-24T21:00:01.234Z"}`
 
 func TestDecodeErrors(t *testing.T) {
