@@ -78,6 +78,56 @@ func Bin(t testing.TB) string {
 	return binDir
 }
 
+var (
+	fastOnce sync.Once
+	fastDir  string
+	fastErr  error
+)
+
+// FastBin is Bin without the race detector, whatever the tests run with:
+// for rate and throughput tests, which the race detector would slow 5-10x.
+// Correctness tests should keep using Bin.
+func FastBin(t testing.TB) string {
+	t.Helper()
+	fastOnce.Do(func() {
+		root, err := Root()
+		if err != nil {
+			fastErr = err
+			return
+		}
+		fastDir, err = os.MkdirTemp("", "playpulse-fastbin-")
+		if err != nil {
+			fastErr = err
+			return
+		}
+		cmd := exec.Command("go", "build", "-o", fastDir+"/", "./services/producer/cmd/producer", "./services/fanout/cmd/fanout", "./services/controller/cmd/controller")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			fastErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if fastErr != nil {
+		t.Fatal(fastErr)
+	}
+	return fastDir
+}
+
+// StartFrom is Start with the binary taken from dir (Bin or FastBin).
+func StartFrom(t testing.TB, dir, name string, env map[string]string) *Proc {
+	t.Helper()
+	p, err := start(dir, name, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p.Stop(10 * time.Second)
+		if t.Failed() {
+			t.Logf("--- %s output (tail) ---\n%s", name, p.Output())
+		}
+	})
+	return p
+}
+
 // Proc is a running service binary.
 type Proc struct {
 	Name string
@@ -91,17 +141,7 @@ type Proc struct {
 // when the test ends.
 func Start(t testing.TB, name string, env map[string]string) *Proc {
 	t.Helper()
-	p, err := start(Bin(t), name, env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		p.Stop(10 * time.Second)
-		if t.Failed() {
-			t.Logf("--- %s output (tail) ---\n%s", name, p.Output())
-		}
-	})
-	return p
+	return StartFrom(t, Bin(t), name, env)
 }
 
 func start(bin, name string, env map[string]string) (*Proc, error) {
@@ -142,6 +182,9 @@ func Run(t testing.TB, name string, env map[string]string, args ...string) (int,
 	}
 	return 0, buf.String()
 }
+
+// Pid is the process id.
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
 
 // Signal sends sig to the process.
 func (p *Proc) Signal(sig syscall.Signal) error { return p.cmd.Process.Signal(sig) }

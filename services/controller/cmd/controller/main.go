@@ -1,21 +1,19 @@
 // Command controller reconciles PlaybackStream resources into Kafka topics
-// and producer Deployments. Run with -h for its variables.
-//
-// The reconcilers arrive with the controller issue; until then this binary
-// loads and validates its configuration and serves its ops endpoints, so
-// packaging and config contract tests have a real target.
+// (Strimzi KafkaTopics, or directly through the Kafka admin API) and
+// producer Deployments. Run with -h for its variables.
 package main
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"playpulse.dev/services/controller/config"
+	"playpulse.dev/services/controller/internal/app"
 	"playpulse.dev/services/playback/envconf"
-	"playpulse.dev/services/playback/ops"
 )
 
 func main() {
@@ -26,15 +24,13 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	srv := ops.NewServer(log)
-	srv.AddReadiness("reconcilers", func() error { return errors.New("no reconcilers in this build yet") })
-	ln, err := ops.Listen(cfg.Addr)
-	if err != nil {
-		log.Error("listen", "err", err)
-		os.Exit(1)
-	}
-	if err := srv.Serve(ctx, ln); err != nil {
-		log.Error("http server", "err", err)
+	if err := app.Run(ctx, &cfg, log); err != nil {
+		var ve *envconf.VarError
+		if errors.As(err, &ve) {
+			fmt.Fprintf(os.Stderr, "controller: invalid configuration: %v\n", err)
+			os.Exit(envconf.ExitInvalid)
+		}
+		log.Error("controller failed", "err", err)
 		os.Exit(1)
 	}
 }

@@ -1,130 +1,555 @@
-// Package aggregate keeps live per-second statistics of the event stream
-// for the dashboard: events per second by type over the last 15 minutes and
-// the streams seen. Memory is fixed: a ring of one-second buckets and a
-// capped set of stream names.
+// Package aggregate computes the live quality-of-experience figures of the
+// event stream (docs/metrics.md): per-second buckets for the last 15
+// minutes, overall and per stream, KPI windows per device, CDN and country,
+// concurrent viewers from per-session state, and top titles.
+//
+// Memory is bounded whatever the input: the bucket rings have a fixed size,
+// sessions are capped (longest idle evicted), streams are capped (least
+// recently seen evicted), and breakdown values are capped (the rest fold
+// into "other").
 package aggregate
 
 import (
-	"encoding/json"
-	"slices"
+	"log/slog"
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"playpulse.dev/services/fanout/internal/consume"
 	"playpulse.dev/services/playback/event"
+	"playpulse.dev/services/playback/player"
 )
 
 // Window is how much history the series keep.
 const Window = 15 * time.Minute
 
-// MaxStreams caps the stream names remembered; beyond it new names are
-// counted in StreamsEvicted and not listed.
-const MaxStreams = 1000
+const (
+	seriesPoints   = int(Window / time.Second) // points in a full series
+	Smoothing      = 10                        // trailing seconds of ratio and percentile points
+	seriesSlots    = seriesPoints + Smoothing + 1
+	KPIWindow      = 60 // seconds of the QoE objects
+	dimSlots       = KPIWindow + 4
+	PeriodicPoints = 10 // series points in a periodic snapshot
+	MaxDimValues   = 64 // per breakdown dimension; the rest are "other"
+	longStallMS    = 5 * 60 * 1000
+	streamIdleMS   = 60 * 1000 // a stream must be this idle to be evicted for a new one
+)
 
-const slots = int(Window / time.Second)
+// Breakdown dimensions.
+const (
+	dimDevice = iota
+	dimCDN
+	dimCountry
+	numDims
+)
 
-type bucket struct {
-	sec    int64
-	byType [event.NumTypes]uint32
+var dimNames = [numDims]string{"device", "cdn", "country"}
+
+// Options configure an Aggregator.
+type Options struct {
+	MaxSessions    int           // default 500000
+	SessionTimeout time.Duration // default 60 s
+	MaxStreams     int           // default 20
+	Now            func() time.Time
+	Registerer     prometheus.Registerer
+	Log            *slog.Logger
 }
 
 // Aggregator is safe for concurrent use.
 type Aggregator struct {
-	mu      sync.Mutex
-	buckets [slots]bucket
-	total   uint64
-	streams map[string]uint64
-	evicted uint64
-	lastTS  time.Time // newest Kafka timestamp seen
+	opts      Options
+	timeoutMS int64
+	m         *metrics
+
+	mu       sync.Mutex
+	overall  *scope
+	streams  map[string]*scope
+	dims     [numDims]map[string]*scope
+	sessions map[string]*session
+	parts    map[partKey]*partition
+	titles   map[string]*title
+	total    uint64
+	lastTS   int64 // newest record timestamp, ms
+	tick     uint64
+	evicted  uint64 // sessions evicted by the cap
+	stale    int64  // ms; while the source is stale, sessions do not expire past it
+}
+
+type partKey struct {
+	topic string
+	part  int32
+}
+
+// partition orders its sessions by last event (front = newest), so expiry
+// looks at the back only.
+type partition struct {
+	lastTS int64 // ms, newest record
+	behind bool  // the last record was not the newest of the partition
+	root   session
+	n      int
+}
+
+type session struct {
+	id         string
+	state      player.State
+	watching   bool
+	seq        uint64
+	last       int64 // ms
+	stallFrom  int64 // ms
+	bitrate    int32
+	part       *partition
+	prev, next *session
+	stream     *scope
+	streamGen  uint32
+	streamName string
+	dims       [numDims]*scope
+	title      *title
+}
+
+type title struct {
+	id   string
+	ccv  int32
+	refs int32
 }
 
 // New returns an empty Aggregator.
-func New() *Aggregator { return &Aggregator{streams: map[string]uint64{}} }
+func New(opts Options) *Aggregator {
+	if opts.MaxSessions <= 0 {
+		opts.MaxSessions = 500000
+	}
+	if opts.SessionTimeout <= 0 {
+		opts.SessionTimeout = 60 * time.Second
+	}
+	if opts.MaxStreams <= 0 {
+		opts.MaxStreams = 20
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	a := &Aggregator{
+		opts:      opts,
+		timeoutMS: opts.SessionTimeout.Milliseconds(),
+		m:         newMetrics(opts.Registerer),
+		overall:   newScope("", seriesSlots, true),
+		streams:   map[string]*scope{},
+		sessions:  map[string]*session{},
+		parts:     map[partKey]*partition{},
+		titles:    map[string]*title{},
+	}
+	for i := range a.dims {
+		a.dims[i] = map[string]*scope{}
+	}
+	return a
+}
 
-// Add counts one record in the second of its Kafka timestamp. Records older
-// than the window are counted in the total only.
+// SetStale tells the aggregator that the source is stale since t (zero:
+// healthy again). While stale, sessions are not expired for silence after
+// t: the fan-out keeps showing the last state it knew.
+func (a *Aggregator) SetStale(t time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if t.IsZero() {
+		a.stale = 0
+	} else {
+		a.stale = t.UnixMilli()
+	}
+}
+
+func floorSec(ms int64) int64 {
+	if ms < 0 {
+		return (ms - 999) / 1000
+	}
+	return ms / 1000
+}
+
+// Add takes one record into account. Records of one partition must come in
+// order (they do: one goroutine per partition).
 func (a *Aggregator) Add(r *consume.Record) {
-	sec := r.Timestamp.Unix()
+	nowMS := a.opts.Now().UnixMilli()
+	ts := r.Timestamp.UnixMilli()
+	if ts > nowMS {
+		ts = nowMS // clock skew: count it now
+	}
+	sec := floorSec(ts)
+	e := &r.Event
+
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.total++
-	if r.Timestamp.After(a.lastTS) {
-		a.lastTS = r.Timestamp
+	a.tick++
+	a.lastTS = max(a.lastTS, ts)
+	p := a.partition(r.Topic, r.Partition)
+	p.lastTS = max(p.lastTS, ts)
+	p.behind = r.Lag > 0
+
+	ss := a.sessions[e.SessionID]
+	if ss != nil && ts-ss.last > a.timeoutMS {
+		a.drop(ss, "idle", floorSec(ss.last+a.timeoutMS))
+		ss = nil
 	}
-	if n, ok := a.streams[r.Event.Stream]; ok || len(a.streams) < MaxStreams {
-		a.streams[r.Event.Stream] = n + 1
-	} else {
-		a.evicted++
+	if ss != nil && e.Seq <= ss.seq {
+		a.m.duplicates.Inc()
+		a.forScopes(ss.scopes(a), sec, func(b *counts) { b.byType[e.Type]++ })
+		return
 	}
-	b := &a.buckets[sec%int64(slots)]
-	if b.sec != sec {
-		if b.sec > sec {
-			return // older than the window
+	fresh := ss == nil
+	if fresh {
+		if e.Type == event.Stop {
+			// The end of a session we never saw: count it, keep nothing.
+			sc := a.eventScopes(e)
+			a.count(sc, sec, ts, e, player.Idle, true)
+			return
 		}
-		*b = bucket{sec: sec}
+		ss = a.newSession(e, p, sec)
+	} else if ss.part != p {
+		// The topic gained partitions and the key moved.
+		ss.unlink()
+		ss.part = p
 	}
-	b.byType[r.Event.Type]++
-}
+	sc := ss.scopes(a)
+	if sc[1] != nil {
+		sc[1].used = a.tick
+	}
+	prev := ss.state
+	if fresh {
+		prev = player.Idle
+	}
 
-// Snapshot is what the dashboard draws; docs/protocol.md describes it.
-type Snapshot struct {
-	Type         string            `json:"type"` // always "snapshot"
-	Time         int64             `json:"time"` // unix ms
-	EventsTotal  uint64            `json:"events_total"`
-	EventsPerSec float64           `json:"events_per_second"` // over the last 10 complete seconds
-	ByType       map[string]uint64 `json:"by_type_10s"`
-	LatestTS     int64             `json:"latest_kafka_ts"` // unix ms of the newest record, 0 if none
-	Streams      []string          `json:"streams"`
-	Series       Series            `json:"series"`
-}
-
-// Series holds one value per second, oldest first, for the last Window.
-type Series struct {
-	Start  int64               `json:"start"` // unix seconds of the first point
-	ByType map[string][]uint32 `json:"events_by_type"`
-}
-
-// Snapshot returns the statistics as of now; the current (incomplete)
-// second is left out.
-func (a *Aggregator) Snapshot(now time.Time) Snapshot {
-	end := now.Unix() // exclusive
-	start := end - int64(slots)
-	s := Snapshot{Type: "snapshot", Time: now.UnixMilli(), ByType: map[string]uint64{}, Series: Series{Start: start, ByType: map[string][]uint32{}}}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	s.EventsTotal = a.total
-	if !a.lastTS.IsZero() {
-		s.LatestTS = a.lastTS.UnixMilli()
-	}
-	for name := range a.streams {
-		s.Streams = append(s.Streams, name)
-	}
-	slices.Sort(s.Streams)
-	for _, t := range event.Types() {
-		s.Series.ByType[t.String()] = make([]uint32, slots)
-	}
-	var last10 uint64
-	for sec := start; sec < end; sec++ {
-		b := &a.buckets[sec%int64(slots)]
-		if b.sec != sec {
-			continue
-		}
-		i := sec - start
-		for _, t := range event.Types() {
-			n := b.byType[t]
-			s.Series.ByType[t.String()][i] = n
-			if sec >= end-10 {
-				s.ByType[t.String()] += uint64(n)
-				last10 += uint64(n)
+	// Time since the session's previous event, in the state it was in.
+	if !fresh && (ss.state == player.Playing || ss.state == player.Stalled) {
+		dt := min(max(ts-ss.last, 0), a.timeoutMS)
+		if dt > 0 {
+			if ss.state == player.Playing {
+				r := rungOf(ss.bitrate)
+				br := uint64(max(ss.bitrate, 0))
+				a.forScopes(sc, sec, func(b *counts) {
+					b.playMS += uint64(dt)
+					b.bitrateMS += uint64(dt) * br
+					b.rungMS[r] += uint64(dt)
+				})
+			} else {
+				a.forScopes(sc, sec, func(b *counts) { b.stallMS += uint64(dt) })
 			}
 		}
 	}
-	s.EventsPerSec = float64(last10) / 10
+	a.count(sc, sec, ts, e, prev, fresh)
+
+	// Stalls over 5 minutes stop counting as viewers.
+	if !fresh && ss.state == player.Stalled && ss.watching && ts-ss.stallFrom > longStallMS {
+		a.setWatching(ss, sc, false, floorSec(ss.stallFrom+longStallMS))
+	}
+	var next player.State
+	if fresh {
+		next = infer(e)
+	} else {
+		var err error
+		if next, err = player.Step(ss.state, e); err != nil {
+			a.m.resyncs.Inc()
+			next = infer(e)
+		}
+	}
+	if next == player.Stalled && (fresh || ss.state != player.Stalled) {
+		ss.stallFrom = ts
+	}
+	watching := next.Watching() && !(next == player.Stalled && ts-ss.stallFrom > longStallMS)
+	if watching != ss.watching {
+		a.setWatching(ss, sc, watching, sec)
+	}
+	ss.state, ss.seq, ss.last, ss.bitrate = next, e.Seq, ts, int32(e.Bitrate)
+	if next == player.Ended {
+		a.remove(ss)
+		return
+	}
+	ss.moveToFront()
+}
+
+// count adds what the event says by itself (types, outcomes, startup).
+func (a *Aggregator) count(sc scopes, sec, ts int64, e *event.Event, prev player.State, fresh bool) {
+	t := e.Type
+	var startFail, pbFail bool
+	if t == event.Error && e.Fatal {
+		switch {
+		case !fresh && prev == player.Starting:
+			startFail = true
+		case !fresh && (prev == player.Playing || prev == player.Stalled || prev == player.Paused):
+			pbFail = true
+		default:
+			startFail = e.Bitrate == 0
+			pbFail = !startFail
+		}
+	}
+	firstFrame := t == event.Play && e.FirstFrame
+	for _, s := range sc {
+		if s == nil {
+			continue
+		}
+		s.events++
+		s.lastTS = max(s.lastTS, ts)
+		b := s.bucket(sec)
+		if b == nil {
+			continue
+		}
+		b.byType[t]++
+		switch t {
+		case event.Start:
+			b.attempts++
+		case event.Play:
+			if firstFrame {
+				b.plays++
+				b.addStartup(e.StartupMS)
+			}
+		case event.BufferStart:
+			b.stalls++
+		case event.Stop:
+			switch e.StopReason {
+			case event.StopExitBeforeStart:
+				b.ebvs++
+			case event.StopEnded, event.StopQuit:
+				b.ended++
+			}
+		case event.Error:
+			if startFail {
+				b.startFail++
+			}
+			if pbFail {
+				b.pbFail++
+			}
+		}
+	}
+}
+
+// infer is the state an event implies for a session seen from the middle.
+func infer(e *event.Event) player.State {
+	switch e.Type {
+	case event.Start:
+		return player.Starting
+	case event.Pause:
+		return player.Paused
+	case event.BufferStart:
+		return player.Stalled
+	case event.Stop:
+		return player.Ended
+	case event.Error:
+		if e.Fatal {
+			return player.Errored
+		}
+		if e.Bitrate == 0 {
+			return player.Starting
+		}
+	}
+	return player.Playing
+}
+
+type scopes [2 + numDims]*scope // overall, stream, device, cdn, country
+
+func (a *Aggregator) forScopes(sc scopes, sec int64, f func(*counts)) {
+	for _, s := range sc {
+		if s == nil {
+			continue
+		}
+		if b := s.bucket(sec); b != nil {
+			f(b)
+		}
+	}
+}
+
+func (ss *session) scopes(a *Aggregator) scopes {
+	st := ss.stream
+	if st != nil && st.gen != ss.streamGen {
+		st = nil // the stream was evicted and its scope reused
+	}
+	if st == nil {
+		st = a.streamScope(ss.streamName)
+		ss.stream = st
+		if st != nil {
+			ss.streamGen = st.gen
+		}
+	}
+	return scopes{a.overall, st, ss.dims[0], ss.dims[1], ss.dims[2]}
+}
+
+func (a *Aggregator) eventScopes(e *event.Event) scopes {
+	st := a.streamScope(e.Stream)
+	if st != nil {
+		st.used = a.tick
+	}
+	return scopes{a.overall, st, a.dimScope(dimDevice, e.Device), a.dimScope(dimCDN, e.CDN), a.dimScope(dimCountry, e.Country)}
+}
+
+// streamScope returns the scope of a stream, creating it within the cap:
+// a new stream beyond the cap replaces the least recently seen stream if
+// that one has been idle for a minute, and otherwise counts overall only.
+func (a *Aggregator) streamScope(name string) *scope {
+	if s, ok := a.streams[name]; ok {
+		return s
+	}
+	if len(a.streams) < a.opts.MaxStreams {
+		s := newScope(name, seriesSlots, true)
+		a.streams[name] = s
+		return s
+	}
+	var lru *scope
+	for _, s := range a.streams {
+		if lru == nil || s.used < lru.used {
+			lru = s
+		}
+	}
+	if lru == nil || a.lastTS-lru.lastTS < streamIdleMS {
+		a.m.streamOverflow.Inc()
+		return nil
+	}
+	delete(a.streams, lru.name)
+	a.m.streamsEvicted.Inc()
+	lru.reset(name)
+	a.streams[name] = lru
+	return lru
+}
+
+func (a *Aggregator) dimScope(dim int, value string) *scope {
+	if value == "" {
+		value = "unknown"
+	}
+	m := a.dims[dim]
+	if s, ok := m[value]; ok {
+		return s
+	}
+	if len(m) >= MaxDimValues-1 && value != "other" {
+		a.m.dimOverflow.WithLabelValues(dimNames[dim]).Inc()
+		value = "other"
+		if s, ok := m[value]; ok {
+			return s
+		}
+	}
+	s := newScope(value, dimSlots, false)
+	m[value] = s
 	return s
 }
 
-// JSON encodes a snapshot.
-func (s Snapshot) JSON() []byte {
-	b, _ := json.Marshal(s)
-	return b
+func (a *Aggregator) partition(topic string, p int32) *partition {
+	k := partKey{topic, p}
+	pt := a.parts[k]
+	if pt == nil {
+		pt = &partition{}
+		pt.root.next, pt.root.prev = &pt.root, &pt.root
+		a.parts[k] = pt
+	}
+	return pt
+}
+
+func (a *Aggregator) newSession(e *event.Event, p *partition, sec int64) *session {
+	if len(a.sessions) >= a.opts.MaxSessions {
+		a.evictOldest(sec)
+	}
+	ss := &session{id: e.SessionID, state: player.Idle, part: p, streamName: e.Stream}
+	ss.dims[dimDevice] = a.dimScope(dimDevice, e.Device)
+	ss.dims[dimCDN] = a.dimScope(dimCDN, e.CDN)
+	ss.dims[dimCountry] = a.dimScope(dimCountry, e.Country)
+	t := a.titles[e.MovieID]
+	if t == nil {
+		t = &title{id: e.MovieID}
+		a.titles[e.MovieID] = t
+	}
+	t.refs++
+	ss.title = t
+	a.sessions[ss.id] = ss
+	a.m.sessions.Set(float64(len(a.sessions)))
+	return ss
+}
+
+func (a *Aggregator) setWatching(ss *session, sc scopes, w bool, sec int64) {
+	d := int32(-1)
+	if w {
+		d = 1
+	}
+	ss.watching = w
+	ss.title.ccv += d
+	for _, s := range sc {
+		if s != nil {
+			s.ccvChange(sec, d)
+		}
+	}
+}
+
+// drop forgets a session that is gone, counting it out of the viewers at
+// second sec.
+func (a *Aggregator) drop(ss *session, reason string, sec int64) {
+	if ss.watching {
+		a.setWatching(ss, ss.scopes(a), false, sec)
+	}
+	a.m.evicted.WithLabelValues(reason).Inc()
+	if reason == "cap" {
+		a.evicted++
+	}
+	a.remove(ss)
+}
+
+func (a *Aggregator) remove(ss *session) {
+	ss.unlink()
+	delete(a.sessions, ss.id)
+	ss.title.refs--
+	if ss.title.refs <= 0 {
+		delete(a.titles, ss.title.id)
+	}
+	a.m.sessions.Set(float64(len(a.sessions)))
+}
+
+func (a *Aggregator) evictOldest(sec int64) {
+	var oldest *session
+	for _, p := range a.parts {
+		if p.n == 0 {
+			continue
+		}
+		if s := p.root.prev; oldest == nil || s.last < oldest.last {
+			oldest = s
+		}
+	}
+	if oldest != nil {
+		a.drop(oldest, "cap", sec)
+	}
+}
+
+// expire drops the sessions silent for longer than the timeout: measured
+// against the partition's position while it replays, and against the clock
+// (or the time the source went stale) once it has caught up.
+func (a *Aggregator) expire(nowMS int64) {
+	for _, p := range a.parts {
+		wm := nowMS
+		if p.behind {
+			wm = p.lastTS
+		}
+		if a.stale != 0 {
+			wm = min(wm, a.stale)
+		}
+		for p.n > 0 {
+			s := p.root.prev
+			if s.last+a.timeoutMS >= wm {
+				break
+			}
+			a.drop(s, "idle", floorSec(s.last+a.timeoutMS))
+		}
+	}
+}
+
+func (ss *session) unlink() {
+	if ss.prev == nil {
+		return
+	}
+	ss.prev.next, ss.next.prev = ss.next, ss.prev
+	ss.prev, ss.next = nil, nil
+	ss.part.n--
+}
+
+func (ss *session) moveToFront() {
+	p := ss.part
+	if ss.prev != nil {
+		if p.root.next == ss {
+			return
+		}
+		ss.unlink()
+	}
+	ss.next, ss.prev = p.root.next, &p.root
+	p.root.next.prev = ss
+	p.root.next = ss
+	p.n++
 }

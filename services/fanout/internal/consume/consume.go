@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,6 +29,8 @@ type Record struct {
 	Partition int32
 	Offset    int64
 	Timestamp time.Time // Kafka record timestamp
+	Lag       int64     // records after this one up to the high-water mark when it was read
+	Value     []byte    // the record value (a valid event); only valid during the handler call
 	Event     event.Event
 }
 
@@ -37,10 +41,32 @@ type Handler func(*Record)
 // Options configure a Consumer.
 type Options struct {
 	Topics     []string
-	Warmup     time.Duration // rewind each partition to now - Warmup at start
-	Refresh    time.Duration // how often to look for new topics and partitions
-	Log        *slog.Logger
-	Registerer prometheus.Registerer
+	Pattern    *regexp.Regexp // more topics to serve: every topic whose whole name matches
+	Warmup     time.Duration  // rewind each partition to now - Warmup at start
+	Refresh    time.Duration  // how often to look for new topics and partitions
+	StaleAfter time.Duration  // the source is stale when Kafka has not answered for this long
+	// OnPartition is called when consumption of a partition starts (again)
+	// at offset.
+	OnPartition func(topic string, partition int32, offset int64)
+	Log         *slog.Logger
+	Registerer  prometheus.Registerer
+}
+
+// Source states.
+const (
+	StateConnecting = "connecting"
+	StateCatchingUp = "catching_up"
+	StateLive       = "live"
+	StateStale      = "stale"
+)
+
+// Status says how the consumption goes, for the browsers.
+type Status struct {
+	State      string
+	Since      time.Time // when State last changed
+	Message    string    // why, when not live
+	Partitions int
+	Lag        int64 // records behind the high-water marks, summed
 }
 
 // Consumer reads the topics.
@@ -53,8 +79,13 @@ type Consumer struct {
 
 	mu         sync.Mutex
 	partitions map[topicPartition]*partitionState
+	resumeAt   map[topicPartition]int64 // where a partition whose consumer stopped continues
 	connected  atomic.Bool
 	lastErr    atomic.Pointer[error]
+	lastOK     atomic.Int64 // Unix ns of the last complete successful probe
+	probeErr   atomic.Pointer[error]
+	state      string
+	since      time.Time
 }
 
 type topicPartition struct {
@@ -65,6 +96,8 @@ type topicPartition struct {
 type partitionState struct {
 	caughtUp atomic.Bool
 	target   int64 // high-water mark at start; caught up once past it
+	next     atomic.Int64 // offset of the next record to consume
+	hwm      atomic.Int64 // newest high-water mark known
 }
 
 // New returns a Consumer; sc comes from kafkacfg.
@@ -74,10 +107,67 @@ func New(sc *sarama.Config, brokers []string, opts Options) *Consumer {
 	sc.Consumer.MaxWaitTime = 100 * time.Millisecond
 	sc.Consumer.Retry.Backoff = time.Second
 	sc.ChannelBufferSize = 1024
+	sc.Net.DialTimeout = 5 * time.Second
+	sc.Metadata.Retry.Max = 1
 	if opts.Refresh == 0 {
 		opts.Refresh = 5 * time.Second
 	}
-	return &Consumer{opts: opts, brokers: brokers, sc: sc, m: newMetrics(opts.Registerer), warn: ratelog.New(opts.Log, 10*time.Second), partitions: map[topicPartition]*partitionState{}}
+	if opts.StaleAfter == 0 {
+		opts.StaleAfter = 5 * time.Second
+	}
+	return &Consumer{opts: opts, brokers: brokers, sc: sc, m: newMetrics(opts.Registerer), warn: ratelog.New(opts.Log, 10*time.Second),
+		partitions: map[topicPartition]*partitionState{}, resumeAt: map[topicPartition]int64{}, state: StateConnecting, since: time.Now()}
+}
+
+// Status reports the source state: connecting, catching up, live or stale.
+func (c *Consumer) Status() Status {
+	now := time.Now()
+	st := Status{}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	behind := 0
+	for _, p := range c.partitions {
+		st.Partitions++
+		if !p.caughtUp.Load() {
+			behind++
+		}
+		st.Lag += max(p.hwm.Load()-p.next.Load(), 0)
+	}
+	state := StateLive
+	switch {
+	case !c.connected.Load():
+		state = StateConnecting
+		if e := c.lastErr.Load(); e != nil {
+			st.Message = "kafka: " + (*e).Error()
+		} else {
+			st.Message = "connecting to Kafka"
+		}
+	case now.Sub(time.Unix(0, c.lastOK.Load())) > c.opts.StaleAfter:
+		state = StateStale
+		st.Message = "kafka: no answer for more than " + c.opts.StaleAfter.String()
+		if e := c.probeErr.Load(); e != nil {
+			st.Message = "kafka: " + (*e).Error()
+		}
+	case st.Partitions == 0:
+		state = StateConnecting
+		st.Message = "no partitions found yet"
+	case behind > 0:
+		state = StateCatchingUp
+		st.Message = fmt.Sprintf("replaying the warm-up window: %d partitions behind", behind)
+	}
+	if state != c.state {
+		c.state, c.since = state, now
+		c.m.stale.Set(b2f(state == StateStale))
+	}
+	st.State, st.Since = c.state, c.since
+	return st
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // Ready reports whether the consumer is connected and every partition has
@@ -118,10 +208,13 @@ func (c *Consumer) Run(ctx context.Context, handle Handler) error {
 		return err
 	}
 	defer consumer.Close()
+	c.lastOK.Store(time.Now().UnixNano())
 	c.connected.Store(true)
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	wg.Add(1)
+	go func() { defer wg.Done(); c.probe(ctx, client) }()
 	t := time.NewTicker(c.opts.Refresh)
 	defer t.Stop()
 	for {
@@ -152,12 +245,80 @@ func (c *Consumer) connect(ctx context.Context) (sarama.Client, error) {
 	}
 }
 
+// probe asks Kafka for every partition's high-water mark once a second:
+// it keeps the lag of quiet partitions right and tells when Kafka stops
+// answering (the source is then stale).
+func (c *Consumer) probe(ctx context.Context, client sarama.Client) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		c.mu.Lock()
+		tps := make([]topicPartition, 0, len(c.partitions))
+		sts := make([]*partitionState, 0, len(c.partitions))
+		for tp, st := range c.partitions {
+			tps, sts = append(tps, tp), append(sts, st)
+		}
+		c.mu.Unlock()
+		var failed error
+		for i, tp := range tps {
+			hwm, err := client.GetOffset(tp.topic, tp.partition, sarama.OffsetNewest)
+			if err != nil {
+				failed = err
+				break
+			}
+			st := sts[i]
+			st.hwm.Store(max(st.hwm.Load(), hwm))
+			if next := st.next.Load(); next >= hwm {
+				st.caughtUp.Store(true)
+				c.m.lag.WithLabelValues(tp.topic, fmt.Sprint(tp.partition)).Set(0)
+			}
+			if ctx.Err() != nil {
+				return
+			}
+		}
+		if failed != nil {
+			c.probeErr.Store(&failed)
+			c.warn.Warn("probe", "Kafka does not answer", "err", failed)
+			continue
+		}
+		c.probeErr.Store(nil)
+		c.lastOK.Store(time.Now().UnixNano())
+	}
+}
+
+// topics lists the topics to serve now: the configured ones and those
+// matching the pattern.
+func (c *Consumer) topics(client sarama.Client) []string {
+	if c.opts.Pattern == nil {
+		if err := client.RefreshMetadata(c.opts.Topics...); err != nil {
+			c.warn.Warn("metadata", "cannot refresh topic metadata", "topics", c.opts.Topics, "err", err)
+		}
+		return c.opts.Topics
+	}
+	if err := client.RefreshMetadata(); err != nil {
+		c.warn.Warn("metadata", "cannot refresh metadata", "err", err)
+	}
+	all, err := client.Topics()
+	if err != nil {
+		c.warn.Warn("topics", "cannot list topics", "err", err)
+	}
+	out := append([]string(nil), c.opts.Topics...)
+	for _, t := range all {
+		if c.opts.Pattern.MatchString(t) && !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
 // discover starts a consumer for every partition not yet consumed.
 func (c *Consumer) discover(ctx context.Context, client sarama.Client, consumer sarama.Consumer, handle Handler, wg *sync.WaitGroup) {
-	if err := client.RefreshMetadata(c.opts.Topics...); err != nil {
-		c.warn.Warn("metadata", "cannot refresh topic metadata", "topics", c.opts.Topics, "err", err)
-	}
-	for _, topic := range c.opts.Topics {
+	for _, topic := range c.topics(client) {
 		parts, err := client.Partitions(topic)
 		if err != nil {
 			c.warn.Warn("partitions:"+topic, "topic not available yet", "topic", topic, "err", err)
@@ -171,17 +332,36 @@ func (c *Consumer) discover(ctx context.Context, client sarama.Client, consumer 
 			if known {
 				continue
 			}
-			st, pc, err := c.open(client, consumer, tp)
+			c.mu.Lock()
+			at, restart := c.resumeAt[tp]
+			c.mu.Unlock()
+			st, pc, err := c.open(client, consumer, tp, at, restart)
 			if err != nil {
 				c.warn.Warn("open:"+topic, "cannot open partition", "topic", topic, "partition", p, "err", err)
 				continue
 			}
 			c.mu.Lock()
 			c.partitions[tp] = st
+			delete(c.resumeAt, tp)
 			c.mu.Unlock()
-			c.opts.Log.Info("consuming partition", "topic", topic, "partition", p)
+			if c.opts.OnPartition != nil {
+				c.opts.OnPartition(tp.topic, tp.partition, st.next.Load())
+			}
+			c.opts.Log.Info("consuming partition", "topic", topic, "partition", p, "offset", st.next.Load())
 			wg.Add(2)
-			go func() { defer wg.Done(); c.partitionLoop(ctx, tp, st, pc, handle) }()
+			go func() {
+				defer wg.Done()
+				c.partitionLoop(ctx, tp, st, pc, handle)
+				if ctx.Err() == nil {
+					// sarama gave up on the partition (e.g. offset out of
+					// range): the next discovery reopens it where it was.
+					c.warn.Warn("stopped:"+tp.topic, "partition consumer stopped; reopening", "topic", tp.topic, "partition", tp.partition, "offset", st.next.Load())
+					c.mu.Lock()
+					delete(c.partitions, tp)
+					c.resumeAt[tp] = st.next.Load()
+					c.mu.Unlock()
+				}
+			}()
 			go func() {
 				defer wg.Done()
 				for err := range pc.Errors() {
@@ -194,13 +374,19 @@ func (c *Consumer) discover(ctx context.Context, client sarama.Client, consumer 
 
 // open starts a partition consumer at the warm-up offset: the first offset
 // whose timestamp is at or after now - Warmup, or the end if none is.
-func (c *Consumer) open(client sarama.Client, consumer sarama.Consumer, tp topicPartition) (*partitionState, sarama.PartitionConsumer, error) {
+func (c *Consumer) open(client sarama.Client, consumer sarama.Consumer, tp topicPartition, at int64, restart bool) (*partitionState, sarama.PartitionConsumer, error) {
 	newest, err := client.GetOffset(tp.topic, tp.partition, sarama.OffsetNewest)
 	if err != nil {
 		return nil, nil, err
 	}
 	start := newest
-	if c.opts.Warmup > 0 {
+	if restart {
+		oldest, err := client.GetOffset(tp.topic, tp.partition, sarama.OffsetOldest)
+		if err != nil {
+			return nil, nil, err
+		}
+		start = min(max(at, oldest), newest)
+	} else if c.opts.Warmup > 0 {
 		off, err := client.GetOffset(tp.topic, tp.partition, time.Now().Add(-c.opts.Warmup).UnixMilli())
 		if err != nil {
 			return nil, nil, err
@@ -214,6 +400,8 @@ func (c *Consumer) open(client sarama.Client, consumer sarama.Consumer, tp topic
 		return nil, nil, err
 	}
 	st := &partitionState{target: newest}
+	st.next.Store(start)
+	st.hwm.Store(newest)
 	if start >= newest {
 		st.caughtUp.Store(true)
 	}
@@ -227,8 +415,12 @@ func (c *Consumer) partitionLoop(ctx context.Context, tp topicPartition, st *par
 	pos := c.m.offset.WithLabelValues(tp.topic, partLabel)
 	rec := &Record{Topic: tp.topic, Partition: tp.partition}
 	for msg := range pc.Messages() {
+		c.lastOK.Store(time.Now().UnixNano())
+		st.next.Store(msg.Offset + 1)
+		st.hwm.Store(pc.HighWaterMarkOffset())
 		pos.Set(float64(msg.Offset))
-		lag.Set(float64(pc.HighWaterMarkOffset() - msg.Offset - 1))
+		behind := max(pc.HighWaterMarkOffset()-msg.Offset-1, 0)
+		lag.Set(float64(behind))
 		if !st.caughtUp.Load() && msg.Offset+1 >= st.target {
 			st.caughtUp.Store(true)
 		}
@@ -239,7 +431,7 @@ func (c *Consumer) partitionLoop(ctx context.Context, tp topicPartition, st *par
 			continue
 		}
 		c.m.events.Inc()
-		rec.Offset, rec.Timestamp = msg.Offset, msg.Timestamp
+		rec.Offset, rec.Timestamp, rec.Lag, rec.Value = msg.Offset, msg.Timestamp, behind, msg.Value
 		handle(rec)
 	}
 }

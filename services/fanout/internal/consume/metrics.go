@@ -11,6 +11,7 @@ type metrics struct {
 	bad    *prometheus.CounterVec
 	lag    *prometheus.GaugeVec
 	offset *prometheus.GaugeVec
+	stale  prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -27,12 +28,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		offset: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "playpulse_fanout_partition_offset", Help: "Offset of the last consumed record.",
 		}, []string{"topic", "partition"}),
+		stale: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "playpulse_fanout_source_stale", Help: "1 while Kafka does not answer (browsers are told the data is stale).",
+		}),
 	}
 	for _, r := range event.Reasons() {
 		m.bad.WithLabelValues(r)
 	}
 	if reg != nil {
-		reg.MustRegister(m.events, m.bad, m.lag, m.offset)
+		reg.MustRegister(m.events, m.bad, m.lag, m.offset, m.stale)
 	}
 	return m
 }

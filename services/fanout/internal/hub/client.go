@@ -13,21 +13,35 @@ import (
 
 // Protocol limits; docs/protocol.md states them.
 const (
+	Protocol         = 2
 	MaxClientMessage = 4 << 10 // bytes
 	maxInvalid       = 10      // invalid client messages before a 1008 close
+	maxMsgPerSecond  = 20
+	maxPositions     = 256
+	replayChunk      = 500 // events per replay frame
 	pingEvery        = 20 * time.Second
 	pongWait         = 2*pingEvery + 10*time.Second
+	// CloseWriteTimeout is sent (best effort) to a client that accepted no
+	// data for WriteTimeout.
+	CloseWriteTimeout = 4008
 )
 
 type client struct {
 	h       *Hub
 	conn    *websocket.Conn
 	filter  atomic.Pointer[compiled]
-	replies chan []byte   // error replies etc., written by the writer goroutine
-	done    chan struct{} // closed when Serve has finished with the client
-	closing chan struct{} // closed by shutdown; stops the writer
+	c0      uint64 // ring position when the client connected
+	cursor  atomic.Uint64
+	replies chan []byte       // error replies etc., written by the writer goroutine
+	resume  chan resumeRequest // at most one per connection
+	done    chan struct{}     // closed when Serve has finished with the client
+	closing chan struct{}     // closed by shutdown; stops the writer
 	once    sync.Once
 	reason  atomic.Value // disconnect reason, for metrics
+}
+
+type resumeRequest struct {
+	positions []Position
 }
 
 // ErrClosed is returned by Serve when the hub is shutting down.
@@ -35,7 +49,7 @@ var ErrClosed = errors.New("hub closed")
 
 // Serve runs one client until it disconnects; the caller has upgraded conn.
 func (h *Hub) Serve(conn *websocket.Conn) error {
-	c := &client{h: h, conn: conn, replies: make(chan []byte, 8), done: make(chan struct{}), closing: make(chan struct{})}
+	c := &client{h: h, conn: conn, replies: make(chan []byte, 8), resume: make(chan resumeRequest, 1), done: make(chan struct{}), closing: make(chan struct{})}
 	all := compiled{all: true}
 	c.filter.Store(&all)
 	h.cmu.Lock()
@@ -45,6 +59,8 @@ func (h *Hub) Serve(conn *websocket.Conn) error {
 		conn.Close()
 		return ErrClosed
 	}
+	c.c0 = h.head()
+	c.cursor.Store(c.c0)
 	h.clients[c] = struct{}{}
 	h.cmu.Unlock()
 	h.m.clients.Inc()
@@ -61,6 +77,7 @@ func (h *Hub) Serve(conn *websocket.Conn) error {
 		close(c.done)
 	}()
 
+	conn.EnableWriteCompression(false)
 	go c.read()
 	c.write()
 	return nil
@@ -82,15 +99,23 @@ func closeReason(code int) string {
 		return "server_shutdown"
 	case websocket.ClosePolicyViolation:
 		return "policy_violation"
+	case websocket.CloseNormalClosure:
+		return "client_closed"
+	case CloseWriteTimeout:
+		return "write_timeout"
 	}
 	return "close_" + strconv.Itoa(code)
 }
 
 // clientMessage is what a browser may send.
 type clientMessage struct {
-	Type   string  `json:"type"`
-	Filter *Filter `json:"filter"`
+	Type      string     `json:"type"`
+	Filter    *Filter    `json:"filter"`
+	Positions []Position `json:"positions"`
 }
+
+// errRateLimited is answered with code rate_limited.
+var errRateLimited = errors.New("more than 20 messages a second")
 
 func (c *client) read() {
 	defer c.shutdown(websocket.CloseNormalClosure, "")
@@ -98,6 +123,9 @@ func (c *client) read() {
 	_ = c.conn.SetReadDeadline(time.Now().Add(pongWait))
 	c.conn.SetPongHandler(func(string) error { return c.conn.SetReadDeadline(time.Now().Add(pongWait)) })
 	invalid := 0
+	resumed := false
+	// Token bucket: 20 messages a second, bursts of 20.
+	tokens, last := float64(maxMsgPerSecond), time.Now()
 	for {
 		_, data, err := c.conn.ReadMessage()
 		if err != nil {
@@ -106,7 +134,17 @@ func (c *client) read() {
 			}
 			return
 		}
-		if err := c.handle(data); err != nil {
+		_ = c.conn.SetReadDeadline(time.Now().Add(pongWait))
+		now := time.Now()
+		tokens = min(float64(maxMsgPerSecond), tokens+now.Sub(last).Seconds()*maxMsgPerSecond)
+		last = now
+		if tokens < 1 {
+			err = errRateLimited
+		} else {
+			tokens--
+			err = c.handle(data, &resumed)
+		}
+		if err != nil {
 			invalid++
 			c.h.m.invalid.Inc()
 			if invalid >= maxInvalid {
@@ -114,28 +152,42 @@ func (c *client) read() {
 				c.shutdown(websocket.ClosePolicyViolation, "too many invalid messages")
 				return
 			}
-			c.reply(errorMessage("bad_message", err.Error()))
+			code := "bad_message"
+			if err == errRateLimited {
+				code = "rate_limited"
+			}
+			c.reply(errorMessage(code, err.Error()))
 		}
 	}
 }
 
-func (c *client) handle(data []byte) error {
+func (c *client) handle(data []byte, resumed *bool) error {
 	var m clientMessage
 	if err := json.Unmarshal(data, &m); err != nil {
-		return errors.New("not a JSON object")
+		return errors.New("not a JSON object of the protocol: " + err.Error())
 	}
 	switch m.Type {
 	case "filter":
-		var f Filter
+		return c.setFilter(m.Filter)
+	case "resume":
+		if *resumed {
+			return errors.New("resume may be sent once per connection")
+		}
+		if len(m.Positions) > maxPositions {
+			return errors.New("at most 256 positions")
+		}
+		for _, p := range m.Positions {
+			if p.Topic == "" || len(p.Topic) > 249 || p.Partition < 0 || p.Offset < -1 {
+				return errors.New("a position needs a topic, a partition ≥ 0 and an offset ≥ -1")
+			}
+		}
 		if m.Filter != nil {
-			f = *m.Filter
+			if err := c.setFilter(m.Filter); err != nil {
+				return err
+			}
 		}
-		cf, err := f.compile()
-		if err != nil {
-			return err
-		}
-		c.filter.Store(&cf)
-		c.reply(mustJSON(map[string]any{"type": "filter_ok", "filter": f}))
+		*resumed = true
+		c.resume <- resumeRequest{positions: m.Positions}
 		return nil
 	case "":
 		return errors.New(`missing "type"`)
@@ -144,10 +196,33 @@ func (c *client) handle(data []byte) error {
 	}
 }
 
+func (c *client) setFilter(p *Filter) error {
+	var f Filter
+	if p != nil {
+		f = *p
+	}
+	cf, err := f.compile()
+	if err != nil {
+		return err
+	}
+	c.filter.Store(&cf)
+	c.reply(mustJSON(map[string]any{"type": "filter_ok", "filter": f}))
+	return nil
+}
+
+// reply queues a message for the writer. The queue is bounded: a client
+// flooding us loses its oldest replies, never the newest.
 func (c *client) reply(b []byte) {
-	select {
-	case c.replies <- b:
-	default: // a client flooding us with bad messages does not get to grow a queue
+	for {
+		select {
+		case c.replies <- b:
+			return
+		default:
+		}
+		select {
+		case <-c.replies:
+		default:
+		}
 	}
 }
 
@@ -163,26 +238,50 @@ func mustJSON(v any) []byte {
 	return b
 }
 
+// frameBuffers are shared by all writers: a frame is built, written and
+// the buffer returned, so an idle client holds none.
+var frameBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
 func (c *client) write() {
 	defer c.shutdown(websocket.CloseNormalClosure, "")
 	h := c.h
-	frame := time.NewTicker(time.Second / time.Duration(h.opts.FrameHz))
+	period := time.Second / time.Duration(h.opts.FrameHz)
+	frame := time.NewTicker(period)
 	defer frame.Stop()
 	ping := time.NewTicker(pingEvery)
 	defer ping.Stop()
 	perFrame := max(1, h.opts.TailRate/h.opts.FrameHz)
 
 	var snapVersion uint64
-	cursor := h.head()
-	var items [][]byte
-	buf := make([]byte, 0, 16<<10)
-	skipped := 0
+	var dedupe map[uint32]int64
+	skipped, lost := 0, 0
+	lastFrame := time.Now()
 
-	send := func(typ int, b []byte) bool {
+	fail := func(err error) bool {
+		r := writeFailure(err)
+		c.reason.CompareAndSwap(nil, r)
+		if r == "write_timeout" {
+			c.shutdown(CloseWriteTimeout, "write timeout")
+		}
+		return false
+	}
+	send := func(b []byte) bool {
 		_ = c.conn.SetWriteDeadline(time.Now().Add(h.opts.WriteTimeout))
-		if err := c.conn.WriteMessage(typ, b); err != nil {
-			c.reason.CompareAndSwap(nil, writeFailure(err))
-			return false
+		if err := c.conn.WriteMessage(websocket.TextMessage, b); err != nil {
+			return fail(err)
+		}
+		return true
+	}
+	// Snapshots are compressed when the client negotiated it: the
+	// prepared message compresses once for all clients. Tail frames are
+	// not: that would cost CPU per client.
+	sendPrepared := func(pm *websocket.PreparedMessage) bool {
+		_ = c.conn.SetWriteDeadline(time.Now().Add(h.opts.WriteTimeout))
+		c.conn.EnableWriteCompression(true)
+		err := c.conn.WritePreparedMessage(pm)
+		c.conn.EnableWriteCompression(false)
+		if err != nil {
+			return fail(err)
 		}
 		return true
 	}
@@ -195,58 +294,129 @@ func (c *client) write() {
 			h.m.droppedSnapshots.Add(float64(s.version - snapVersion - 1))
 		}
 		snapVersion = s.version
-		_ = c.conn.SetWriteDeadline(time.Now().Add(h.opts.WriteTimeout))
-		if err := c.conn.WritePreparedMessage(s.msg); err != nil {
-			c.reason.CompareAndSwap(nil, writeFailure(err))
-			return false
-		}
-		return true
+		return sendPrepared(s.msg)
 	}
-	if !send(websocket.TextMessage, mustJSON(map[string]any{"type": "hello", "protocol": 1, "frame_hz": h.opts.FrameHz, "tail_rate": h.opts.TailRate})) || !sendSnapshot() {
+	hello := mustJSON(map[string]any{
+		"type": "hello", "protocol": Protocol, "replica": h.opts.Replica, "frame_hz": h.opts.FrameHz, "tail_rate": h.opts.TailRate,
+		"snapshot_hz": h.opts.SnapshotHz, "resume_window_s": int(h.opts.ResumeWindow / time.Second), "max_message_bytes": MaxClientMessage,
+	})
+	if !send(hello) {
 		return
+	}
+	if cur := h.snap.Load(); cur != nil {
+		snapVersion = cur.version
+	}
+	if _, full := h.FullSnapshot(); full != nil {
+		if !sendPrepared(full) {
+			return
+		}
 	}
 	for {
 		select {
 		case <-c.closing:
 			return
 		case r := <-c.replies:
-			if !send(websocket.TextMessage, r) {
+			if !send(r) {
+				return
+			}
+		case req := <-c.resume:
+			var ok bool
+			if dedupe, ok = c.doResume(req, send); !ok {
 				return
 			}
 		case <-ping.C:
 			_ = c.conn.SetWriteDeadline(time.Now().Add(h.opts.WriteTimeout))
 			if err := c.conn.WriteMessage(websocket.PingMessage, nil); err != nil {
-				c.reason.CompareAndSwap(nil, writeFailure(err))
+				fail(err)
 				return
 			}
-		case <-frame.C:
+		case now := <-frame.C:
+			if missed := int(now.Sub(lastFrame)/period) - 1; missed > 0 {
+				h.m.droppedFrames.Add(float64(missed))
+			}
+			lastFrame = now
 			if !sendSnapshot() {
 				return
 			}
-			var n int
-			items, n = h.collect(items[:0], &cursor, c.filter.Load(), perFrame)
-			skipped += n
-			if len(items) == 0 && skipped == 0 {
+			bp := frameBuffers.Get().(*[]byte)
+			buf := append((*bp)[:0], `{"type":"tail","skipped":`...)
+			mark := len(buf)
+			buf = append(buf, `00000000000,"lost":00000000000,"events":[`...)
+			n := 0
+			cursor := c.cursor.Load()
+			wall := time.Now().UnixMilli()
+			var s, l int
+			buf, s, l = h.collect(buf, &n, &cursor, c.filter.Load(), perFrame, dedupe, func(ts int64) { h.m.latency.Observe(float64(wall-ts) / 1000) })
+			c.cursor.Store(cursor)
+			skipped += s
+			lost += l
+			if n == 0 && skipped == 0 && lost == 0 {
+				*bp = buf
+				frameBuffers.Put(bp)
 				continue
 			}
-			buf = append(buf[:0], `{"type":"tail","skipped":`...)
-			buf = strconv.AppendInt(buf, int64(skipped), 10)
-			buf = append(buf, `,"events":[`...)
-			for i, it := range items {
-				if i > 0 {
-					buf = append(buf, ',')
-				}
-				buf = append(buf, it...)
-			}
 			buf = append(buf, "]}"...)
-			if !send(websocket.TextMessage, buf) {
+			// Fill the counters into the fixed-width placeholders.
+			head := strconv.AppendInt(nil, int64(skipped), 10)
+			head = append(head, `,"lost":`...)
+			head = strconv.AppendInt(head, int64(lost), 10)
+			head = append(head, `,"events":[`...)
+			start := len(`00000000000,"lost":00000000000,"events":[`) - len(head)
+			copy(buf[start:], buf[:mark])
+			copy(buf[start+mark:], head)
+			ok := send(buf[start:])
+			*bp = buf
+			frameBuffers.Put(bp)
+			if !ok {
 				return
 			}
-			h.m.sent.Add(float64(len(items)))
+			h.m.sent.Add(float64(n))
 			h.m.skipped.Add(float64(skipped))
-			skipped = 0
+			h.m.lost.Add(float64(lost))
+			skipped, lost = 0, 0
 		}
 	}
+}
+
+// doResume answers a resume request: gaps, replay frames, resume_ok.
+func (c *client) doResume(req resumeRequest, send func([]byte) bool) (map[uint32]int64, bool) {
+	h := c.h
+	cutoff := h.opts.Now().Add(-h.opts.ResumeWindow).UnixMilli()
+	items, gaps, dedupe := h.replay(req.positions, c.c0, c.filter.Load(), 10*h.opts.TailRate, cutoff)
+	for _, g := range gaps {
+		if !send(mustJSON(g)) {
+			return nil, false
+		}
+	}
+	replayed := len(items)
+	for len(items) > 0 {
+		k := min(len(items), replayChunk)
+		buf := append([]byte(nil), `{"type":"tail","replay":true,"skipped":0,"lost":0,"events":[`...)
+		for i, it := range items[:k] {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = append(buf, it...)
+		}
+		buf = append(buf, "]}"...)
+		if !send(buf) {
+			return nil, false
+		}
+		items = items[k:]
+	}
+	if !send(mustJSON(map[string]any{"type": "resume_ok", "replayed": replayed, "gaps": len(gaps)})) {
+		return nil, false
+	}
+	h.m.sent.Add(float64(replayed))
+	h.m.resumes.WithLabelValues(resumeResult(gaps)).Inc()
+	return dedupe, true
+}
+
+func resumeResult(gaps []Gap) string {
+	if len(gaps) > 0 {
+		return "gap"
+	}
+	return "complete"
 }
 
 func writeFailure(err error) string {

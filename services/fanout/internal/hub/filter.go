@@ -23,11 +23,21 @@ const maxFilterValue = 256
 type compiled struct {
 	all                         bool
 	types                       uint32 // bit per event.Type; 0 = all
-	stream, movie, user, device string
+	stream, movie, user, device uint64 // hashes; 0 = any
+}
+
+func hashOrAny(s string) uint64 {
+	if s == "" {
+		return 0
+	}
+	if h := hash(s); h != 0 {
+		return h
+	}
+	return 1
 }
 
 func (f Filter) compile() (compiled, error) {
-	c := compiled{stream: f.Stream, movie: f.Movie, user: f.User, device: f.Device}
+	c := compiled{stream: hashOrAny(f.Stream), movie: hashOrAny(f.Movie), user: hashOrAny(f.User), device: hashOrAny(f.Device)}
 	for _, s := range []string{f.Stream, f.Movie, f.User, f.Device} {
 		if len(s) > maxFilterValue {
 			return c, fmt.Errorf("filter values are limited to %d bytes", maxFilterValue)
@@ -40,7 +50,7 @@ func (f Filter) compile() (compiled, error) {
 		}
 		c.types |= 1 << t
 	}
-	c.all = c.types == 0 && c.stream == "" && c.movie == "" && c.user == "" && c.device == ""
+	c.all = c.types == 0 && c.stream == 0 && c.movie == 0 && c.user == 0 && c.device == 0
 	return c, nil
 }
 
@@ -49,8 +59,8 @@ func (c *compiled) match(it *item) bool {
 		return true
 	}
 	return (c.types == 0 || c.types&(1<<it.typ) != 0) &&
-		(c.stream == "" || c.stream == it.stream) &&
-		(c.movie == "" || c.movie == it.movie) &&
-		(c.user == "" || c.user == it.user) &&
-		(c.device == "" || c.device == it.device)
+		(c.stream == 0 || c.stream == it.stream) &&
+		(c.movie == 0 || c.movie == it.movie) &&
+		(c.user == 0 || c.user == it.user) &&
+		(c.device == 0 || c.device == it.device)
 }

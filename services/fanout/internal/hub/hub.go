@@ -6,12 +6,18 @@
 // events matching its filter from the ring, up to its share of TailRate, and
 // counts the rest as skipped. So the cost per client does not grow with the
 // ingest rate, a slow client only falls behind in the ring (and is told how
-// much it skipped), and a stuck client is disconnected after WriteTimeout
-// without delaying anyone else.
+// much it skipped or lost), and a stuck client is disconnected after
+// WriteTimeout without delaying anyone else.
+//
+// The ring also serves resume: a reconnecting client names the last offset
+// it saw per partition and gets the events it missed, or an explicit gap.
 package hub
 
 import (
+	"bytes"
+	"hash/maphash"
 	"log/slog"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -28,17 +34,39 @@ import (
 type Options struct {
 	TailRate     int           // events per second per client
 	FrameHz      int           // tail frames per second per client
+	SnapshotHz   int           // announced in hello
 	WriteTimeout time.Duration // a client that accepts nothing this long is dropped
-	RingSize     int           // events kept for the tail; default 65536
-	Log          *slog.Logger
-	Registerer   prometheus.Registerer
+	RingSize     int           // events kept for the tail and resume; default 65536
+	RingBytes    int           // bytes of encoded events kept at most; default 64 MiB
+	ResumeWindow time.Duration // by record timestamp; default 60 s
+	// Full returns the full snapshot (15 minutes of series) sent on connect;
+	// it is called at most once a second and shared. Nil: the latest
+	// periodic snapshot is sent instead.
+	Full       func() []byte
+	Replica    string // announced in hello; default the host name
+	Now        func() time.Time
+	Log        *slog.Logger
+	Registerer prometheus.Registerer
 }
 
 type item struct {
-	seq                         uint64
-	typ                         event.Type
-	stream, movie, user, device string
+	seq    uint64
+	offset int64
+	ts     int64 // Kafka record timestamp, Unix ms
+	pid    uint32
+	typ    event.Type
+	// Filter fields, hashed: the ring keeps no strings alive.
+	stream, movie, user, device uint64
 	json                        []byte
+}
+
+var seed = maphash.MakeSeed()
+
+func hash(s string) uint64 { return maphash.String(seed, s) }
+
+type topicPartition struct {
+	topic     string
+	partition int32
 }
 
 // Hub is safe for concurrent use.
@@ -47,10 +75,22 @@ type Hub struct {
 	m    *metrics
 
 	mu   sync.RWMutex
-	ring []item
-	next uint64 // seq of the next item; items [next-len(ring), next) are held
+	ring  []item
+	next  uint64 // seq of the next item
+	first uint64 // seq of the oldest item held: items [first, next) are held
+	bytes int    // encoded bytes held
+	// Partitions by small id. covered[pid]: every event of the partition
+	// with a greater offset that arrived is still in the ring.
+	pids    map[topicPartition]uint32
+	parts   []topicPartition
+	covered []int64
 
 	snap atomic.Pointer[snapshot]
+
+	fmu      sync.Mutex
+	full     *websocket.PreparedMessage
+	fullRaw  []byte
+	fullTime time.Time
 
 	cmu     sync.Mutex
 	clients map[*client]struct{}
@@ -68,13 +108,61 @@ func New(opts Options) *Hub {
 	if opts.RingSize == 0 {
 		opts.RingSize = 1 << 16
 	}
-	return &Hub{opts: opts, m: newMetrics(opts.Registerer), ring: make([]item, opts.RingSize), clients: map[*client]struct{}{}}
+	if opts.RingBytes == 0 {
+		opts.RingBytes = 64 << 20
+	}
+	if opts.ResumeWindow == 0 {
+		opts.ResumeWindow = time.Minute
+	}
+	if opts.SnapshotHz == 0 {
+		opts.SnapshotHz = 4
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Replica == "" {
+		opts.Replica, _ = os.Hostname()
+	}
+	h := &Hub{opts: opts, ring: make([]item, opts.RingSize), clients: map[*client]struct{}{}, pids: map[topicPartition]uint32{}}
+	h.m = newMetrics(opts.Registerer, h)
+	return h
+}
+
+// pid returns the id of a partition; the caller holds mu for writing.
+func (h *Hub) pid(topic string, partition int32) uint32 {
+	tp := topicPartition{topic, partition}
+	id, ok := h.pids[tp]
+	if !ok {
+		id = uint32(len(h.parts))
+		h.pids[tp] = id
+		h.parts = append(h.parts, tp)
+		h.covered = append(h.covered, -1<<62) // unknown until the first record or PartitionStarted
+	}
+	return id
+}
+
+// PartitionStarted tells the hub that consumption of a partition starts at
+// offset: records before it were never held, so a resume from before it
+// gets a gap.
+func (h *Hub) PartitionStarted(topic string, partition int32, offset int64) {
+	h.mu.Lock()
+	id := h.pid(topic, partition)
+	h.covered[id] = max(h.covered[id], offset-1)
+	h.mu.Unlock()
 }
 
 // Publish adds one event to the tail. It is called by every partition's
-// consumer goroutine.
+// consumer goroutine. The event is the record value as written by the
+// producer (already validated), or re-encoded when the record has none.
 func (h *Hub) Publish(r *consume.Record) {
-	b := make([]byte, 0, 512)
+	n := len(r.Value)
+	if n == 0 {
+		n = 512
+	}
+	b := make([]byte, 0, n+96+len(r.Topic))
 	b = append(b, `{"topic":`...)
 	b = event.AppendString(b, r.Topic)
 	b = append(b, `,"partition":`...)
@@ -82,31 +170,73 @@ func (h *Hub) Publish(r *consume.Record) {
 	b = append(b, `,"offset":`...)
 	b = strconv.AppendInt(b, r.Offset, 10)
 	b = append(b, `,"kafka_ts":`...)
-	b = strconv.AppendInt(b, r.Timestamp.UnixMilli(), 10)
+	ts := r.Timestamp.UnixMilli()
+	b = strconv.AppendInt(b, ts, 10)
 	b = append(b, `,"event":`...)
-	b = r.Event.AppendJSON(b)
+	if len(r.Value) > 0 {
+		b = append(b, r.Value...)
+	} else {
+		b = r.Event.AppendJSON(b)
+	}
 	b = append(b, '}')
 	e := &r.Event
+	it := item{offset: r.Offset, ts: ts, typ: e.Type, stream: hash(e.Stream), movie: hash(e.MovieID), user: hash(e.UserID), device: hash(e.Device), json: b}
+	size := uint64(len(h.ring))
 	h.mu.Lock()
-	it := &h.ring[h.next%uint64(len(h.ring))]
-	*it = item{seq: h.next, typ: e.Type, stream: e.Stream, movie: e.MovieID, user: e.UserID, device: e.Device, json: b}
+	it.pid = h.pid(r.Topic, r.Partition)
+	if h.covered[it.pid] == -1<<62 {
+		h.covered[it.pid] = r.Offset - 1
+	}
+	// Make room: the slot of the new item, and bytes over the budget.
+	for h.first < h.next && (h.next-h.first >= size || h.bytes+len(b) > h.opts.RingBytes) {
+		old := &h.ring[h.first%size]
+		h.covered[old.pid] = max(h.covered[old.pid], old.offset)
+		h.bytes -= len(old.json)
+		old.json = nil
+		h.first++
+	}
+	it.seq = h.next
+	h.ring[h.next%size] = it
+	h.bytes += len(b)
 	h.next++
 	h.mu.Unlock()
 }
 
 // SetSnapshot replaces the snapshot that every client receives next; the
-// encoding is prepared once and shared by all clients.
+// encoding is prepared once and shared by all clients. A snapshot equal to
+// the previous one but for its "time" is not sent again.
 func (h *Hub) SetSnapshot(raw []byte) error {
+	old := h.snap.Load()
+	if old != nil && sameButTime(old.raw, raw) {
+		return nil
+	}
 	pm, err := websocket.NewPreparedMessage(websocket.TextMessage, raw)
 	if err != nil {
 		return err
 	}
 	var v uint64 = 1
-	if old := h.snap.Load(); old != nil {
+	if old != nil {
 		v = old.version + 1
 	}
 	h.snap.Store(&snapshot{version: v, msg: pm, raw: raw})
 	return nil
+}
+
+// sameButTime compares two snapshots after their "time" field.
+func sameButTime(a, b []byte) bool {
+	key := []byte(`"time":`)
+	i, j := bytes.Index(a, key), bytes.Index(b, key)
+	if i < 0 || j < 0 || !bytes.Equal(a[:i], b[:j]) {
+		return false
+	}
+	skip := func(s []byte) []byte {
+		s = s[len(key):]
+		for len(s) > 0 && s[0] >= '0' && s[0] <= '9' {
+			s = s[1:]
+		}
+		return s
+	}
+	return bytes.Equal(skip(a[i:]), skip(b[j:]))
 }
 
 // Snapshot returns the last snapshot's JSON, or nil.
@@ -117,6 +247,32 @@ func (h *Hub) Snapshot() []byte {
 	return nil
 }
 
+// FullSnapshot returns the full snapshot (computed at most once a second)
+// as JSON and as a prepared message, or nil when there is none.
+func (h *Hub) FullSnapshot() ([]byte, *websocket.PreparedMessage) {
+	if h.opts.Full == nil {
+		if s := h.snap.Load(); s != nil {
+			return s.raw, s.msg
+		}
+		return nil, nil
+	}
+	h.fmu.Lock()
+	defer h.fmu.Unlock()
+	now := time.Now()
+	if h.full == nil || now.Sub(h.fullTime) >= time.Second {
+		raw := h.opts.Full()
+		if raw == nil {
+			return nil, nil
+		}
+		pm, err := websocket.NewPreparedMessage(websocket.TextMessage, raw)
+		if err != nil {
+			return nil, nil
+		}
+		h.full, h.fullRaw, h.fullTime = pm, raw, now
+	}
+	return h.fullRaw, h.full
+}
+
 // Clients is the number of connected clients.
 func (h *Hub) Clients() int {
 	h.cmu.Lock()
@@ -124,47 +280,93 @@ func (h *Hub) Clients() int {
 	return len(h.clients)
 }
 
+// scanFactor bounds the ring items one frame looks at to this many times
+// the frame's share: the rest count as lost, so a filtered client's cost
+// does not grow with the ingest rate either.
+const scanFactor = 64
+
 // collect appends to dst the newest events after *cursor that match f, at
-// most limit of them, oldest first, advances the cursor, and returns how many
-// matching events were left out.
-func (h *Hub) collect(dst [][]byte, cursor *uint64, f *compiled, limit int) ([][]byte, int) {
+// most limit of them, oldest first, advances the cursor, and returns how
+// many matching events were left out and how many were never looked at
+// (they left the ring before this client was served, or were beyond the
+// scan bound).
+func (h *Hub) collect(dst []byte, n *int, cursor *uint64, f *compiled, limit int, dedupe map[uint32]int64, lat func(int64)) (out []byte, skipped, lost int) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	from, to := *cursor, h.next
-	if oldest := to - min(to, uint64(len(h.ring))); from < oldest {
-		from = oldest // the ring moved on; those events are gone for this client
+	if oldest := h.first; from < oldest {
+		lost += int(oldest - from)
+		from = oldest
+	}
+	if scan := uint64(max(limit*scanFactor, 4096)); !f.all && to-from > scan {
+		lost += int(to - from - scan)
+		from = to - scan
 	}
 	*cursor = to
 	if from >= to {
-		return dst, 0
+		return dst, 0, lost
 	}
-	n := len(h.ring)
-	if f.all {
+	size := uint64(len(h.ring))
+	if f.all && len(dedupe) == 0 {
 		matching := int(to - from)
 		take := min(limit, matching)
 		for s := to - uint64(take); s < to; s++ {
-			dst = append(dst, h.ring[s%uint64(n)].json)
+			it := &h.ring[s%size]
+			dst = appendItem(dst, n, it)
+			lat(it.ts)
 		}
-		return dst, matching - take
+		return dst, matching - take, lost
 	}
-	// Walk newest to oldest so the newest matching events are kept, then
-	// reverse that part to send them oldest first.
-	start := len(dst)
+	// Walk newest to oldest to find the first of the newest matching
+	// events, then append forwards.
 	matching := 0
+	first := to
+	var passed []uint32 // dedupe partitions now past their position
 	for s := to; s > from; s-- {
-		it := &h.ring[(s-1)%uint64(n)]
+		it := &h.ring[(s-1)%size]
+		if len(dedupe) > 0 {
+			if pos, ok := dedupe[it.pid]; ok {
+				if it.offset <= pos {
+					continue
+				}
+				passed = append(passed, it.pid)
+			}
+		}
 		if !f.match(it) {
 			continue
 		}
 		matching++
 		if matching <= limit {
-			dst = append(dst, it.json)
+			first = s - 1
 		}
 	}
-	for i, j := start, len(dst)-1; i < j; i, j = i+1, j-1 {
-		dst[i], dst[j] = dst[j], dst[i]
+	for s := first; s < to; s++ {
+		it := &h.ring[s%size]
+		if f.match(it) && !dupe(dedupe, it) {
+			dst = appendItem(dst, n, it)
+			lat(it.ts)
+		}
 	}
-	return dst, matching - (len(dst) - start)
+	for _, pid := range passed {
+		delete(dedupe, pid)
+	}
+	return dst, max(matching-limit, 0), lost
+}
+
+func dupe(d map[uint32]int64, it *item) bool {
+	if len(d) == 0 {
+		return false
+	}
+	pos, ok := d[it.pid]
+	return ok && it.offset <= pos
+}
+
+func appendItem(dst []byte, n *int, it *item) []byte {
+	if *n > 0 {
+		dst = append(dst, ',')
+	}
+	*n++
+	return append(dst, it.json...)
 }
 
 // head returns the seq the next event will get.

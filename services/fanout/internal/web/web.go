@@ -3,22 +3,32 @@
 package web
 
 import (
+	"crypto/subtle"
+	"encoding/json"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"playpulse.dev/services/fanout/internal/hub"
 )
 
 // Options configure the handlers.
 type Options struct {
-	AllowedOrigins []string // besides same-origin
-	MaxConnections int
-	Log            *slog.Logger
+	AllowedOrigins      []string // besides same-origin
+	MaxConnections      int
+	MaxConnectionsPerIP int          // 0: no limit
+	TrustedProxies      []*net.IPNet // whose X-Forwarded-For is believed
+	AuthToken           string       // "": no token needed
+	Streams             func() any   // body of /api/streams; nil: empty list
+	Log                 *slog.Logger
+	Registerer          prometheus.Registerer
 }
 
 // contentSecurityPolicy forbids inline script and every origin but ours:
@@ -29,24 +39,58 @@ const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 
 func Mount(mux interface {
 	Handle(string, http.Handler)
 }, h *hub.Hub, opts Options) {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
 	mux.Handle("GET /", secure(dashboard()))
-	s := &wsServer{hub: h, opts: opts}
+	s := &wsServer{hub: h, opts: opts, perIP: map[string]int{}}
+	s.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "playpulse_fanout_connections_refused_total", Help: "WebSocket upgrades refused: origin, auth, max_connections, per_ip.",
+	}, []string{"reason"})
+	for _, r := range []string{"origin", "auth", "max_connections", "per_ip"} {
+		s.refused.WithLabelValues(r)
+	}
+	if opts.Registerer != nil {
+		opts.Registerer.MustRegister(s.refused)
+	}
 	s.upgrader = websocket.Upgrader{
 		ReadBufferSize:    1024,
 		WriteBufferSize:   16 << 10,
-		CheckOrigin:       s.checkOrigin,
-		EnableCompression: false, // per-message deflate costs CPU per client; frames are small
+		WriteBufferPool:   &sync.Pool{}, // an idle client holds no write buffer
+		CheckOrigin:       func(*http.Request) bool { return true }, // checked before, with a 403
+		EnableCompression: true,                                     // used for shared snapshots only (compressed once); tail frames are sent uncompressed
 	}
 	mux.Handle("GET /ws", s)
-	mux.Handle("GET /api/snapshot", secure(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Cache-Control", "no-store")
-		b := h.Snapshot()
+	mux.Handle("GET /api/snapshot", secure(s.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var b []byte
+		if r.URL.Query().Get("full") == "1" {
+			b, _ = h.FullSnapshot()
+		} else {
+			b = h.Snapshot()
+		}
 		if b == nil {
 			b = []byte(`{"type":"snapshot"}`)
 		}
-		_, _ = w.Write(b)
-	})))
+		writeJSON(w, b)
+	}))))
+	mux.Handle("GET /api/streams", secure(s.auth(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		var list any = []any{}
+		if opts.Streams != nil {
+			list = opts.Streams()
+		}
+		b, err := json.Marshal(map[string]any{"streams": list})
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		writeJSON(w, b)
+	}))))
+}
+
+func writeJSON(w http.ResponseWriter, b []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write(b)
 }
 
 func secure(next http.Handler) http.Handler {
@@ -65,6 +109,42 @@ type wsServer struct {
 	opts     Options
 	upgrader websocket.Upgrader
 	conns    atomic.Int64
+	refused  *prometheus.CounterVec
+
+	mu    sync.Mutex
+	perIP map[string]int
+}
+
+// authorized checks the bearer token: Authorization header, or the
+// access_token query parameter (browsers cannot set WebSocket headers).
+func (s *wsServer) authorized(r *http.Request) bool {
+	if s.opts.AuthToken == "" {
+		return true
+	}
+	got := r.URL.Query().Get("access_token")
+	if a := r.Header.Get("Authorization"); a != "" {
+		scheme, tok, ok := strings.Cut(a, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") {
+			return false
+		}
+		got = strings.TrimSpace(tok)
+	}
+	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(s.opts.AuthToken)) == 1
+}
+
+func (s *wsServer) auth(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.authorized(r) {
+			unauthorized(w)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func unauthorized(w http.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="playpulse"`)
+	http.Error(w, "missing or wrong bearer token", http.StatusUnauthorized)
 }
 
 // checkOrigin allows same-origin pages, configured extra origins, and
@@ -89,18 +169,77 @@ func (s *wsServer) checkOrigin(r *http.Request) bool {
 	return false
 }
 
+// clientIP is the TCP peer, or the last X-Forwarded-For hop when the peer
+// is a trusted proxy.
+func (s *wsServer) clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || len(s.opts.TrustedProxies) == 0 {
+		return host
+	}
+	trusted := false
+	for _, n := range s.opts.TrustedProxies {
+		if n.Contains(ip) {
+			trusted = true
+			break
+		}
+	}
+	if !trusted {
+		return host
+	}
+	xff := r.Header.Values("X-Forwarded-For")
+	if len(xff) == 0 {
+		return host
+	}
+	hops := strings.Split(xff[len(xff)-1], ",")
+	if last := strings.TrimSpace(hops[len(hops)-1]); net.ParseIP(last) != nil {
+		return last
+	}
+	return host
+}
+
 func (s *wsServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.checkOrigin(r) {
+		s.refused.WithLabelValues("origin").Inc()
+		s.opts.Log.Warn("websocket origin refused", "origin", r.Header.Get("Origin"), "host", r.Host)
+		http.Error(w, "origin not allowed", http.StatusForbidden)
+		return
+	}
+	if !s.authorized(r) {
+		s.refused.WithLabelValues("auth").Inc()
+		unauthorized(w)
+		return
+	}
 	if n := s.conns.Add(1); n > int64(s.opts.MaxConnections) {
 		s.conns.Add(-1)
+		s.refused.WithLabelValues("max_connections").Inc()
 		w.Header().Set("Retry-After", "5")
 		http.Error(w, "too many connections", http.StatusServiceUnavailable)
 		return
 	}
 	defer s.conns.Add(-1)
-	if !s.checkOrigin(r) {
-		s.opts.Log.Warn("websocket origin refused", "origin", r.Header.Get("Origin"), "host", r.Host)
-		http.Error(w, "origin not allowed", http.StatusForbidden)
-		return
+	ip := s.clientIP(r)
+	if lim := s.opts.MaxConnectionsPerIP; lim > 0 {
+		s.mu.Lock()
+		if s.perIP[ip] >= lim {
+			s.mu.Unlock()
+			s.refused.WithLabelValues("per_ip").Inc()
+			w.Header().Set("Retry-After", "5")
+			http.Error(w, "too many connections from this address", http.StatusServiceUnavailable)
+			return
+		}
+		s.perIP[ip]++
+		s.mu.Unlock()
+		defer func() {
+			s.mu.Lock()
+			if s.perIP[ip]--; s.perIP[ip] <= 0 {
+				delete(s.perIP, ip)
+			}
+			s.mu.Unlock()
+		}()
 	}
 	conn, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {

@@ -4,6 +4,8 @@ package main
 
 import (
 	"context"
+	"net/http"
+	_ "net/http/pprof" // TEMP-PPROF
 	"os"
 	"os/signal"
 	"syscall"
@@ -36,15 +38,18 @@ func main() {
 	srv := ops.NewServer(log)
 	pub := publish.New(sc, cfg.BrokerList(), source, publish.Options{
 		Topic: cfg.Topic, Rate: cfg.Rate, MaxBuffered: cfg.MaxBuffered,
+		Compression: cfg.Codec(), Linger: cfg.Linger,
 		Log: log, Registerer: srv.Registry(),
 	})
 	srv.AddReadiness("kafka", pub.Ready)
+	srv.Handle("/debug/pprof/", http.DefaultServeMux) // TEMP-PPROF
 	ln, err := ops.Listen(cfg.Addr)
 	if err != nil {
 		log.Error("listen", "err", err)
 		os.Exit(1)
 	}
-	log.Info("producer starting", "topic", cfg.Topic, "rate", cfg.Rate, "stream", cfg.Stream, "brokers", cfg.Brokers)
+	log.Info("producer starting", "topic", cfg.Topic, "rate", cfg.Rate, "stream", cfg.Stream, "brokers", cfg.Brokers,
+		"compression", cfg.Compression, "linger", cfg.Linger, "daily_profile", cfg.Sim.DailyProfile, "seed", source.Seed())
 
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- srv.Serve(ctx, ln) }()

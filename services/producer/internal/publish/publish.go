@@ -3,11 +3,33 @@
 // acknowledged by Kafka or counted as failed with a reason. Nothing is
 // dropped silently, and nothing is buffered without a bound: when Kafka
 // stops acknowledging, the publisher stops generating.
+//
+// # Pacing
+//
+// Event k of a pacing segment is due at start + k/rate and is stamped with
+// that time, however the timer ticks fall, so the record timestamps in Kafka
+// are evenly spaced and a window of W seconds holds rate·W of them. The rate
+// is Source.Rate(now), re-read on every wake-up: constant without the daily
+// profile, a slow curve with it; a change starts a new segment at the next
+// due time, scaled so that the fraction of an interval already waited
+// counts. A pacer that falls more than a second behind (CPU starvation,
+// backpressure) restarts the schedule at now instead of bursting the
+// backlog.
+//
+// # Outages
+//
+// The sarama client retries metadata for about five minutes and sends for
+// about as long (see ConfigureProducer), so an outage shorter than that
+// fails nothing: sends wait in sarama, generation stops at MaxBuffered
+// unacknowledged events, and everything resumes, in order and without
+// duplicates (idempotent producer), when Kafka is back. A separate probe
+// client with no retries keeps /readyz truthful meanwhile.
 package publish
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -18,38 +40,63 @@ import (
 
 	"playpulse.dev/services/playback/event"
 	"playpulse.dev/services/playback/ratelog"
+	"playpulse.dev/services/playback/sim"
 )
 
 // Source generates events; the simulator implements it.
 type Source interface {
 	// Next fills e with the next event, stamped at now.
 	Next(now time.Time, e *event.Event)
-	// SetRate tells the source the rate it will be asked for.
+	// SetRate tells the source the average rate it will be asked for.
 	SetRate(eventsPerSecond float64)
+	// Rate is the rate at which Next should be called at time now (the
+	// SetRate value shaped by the daily profile, if any).
+	Rate(now time.Time) float64
 	// Active is the number of sessions in progress.
 	Active() int
+}
+
+// StatsSource is a Source that reports what it did; the publisher exports
+// the figures as metrics. Stats is called from the goroutine that calls
+// Next.
+type StatsSource interface {
+	Stats() sim.Stats
 }
 
 // Options configure a Publisher.
 type Options struct {
 	Topic       string
-	Rate        float64 // events per second; 0 = paused
+	Rate        float64 // average events per second; 0 = paused
 	MaxBuffered int     // unacknowledged events at which generation stops
+	// Compression of record batches; the zero value is none.
+	Compression sarama.CompressionCodec
+	// Linger is how long an event may wait for others to share its batch.
+	// 0 sends each batch as soon as the connection is free.
+	Linger time.Duration
 	// FlushTimeout bounds the drain on shutdown; what is still unacknowledged
-	// then is counted as failed with reason "shutdown".
+	// then is counted as failed with reason "shutdown". Default 8s.
 	FlushTimeout time.Duration
 	Log          *slog.Logger
 	Registerer   prometheus.Registerer
 }
 
-// maxCatchUp bounds how far behind schedule the pacer catches up after a
-// stall (GC pause, backpressure): beyond it, the schedule restarts rather
-// than bursting a backlog that would distort the rate.
-const maxCatchUp = time.Second
-
-// staleAfter is how long unacknowledged events may wait before the
-// publisher reports itself not ready: acks are normally milliseconds away.
-const staleAfter = 5 * time.Second
+const (
+	// maxCatchUp bounds how far behind schedule the pacer catches up after a
+	// stall (GC pause, CPU starvation, backpressure): beyond it, the
+	// schedule restarts rather than bursting a backlog that would distort
+	// the rate.
+	maxCatchUp = time.Second
+	// minSleep: at high rates the pacer wakes at most this often and sends
+	// every event that fell due meanwhile, each stamped with its due time.
+	minSleep = 500 * time.Microsecond
+	// staleAfter is how long events may wait without any acknowledgement
+	// before the publisher reports itself not ready.
+	staleAfter = 5 * time.Second
+	// probeEvery is the period of the readiness probe's metadata request.
+	probeEvery = 2 * time.Second
+	// statsEvery is how often the pacer copies the source's Stats.
+	statsEvery = time.Second
+)
 
 // Publisher sends events from a Source to Kafka.
 type Publisher struct {
@@ -59,47 +106,93 @@ type Publisher struct {
 	src     Source
 	m       *metrics
 	warn    *ratelog.Logger
+	// free recycles records once Kafka answered. Unlike a sync.Pool it is
+	// not emptied by every garbage collection, which at high rates would
+	// reallocate the whole in-flight set each cycle.
+	free chan *record
 
 	generated, acked, failed atomic.Int64
-	lastAck                  atomic.Int64 // unix nanos of the last ack
-	connected                atomic.Bool
-	metaErr                  atomic.Pointer[error]
+	// lastProgress is the unix nanos of the last acknowledgement or failure,
+	// or of the send that found nothing in flight: readiness measures how
+	// long events have waited from it.
+	lastProgress atomic.Int64
+	connected    atomic.Bool
+	closed       atomic.Bool // the flush timed out: late results are not counted
+	probeErr     atomic.Pointer[error]
+
+	statsMu  sync.Mutex
+	simStats sim.Stats
+	hasStats bool
 }
 
 // New returns a Publisher. sc is the connection config from kafkacfg; New
-// sets the producer-specific parts on it.
+// sets the producer-specific parts on it (ConfigureProducer).
 func New(sc *sarama.Config, brokers []string, src Source, opts Options) *Publisher {
-	ConfigureProducer(sc)
+	ConfigureProducer(sc, opts.Compression, opts.Linger)
 	if opts.FlushTimeout == 0 {
 		opts.FlushTimeout = 8 * time.Second
 	}
-	p := &Publisher{opts: opts, brokers: brokers, sc: sc, src: src, m: newMetrics(opts.Registerer), warn: ratelog.New(opts.Log, 10*time.Second)}
-	p.m.target.Set(opts.Rate)
-	p.m.active.Set(0)
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	p := &Publisher{opts: opts, brokers: brokers, sc: sc, src: src, warn: ratelog.New(opts.Log, 10*time.Second),
+		free: make(chan *record, min(opts.MaxBuffered, 1<<16))}
+	p.m = newMetrics(opts.Registerer, p)
+	p.m.target.Set(src.Rate(time.Now()))
 	return p
 }
 
-// ConfigureProducer applies Playpulse's producer settings: idempotent with
-// acks=all (no duplicates on retry, no loss on leader change), lz4
-// (cheapest CPU per byte saved in the benchmarks), and a 5 ms linger so
-// that a low rate adds at most a few milliseconds of latency while a high
-// rate still fills large batches.
-func ConfigureProducer(sc *sarama.Config) {
+// ConfigureProducer applies Playpulse's producer settings:
+//   - idempotent with acks=all: no loss on leader change, no duplicates on
+//     retry (the broker drops a resent batch it already has);
+//   - the codec (lz4 by default: the highest throughput of none, snappy, lz4
+//     and zstd in make bench) and a linger of a few milliseconds, so that a
+//     low rate adds at most that much latency while a high rate fills large
+//     batches (a batch also goes out when 512 KiB are waiting, and grows to
+//     1 MiB per partition while the previous request is in flight);
+//   - retries that outlast an outage of about five minutes: metadata
+//     requests back off from 250 ms to 1 s for up to 300 attempts, sends
+//     from 100 ms to 1 s for up to 100 attempts (each of which waits for
+//     metadata first). An event still unsent after that is counted as
+//     failed. (A large Retry.Max is not free: sarama allocates retry state
+//     per partition proportional to it.)
+func ConfigureProducer(sc *sarama.Config, codec sarama.CompressionCodec, linger time.Duration) {
 	sc.Producer.RequiredAcks = sarama.WaitForAll
 	sc.Producer.Idempotent = true
-	sc.Net.MaxOpenRequests = 1
-	sc.Producer.Retry.Max = 1_000_000 // retries are bounded by MaxBuffered backpressure, not a count
-	sc.Producer.Retry.Backoff = 250 * time.Millisecond
+	sc.Net.MaxOpenRequests = 1 // required by sarama's idempotent producer
+	sc.Producer.Retry.Max = 100
+	sc.Producer.Retry.BackoffFunc = expBackoff(100*time.Millisecond, time.Second)
 	sc.Producer.Return.Successes = true
 	sc.Producer.Return.Errors = true
-	sc.Producer.Compression = sarama.CompressionLZ4
-	sc.Producer.Flush.Frequency = 5 * time.Millisecond
+	sc.Producer.Compression = codec
+	sc.Producer.CompressionLevel = sarama.CompressionLevelDefault
+	sc.Producer.Flush.Frequency = linger
 	sc.Producer.Flush.Bytes = 512 << 10
+	if linger == 0 {
+		sc.Producer.Flush.Bytes = 0 // all triggers 0: flush as soon as possible
+	}
 	sc.Producer.Flush.MaxMessages = 0
 	sc.Producer.MaxMessageBytes = 1 << 20
 	sc.Producer.Partitioner = sarama.NewHashPartitioner
 	sc.ChannelBufferSize = 4096
+	sc.Metadata.Full = false // metadata of our topic only, fetched when needed
+	sc.Metadata.Retry.Max = 300
+	sc.Metadata.Retry.BackoffFunc = expBackoff(250*time.Millisecond, time.Second)
 	sc.Metadata.RefreshFrequency = 30 * time.Second
+}
+
+// expBackoff doubles from first up to most.
+func expBackoff(first, most time.Duration) func(retries, maxRetries int) time.Duration {
+	return func(retries, _ int) time.Duration {
+		d := first
+		for range min(retries, 16) {
+			d *= 2
+			if d >= most {
+				return most
+			}
+		}
+		return d
+	}
 }
 
 // Stats is a consistent-enough view of the counters for logs and tests.
@@ -110,20 +203,27 @@ func (p *Publisher) Stats() Stats {
 	return Stats{p.generated.Load(), p.acked.Load(), p.failed.Load()}
 }
 
+func (p *Publisher) inflight() int64 {
+	return p.generated.Load() - p.acked.Load() - p.failed.Load()
+}
+
 // Ready reports whether events are flowing to Kafka.
 func (p *Publisher) Ready() error {
 	if !p.connected.Load() {
+		if e := p.probeErr.Load(); e != nil && *e != nil {
+			return fmt.Errorf("not connected to Kafka yet: %w", *e)
+		}
 		return errors.New("not connected to Kafka yet")
 	}
-	if e := p.metaErr.Load(); e != nil && *e != nil {
+	if e := p.probeErr.Load(); e != nil && *e != nil {
 		return *e
 	}
-	inflight := p.generated.Load() - p.acked.Load() - p.failed.Load()
-	if inflight > 0 && time.Since(time.Unix(0, p.lastAck.Load())) > staleAfter {
-		return errors.New("Kafka has acknowledged nothing for over 5s")
+	n := p.inflight()
+	if waited := time.Since(time.Unix(0, p.lastProgress.Load())); n > 0 && waited > staleAfter {
+		return fmt.Errorf("Kafka has acknowledged nothing for %s while %d events wait", waited.Round(time.Second), n)
 	}
-	if inflight >= int64(p.opts.MaxBuffered) {
-		return errors.New("send buffer full: Kafka is too slow or down")
+	if n >= int64(p.opts.MaxBuffered) {
+		return fmt.Errorf("send buffer full (%d events): Kafka is too slow or down", n)
 	}
 	return nil
 }
@@ -131,57 +231,83 @@ func (p *Publisher) Ready() error {
 // Run connects (retrying until ctx ends), sends at the target rate until ctx
 // ends, then flushes. It returns nil on a clean shutdown.
 func (p *Publisher) Run(ctx context.Context) error {
-	client, err := p.connect(ctx)
+	probe, err := p.connectProbe(ctx)
 	if err != nil {
-		return nil // ctx ended while connecting: nothing was generated
+		return nil // ctx ended before Kafka was reachable: nothing was generated
+	}
+	defer probe.Close()
+	client, prod, err := p.connectProducer(ctx)
+	if err != nil {
+		return nil
 	}
 	defer client.Close()
-	prod, err := sarama.NewAsyncProducerFromClient(client)
-	if err != nil {
-		return err
-	}
 	p.connected.Store(true)
-	p.lastAck.Store(time.Now().UnixNano())
+	p.lastProgress.Store(time.Now().UnixNano())
 
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(2)
 	go func() { defer wg.Done(); p.collectSuccesses(prod) }()
 	go func() { defer wg.Done(); p.collectErrors(prod) }()
-	probeCtx, stopProbe := context.WithCancel(ctx)
-	go func() { defer wg.Done(); p.probe(probeCtx, client) }()
+	bgCtx, stopBg := context.WithCancel(ctx)
+	var bg sync.WaitGroup
+	bg.Add(2)
+	go func() { defer bg.Done(); p.probeLoop(bgCtx, probe) }()
+	go func() { defer bg.Done(); p.sampleLoop(bgCtx) }()
 
 	p.pace(ctx, prod)
-	stopProbe()
 
 	// Drain: AsyncClose flushes what is buffered; the collectors end when
 	// sarama closes its result channels.
 	prod.AsyncClose()
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
+	timer := time.NewTimer(p.opts.FlushTimeout)
+	defer timer.Stop()
 	select {
 	case <-done:
-	case <-time.After(p.opts.FlushTimeout):
-		left := p.generated.Load() - p.acked.Load() - p.failed.Load()
+	case <-timer.C:
+		p.closed.Store(true)
+		left := p.inflight()
 		p.failed.Add(left)
 		p.m.failed.WithLabelValues("shutdown").Add(float64(left))
-		p.opts.Log.Error("flush timed out; unacknowledged events counted as failed", "events", left)
+		p.opts.Log.Error("flush timed out; unacknowledged events counted as failed", "events", left, "reason", "shutdown")
 	}
+	stopBg()
+	bg.Wait()
 	s := p.Stats()
 	p.opts.Log.Info("producer stopped", "generated", s.Generated, "acknowledged", s.Acked, "failed", s.Failed)
 	return nil
 }
 
-func (p *Publisher) connect(ctx context.Context) (sarama.Client, error) {
+// connectProbe creates the probe client (no metadata retries, so that it
+// answers at once) and waits until the topic's metadata is readable.
+func (p *Publisher) connectProbe(ctx context.Context) (sarama.Client, error) {
+	pc := *p.sc
+	pc.Producer.Idempotent = false
+	pc.Metadata.Full = false
+	pc.Metadata.Retry.Max = 0
+	pc.Metadata.Retry.BackoffFunc = nil
+	pc.Metadata.RefreshFrequency = 0
 	backoff := 500 * time.Millisecond
+	var client sarama.Client
 	for {
-		client, err := sarama.NewClient(p.brokers, p.sc)
+		var err error
+		if client == nil {
+			client, err = sarama.NewClient(p.brokers, &pc)
+		}
+		if err == nil {
+			err = p.checkTopic(client)
+		}
+		p.setProbeErr(err)
 		if err == nil {
 			return client, nil
 		}
-		p.setMetaErr(err)
-		p.warn.Warn("connect", "cannot reach Kafka, retrying", "brokers", p.brokers, "err", err, "retry_in", backoff)
+		p.warn.Warn("connect", "Kafka not reachable or topic not ready, retrying", "brokers", p.brokers, "topic", p.opts.Topic, "err", err, "retry_in", backoff)
 		select {
 		case <-ctx.Done():
+			if client != nil {
+				_ = client.Close()
+			}
 			return nil, ctx.Err()
 		case <-time.After(backoff):
 		}
@@ -189,24 +315,83 @@ func (p *Publisher) connect(ctx context.Context) (sarama.Client, error) {
 	}
 }
 
-func (p *Publisher) setMetaErr(err error) {
-	if err != nil {
-		err = errors.New("Kafka metadata for the topic unavailable: " + err.Error())
+// connectProducer creates the producer's client and AsyncProducer. Kafka
+// answered the probe just before, so this normally succeeds at once.
+func (p *Publisher) connectProducer(ctx context.Context) (sarama.Client, sarama.AsyncProducer, error) {
+	backoff := 500 * time.Millisecond
+	for {
+		client, err := sarama.NewClient(p.brokers, p.sc)
+		if err == nil {
+			var prod sarama.AsyncProducer
+			prod, err = sarama.NewAsyncProducerFromClient(client) // InitProducerId
+			if err == nil {
+				return client, prod, nil
+			}
+			_ = client.Close()
+		}
+		p.warn.Warn("connect", "cannot create the Kafka producer, retrying", "brokers", p.brokers, "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 10*time.Second)
 	}
-	p.metaErr.Store(&err)
 }
 
-// probe refreshes the topic's metadata periodically so /readyz tells the
-// truth even when nothing is being sent (rate 0) or the topic is missing.
-func (p *Publisher) probe(ctx context.Context, client sarama.Client) {
-	t := time.NewTicker(5 * time.Second)
+// checkTopic refreshes the topic's metadata and requires a leader for every
+// partition.
+func (p *Publisher) checkTopic(client sarama.Client) error {
+	if err := client.RefreshMetadata(p.opts.Topic); err != nil {
+		return err
+	}
+	parts, err := client.Partitions(p.opts.Topic)
+	if err != nil {
+		return err
+	}
+	if len(parts) == 0 {
+		return sarama.ErrUnknownTopicOrPartition
+	}
+	for _, id := range parts {
+		if _, err := client.Leader(p.opts.Topic, id); err != nil {
+			return fmt.Errorf("partition %d: %w", id, err)
+		}
+	}
+	return nil
+}
+
+func (p *Publisher) setProbeErr(err error) {
+	if err != nil {
+		err = fmt.Errorf("Kafka metadata for topic %s unavailable: %w", p.opts.Topic, err)
+	}
+	p.probeErr.Store(&err)
+}
+
+// probeLoop checks the topic's metadata periodically, so /readyz tells the
+// truth even when nothing is being sent (rate 0) or Kafka went away.
+func (p *Publisher) probeLoop(ctx context.Context, client sarama.Client) {
+	t := time.NewTicker(probeEvery)
 	defer t.Stop()
 	for {
-		err := client.RefreshMetadata(p.opts.Topic)
-		if err == nil {
-			_, err = client.Partitions(p.opts.Topic)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
-		p.setMetaErr(err)
+		err := p.checkTopic(client)
+		p.setProbeErr(err)
+		if err != nil {
+			p.warn.Warn("probe", "Kafka metadata unavailable", "topic", p.opts.Topic, "err", err)
+		}
+	}
+}
+
+// sampleLoop feeds the achieved-rate window once a second.
+func (p *Publisher) sampleLoop(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		p.m.achieved.sample(time.Now(), p.acked.Load())
 		select {
 		case <-ctx.Done():
 			return
@@ -215,23 +400,62 @@ func (p *Publisher) probe(ctx context.Context, client sarama.Client) {
 	}
 }
 
-// pace generates events at the target rate. Event k of a schedule is due at
-// start + k/rate and is stamped with that time, so the timestamps are evenly
-// spaced however the ticks fall.
-func (p *Publisher) pace(ctx context.Context, prod sarama.AsyncProducer) {
-	rate := p.opts.Rate
-	p.src.SetRate(rate)
-	if rate <= 0 {
-		p.opts.Log.Info("rate is 0: paused, connected, sending nothing")
-		<-ctx.Done()
+// schedule hands out due times at a rate that may change.
+type schedule struct {
+	start time.Time // due time of event 0 of the current segment
+	k     int64     // events handed out in this segment
+	rate  float64   // events per second; 0 = paused
+}
+
+// due is the due time of the next event.
+func (s *schedule) due() time.Time {
+	return s.start.Add(time.Duration(float64(s.k) * 1e9 / s.rate))
+}
+
+// setRate switches to rate r at now. From a pause the schedule starts at
+// now; otherwise the part of the current interval still to wait is scaled
+// to the new rate, so a slowly moving rate is followed exactly.
+func (s *schedule) setRate(r float64, now time.Time) {
+	switch {
+	case r == s.rate:
+		return
+	case r <= 0:
+		s.rate = 0
+		return
+	case s.rate <= 0:
+		s.start, s.k, s.rate = now, 0, r
 		return
 	}
-	interval := time.Duration(float64(time.Second) / rate)
-	start := time.Now()
-	var k int64
+	next := s.due()
+	if wait := next.Sub(now); wait > 0 {
+		next = now.Add(time.Duration(float64(wait) * s.rate / r))
+	}
+	s.start, s.k, s.rate = next, 0, r
+}
+
+// catchUp restarts the schedule at now if it is more than maxCatchUp
+// behind.
+func (s *schedule) catchUp(now time.Time) {
+	if s.rate > 0 && now.Sub(s.due()) > maxCatchUp {
+		s.start, s.k = now, 0
+	}
+}
+
+// pace generates events on the schedule until ctx ends.
+func (p *Publisher) pace(ctx context.Context, prod sarama.AsyncProducer) {
+	p.src.SetRate(p.opts.Rate)
+	stats, hasStats := p.src.(StatsSource)
+	if p.opts.Rate <= 0 {
+		p.opts.Log.Info("rate is 0: paused, connected, sending nothing")
+	}
+	var (
+		sch       schedule
+		ev        event.Event
+		nextStats time.Time
+	)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	var ev event.Event
+	input := prod.Input()
 	for {
 		select {
 		case <-ctx.Done():
@@ -239,78 +463,176 @@ func (p *Publisher) pace(ctx context.Context, prod sarama.AsyncProducer) {
 		case <-timer.C:
 		}
 		now := time.Now()
-		if behind := now.Sub(start.Add(time.Duration(k) * interval)); behind > maxCatchUp {
-			start, k = now, 0
+		r := p.src.Rate(now)
+		p.m.target.Set(r)
+		sch.setRate(r, now)
+		sch.catchUp(now)
+		if hasStats && !now.Before(nextStats) {
+			p.copyStats(stats.Stats())
+			nextStats = now.Add(statsEvery)
+		}
+		if sch.rate <= 0 {
+			timer.Reset(250 * time.Millisecond)
+			continue
 		}
 		for {
-			due := start.Add(time.Duration(k) * interval)
-			if due.After(now) {
-				timer.Reset(due.Sub(now))
+			due := sch.due()
+			if wait := due.Sub(now); wait > 0 {
+				timer.Reset(max(wait, minSleep))
 				break
 			}
-			if p.generated.Load()-p.acked.Load()-p.failed.Load() >= int64(p.opts.MaxBuffered) {
+			n := p.inflight()
+			if n >= int64(p.opts.MaxBuffered) {
 				// Backpressure: wait for acks instead of growing a buffer.
 				timer.Reset(10 * time.Millisecond)
 				break
 			}
-			p.src.Next(due, &ev)
-			msg := &sarama.ProducerMessage{
-				Topic:     p.opts.Topic,
-				Key:       sarama.StringEncoder(ev.SessionID),
-				Value:     sarama.ByteEncoder(ev.AppendJSON(make([]byte, 0, 384))),
-				Headers:   schemaHeader,
-				Timestamp: ev.TS,
-				Metadata:  sendInfo{created: due, typ: ev.Type},
+			if n == 0 {
+				p.lastProgress.Store(now.UnixNano())
 			}
-			select {
-			case prod.Input() <- msg:
-			case <-ctx.Done():
-				return
+			p.src.Next(due, &ev)
+			r := p.newRecord(&ev, due)
+			if len(input) < cap(input) {
+				input <- &r.msg // cannot block: only this goroutine sends
+			} else {
+				select {
+				case input <- &r.msg:
+				case <-ctx.Done():
+					p.release(r)
+					return
+				}
 			}
 			p.generated.Add(1)
-			k++
+			sch.k++
 		}
-		p.m.active.Set(float64(p.src.Active()))
 	}
 }
 
+func (p *Publisher) copyStats(s sim.Stats) {
+	p.statsMu.Lock()
+	p.simStats, p.hasStats = s, true
+	p.statsMu.Unlock()
+}
+
+func (p *Publisher) simStatsSnapshot() (sim.Stats, bool) {
+	p.statsMu.Lock()
+	defer p.statsMu.Unlock()
+	return p.simStats, p.hasStats
+}
+
+// record is one event on its way to Kafka: the sarama message and the bytes
+// it points to, recycled through the publisher's pool once Kafka answered.
+type record struct {
+	msg     sarama.ProducerMessage
+	buf     []byte // key (session_id) followed by the JSON value
+	keyLen  int
+	created int64 // event time, unix nanos
+	typ     event.Type
+}
+
+// keyEncoder and valueEncoder are sarama.Encoders over a record's buffer;
+// as pointer types they go into the interface without an allocation.
+type (
+	keyEncoder   record
+	valueEncoder record
+)
+
+func (k *keyEncoder) Encode() ([]byte, error)   { return k.buf[:k.keyLen:k.keyLen], nil }
+func (k *keyEncoder) Length() int               { return k.keyLen }
+func (v *valueEncoder) Encode() ([]byte, error) { return v.buf[v.keyLen:], nil }
+func (v *valueEncoder) Length() int             { return len(v.buf) - v.keyLen }
+
 var schemaHeader = []sarama.RecordHeader{{Key: []byte(event.HeaderSchema), Value: []byte{'0' + event.Version}}}
 
-type sendInfo struct {
-	created time.Time
-	typ     event.Type
+func (p *Publisher) newRecord(e *event.Event, created time.Time) *record {
+	var r *record
+	select {
+	case r = <-p.free:
+	default:
+		r = new(record)
+	}
+	if r.buf == nil {
+		r.buf = make([]byte, 0, 512)
+	}
+	r.buf = append(r.buf[:0], e.SessionID...)
+	r.keyLen = len(r.buf)
+	r.buf = e.AppendJSON(r.buf)
+	r.created = created.UnixNano()
+	r.typ = e.Type
+	r.msg = sarama.ProducerMessage{
+		Topic:     p.opts.Topic,
+		Key:       (*keyEncoder)(r),
+		Value:     (*valueEncoder)(r),
+		Headers:   schemaHeader,
+		Timestamp: created,
+		Metadata:  r,
+	}
+	return r
+}
+
+func (p *Publisher) release(r *record) {
+	if cap(r.buf) > 4<<10 {
+		r.buf = nil // an unusually large event: do not keep its buffer
+	}
+	r.msg = sarama.ProducerMessage{}
+	select {
+	case p.free <- r:
+	default: // enough spares
+	}
 }
 
 func (p *Publisher) collectSuccesses(prod sarama.AsyncProducer) {
 	for msg := range prod.Successes() {
-		info := msg.Metadata.(sendInfo)
+		r := msg.Metadata.(*record)
+		if p.closed.Load() {
+			continue
+		}
 		now := time.Now()
 		p.acked.Add(1)
-		p.lastAck.Store(now.UnixNano())
-		p.m.events.WithLabelValues(info.typ.String()).Inc()
-		p.m.latency.Observe(now.Sub(info.created).Seconds())
-		p.m.achieved.observe(now)
+		p.lastProgress.Store(now.UnixNano())
+		if c := p.m.events[r.typ]; c != nil {
+			c.Inc()
+		}
+		p.m.latency.Observe(float64(now.UnixNano()-r.created) / 1e9)
+		p.release(r)
 	}
 }
 
 func (p *Publisher) collectErrors(prod sarama.AsyncProducer) {
 	for perr := range prod.Errors() {
+		r, _ := perr.Msg.Metadata.(*record)
+		if p.closed.Load() {
+			continue
+		}
 		reason := failureReason(perr.Err)
 		p.failed.Add(1)
+		p.lastProgress.Store(time.Now().UnixNano())
 		p.m.failed.WithLabelValues(reason).Inc()
-		p.warn.Warn(reason, "event not delivered", "reason", reason, "err", perr.Err, "topic", perr.Msg.Topic)
+		args := []any{"reason", reason, "err", perr.Err, "topic", p.opts.Topic}
+		if r != nil {
+			args = append(args, "session_id", string(r.buf[:r.keyLen]), "event_type", r.typ.String())
+			p.release(r)
+		}
+		p.warn.Warn(reason, "event not delivered", args...)
 	}
 }
 
 // failureReason maps sarama's errors onto a small fixed label set.
 func failureReason(err error) string {
 	var kerr sarama.KError
+	var cerr sarama.ConfigurationError
 	switch {
+	case errors.Is(err, sarama.ErrOutOfBrokers):
+		return "out_of_brokers"
+	case errors.Is(err, sarama.ErrShuttingDown), errors.Is(err, sarama.ErrClosedClient):
+		return "shutdown"
+	case errors.As(err, &cerr):
+		return "too_large" // the only per-message configuration error: over MaxMessageBytes
 	case errors.As(err, &kerr):
 		switch kerr {
 		case sarama.ErrUnknownTopicOrPartition:
 			return "unknown_topic"
-		case sarama.ErrMessageSizeTooLarge:
+		case sarama.ErrMessageSizeTooLarge, sarama.ErrInvalidMessageSize:
 			return "too_large"
 		case sarama.ErrNotEnoughReplicas, sarama.ErrNotEnoughReplicasAfterAppend:
 			return "not_enough_replicas"
@@ -318,10 +640,6 @@ func failureReason(err error) string {
 			return "not_authorized"
 		}
 		return "broker_error"
-	case errors.Is(err, sarama.ErrOutOfBrokers):
-		return "out_of_brokers"
-	case errors.Is(err, sarama.ErrShuttingDown), errors.Is(err, sarama.ErrClosedClient):
-		return "shutdown"
 	}
 	return "other"
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"go.uber.org/goleak"
@@ -32,12 +33,22 @@ func newCluster(t *testing.T) string {
 
 func newPublisher(t *testing.T, addr string, rate float64) *publish.Publisher {
 	t.Helper()
+	return newPublisherFrom(t, addr, rate, newSim(t), prometheus.NewRegistry())
+}
+
+func newSim(t *testing.T) *sim.Sim {
+	t.Helper()
 	cfg := sim.DefaultConfig()
 	cfg.Seed = 7
 	src, err := sim.New(cfg, "unit", "test")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return src
+}
+
+func newPublisherFrom(t *testing.T, addr string, rate float64, src publish.Source, reg *prometheus.Registry) *publish.Publisher {
+	t.Helper()
 	kc := kafkacfg.Config{Brokers: []string{addr}, ClientID: "unit", Version: "3.9.0"}
 	sc, err := kc.Sarama()
 	if err != nil {
@@ -45,7 +56,8 @@ func newPublisher(t *testing.T, addr string, rate float64) *publish.Publisher {
 	}
 	return publish.New(sc, []string{addr}, src, publish.Options{
 		Topic: "events", Rate: rate, MaxBuffered: 10000,
-		Log: slog.New(slog.DiscardHandler), Registerer: prometheus.NewRegistry(),
+		Compression: sarama.CompressionLZ4, Linger: 5 * time.Millisecond,
+		Log: slog.New(slog.DiscardHandler), Registerer: reg,
 	})
 }
 
@@ -118,4 +130,70 @@ func TestNotReadyWithoutKafka(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Run did not return")
 	}
+}
+
+// doubled is the simulator with a daily profile stuck at 2x.
+type doubled struct{ *sim.Sim }
+
+func (d doubled) Rate(now time.Time) float64 { return 2 * d.Sim.Rate(now) }
+
+// TestPacesAtSourceRate: the pacer follows Source.Rate(now), not the
+// configured average, shows it as the target rate, and exports the
+// simulator's statistics.
+func TestPacesAtSourceRate(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	p := newPublisherFrom(t, newCluster(t), 500, doubled{newSim(t)}, reg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	deadline := time.Now().Add(10 * time.Second)
+	for p.Stats().Acked < 1500 {
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %+v", p.Stats())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := gauge(t, reg, "playpulse_producer_target_rate"); got != 1000 {
+		t.Fatalf("target rate %v, want 1000 (2 x 500)", got)
+	}
+	if got := gauge(t, reg, "playpulse_producer_base_rate"); got != 500 {
+		t.Fatalf("base rate %v, want 500", got)
+	}
+	for _, name := range []string{"playpulse_producer_sessions_started_total", "playpulse_producer_session_target",
+		"playpulse_producer_event_lag_seconds", "playpulse_producer_active_sessions", "playpulse_producer_send_latency_seconds"} {
+		if n := series(t, reg, name); n == 0 {
+			t.Errorf("metric %s not exported", name)
+		}
+	}
+}
+
+func series(t *testing.T, reg *prometheus.Registry, name string) int {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return len(mf.GetMetric())
+		}
+	}
+	return 0
+}
+
+func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
 }

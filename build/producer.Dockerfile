@@ -1,0 +1,46 @@
+# The producer image: a static Go binary on scratch, run as a numeric non-root
+# user. Build from the repository root (the Go workspace):
+#
+#   docker build -f build/producer.Dockerfile -t playpulse/producer:dev \
+#     --build-arg VERSION=$(git describe --tags --always) \
+#     --build-arg REVISION=$(git rev-parse HEAD) .
+#
+# `make images` prints these commands for all three images.
+
+FROM golang:1.26.8-trixie AS build
+WORKDIR /src
+ENV CGO_ENABLED=0 GOTOOLCHAIN=local
+# A workspace build needs every module that go.work uses: their go.mod and
+# go.sum, and the source of the ones this binary imports.
+COPY go.work go.work.su[m] ./
+COPY services/playback/go.mod services/playback/go.sum services/playback/
+COPY services/producer/go.mod services/producer/go.sum services/producer/
+COPY services/fanout/go.mod services/fanout/go.sum services/fanout/
+COPY services/controller/go.mod services/controller/go.sum services/controller/
+COPY tests/go.mod tests/go.sum tests/
+COPY services/playback/ services/playback/
+COPY services/producer/ services/producer/
+ARG VERSION=dev
+ARG REVISION=unknown
+RUN --mount=type=cache,target=/go/pkg/mod \
+    --mount=type=cache,target=/root/.cache/go-build \
+    go build -trimpath -buildvcs=false \
+      -ldflags="-s -w -X playpulse.dev/services/playback/ops.Version=${VERSION} -X playpulse.dev/services/playback/ops.Revision=${REVISION}" \
+      -o /out/producer ./services/producer/cmd/producer
+
+FROM scratch
+ARG VERSION=dev
+ARG REVISION=unknown
+ARG CREATED=1970-01-01T00:00:00Z
+ARG SOURCE=""
+LABEL org.opencontainers.image.title="Playpulse producer" \
+      org.opencontainers.image.description="Simulates video-playback sessions and publishes their events to Kafka" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.base.name="scratch"
+COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
+COPY --from=build /out/producer /producer
+USER 65532:65532
+ENTRYPOINT ["/producer"]

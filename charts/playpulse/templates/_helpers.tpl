@@ -1,0 +1,236 @@
+{{/*
+Names. The release "playpulse" gives playpulse-controller, playpulse-fanout.
+*/}}
+{{- define "playpulse.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "playpulse.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "playpulse.controller.fullname" -}}
+{{- printf "%s-controller" (include "playpulse.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "playpulse.fanout.fullname" -}}
+{{- printf "%s-fanout" (include "playpulse.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "playpulse.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Labels: every object gets playpulse.labels; pods and selectors use
+playpulse.selectorLabels plus app.kubernetes.io/component.
+*/}}
+{{- define "playpulse.labels" -}}
+helm.sh/chart: {{ include "playpulse.chart" . }}
+{{ include "playpulse.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: playpulse
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "playpulse.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "playpulse.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "playpulse.controller.selectorLabels" -}}
+{{ include "playpulse.selectorLabels" . }}
+app.kubernetes.io/component: controller
+{{- end }}
+
+{{- define "playpulse.fanout.selectorLabels" -}}
+{{ include "playpulse.selectorLabels" . }}
+app.kubernetes.io/component: fanout
+{{- end }}
+
+{{- define "playpulse.controller.serviceAccountName" -}}
+{{- if .Values.controller.serviceAccount.create }}
+{{- default (include "playpulse.controller.fullname" .) .Values.controller.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.controller.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+An image reference: registry/repository:tag or registry/repository@digest.
+Call with (dict "image" .Values.x.image "root" $).
+*/}}
+{{- define "playpulse.image" -}}
+{{- $registry := .image.registry | default .root.Values.image.registry -}}
+{{- $repo := .image.repository -}}
+{{- if $registry }}{{ $repo = printf "%s/%s" (trimSuffix "/" $registry) $repo }}{{ end -}}
+{{- if .image.digest -}}
+{{- printf "%s@%s" $repo .image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $repo (.image.tag | default .root.Values.image.tag | default .root.Chart.AppVersion) -}}
+{{- end -}}
+{{- end }}
+
+{{- define "playpulse.imagePullPolicy" -}}
+{{- .image.pullPolicy | default .root.Values.image.pullPolicy -}}
+{{- end }}
+
+{{/* The Strimzi Kafka cluster the services use. */}}
+{{- define "playpulse.kafka.clusterName" -}}
+{{- .Values.kafka.clusterName -}}
+{{- end }}
+
+{{/*
+Bootstrap servers: kafka.bootstrapServers, or the plain listener of the
+Strimzi cluster <clusterName> in the release namespace.
+*/}}
+{{- define "playpulse.kafka.bootstrapServers" -}}
+{{- if .Values.kafka.bootstrapServers -}}
+{{- .Values.kafka.bootstrapServers -}}
+{{- else -}}
+{{- printf "%s-kafka-bootstrap.%s.svc:%d" .Values.kafka.clusterName .Release.Namespace (int .Values.kafka.listenerPort) -}}
+{{- end -}}
+{{- end }}
+
+{{/*
+Kafka client environment shared by the services (kafkacfg.Config). Secrets
+are mounted as files (playpulse.kafka.volumes / volumeMounts), never put in
+the environment.
+*/}}
+{{- define "playpulse.kafka.env" -}}
+- name: KAFKA_BROKERS
+  value: {{ include "playpulse.kafka.bootstrapServers" . | quote }}
+{{- with .Values.kafka.clientId }}
+- name: KAFKA_CLIENT_ID
+  value: {{ . | quote }}
+{{- end }}
+{{- with .Values.kafka.protocolVersion }}
+- name: KAFKA_VERSION
+  value: {{ . | quote }}
+{{- end }}
+{{- if .Values.kafka.tls.enabled }}
+- name: KAFKA_TLS
+  value: "true"
+{{- if .Values.kafka.tls.caSecret.name }}
+- name: KAFKA_TLS_CA_FILE
+  value: {{ printf "/etc/playpulse/kafka-ca/%s" .Values.kafka.tls.caSecret.key | quote }}
+{{- end }}
+{{- if .Values.kafka.tls.clientSecret.name }}
+- name: KAFKA_TLS_CERT_FILE
+  value: {{ printf "/etc/playpulse/kafka-client/%s" .Values.kafka.tls.clientSecret.certKey | quote }}
+- name: KAFKA_TLS_KEY_FILE
+  value: {{ printf "/etc/playpulse/kafka-client/%s" .Values.kafka.tls.clientSecret.keyKey | quote }}
+{{- end }}
+{{- if .Values.kafka.tls.insecureSkipVerify }}
+- name: KAFKA_TLS_INSECURE_SKIP_VERIFY
+  value: "true"
+{{- end }}
+{{- end }}
+{{- if .Values.kafka.sasl.mechanism }}
+- name: KAFKA_SASL_MECHANISM
+  value: {{ .Values.kafka.sasl.mechanism | quote }}
+- name: KAFKA_SASL_USERNAME
+  value: {{ .Values.kafka.sasl.username | quote }}
+- name: KAFKA_SASL_PASSWORD_FILE
+  value: {{ printf "/etc/playpulse/kafka-sasl/%s" .Values.kafka.sasl.passwordSecret.key | quote }}
+{{- end }}
+{{- end }}
+
+{{- define "playpulse.kafka.volumeMounts" -}}
+{{- if and .Values.kafka.tls.enabled .Values.kafka.tls.caSecret.name }}
+- name: kafka-ca
+  mountPath: /etc/playpulse/kafka-ca
+  readOnly: true
+{{- end }}
+{{- if and .Values.kafka.tls.enabled .Values.kafka.tls.clientSecret.name }}
+- name: kafka-client
+  mountPath: /etc/playpulse/kafka-client
+  readOnly: true
+{{- end }}
+{{- if .Values.kafka.sasl.mechanism }}
+- name: kafka-sasl
+  mountPath: /etc/playpulse/kafka-sasl
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{- define "playpulse.kafka.volumes" -}}
+{{- if and .Values.kafka.tls.enabled .Values.kafka.tls.caSecret.name }}
+- name: kafka-ca
+  secret:
+    secretName: {{ .Values.kafka.tls.caSecret.name }}
+    items:
+      - key: {{ .Values.kafka.tls.caSecret.key }}
+        path: {{ .Values.kafka.tls.caSecret.key }}
+{{- end }}
+{{- if and .Values.kafka.tls.enabled .Values.kafka.tls.clientSecret.name }}
+- name: kafka-client
+  secret:
+    secretName: {{ .Values.kafka.tls.clientSecret.name }}
+    items:
+      - key: {{ .Values.kafka.tls.clientSecret.certKey }}
+        path: {{ .Values.kafka.tls.clientSecret.certKey }}
+      - key: {{ .Values.kafka.tls.clientSecret.keyKey }}
+        path: {{ .Values.kafka.tls.clientSecret.keyKey }}
+{{- end }}
+{{- if .Values.kafka.sasl.mechanism }}
+- name: kafka-sasl
+  secret:
+    secretName: {{ required "kafka.sasl.passwordSecret.name is required when kafka.sasl.mechanism is set" .Values.kafka.sasl.passwordSecret.name }}
+    items:
+      - key: {{ .Values.kafka.sasl.passwordSecret.key }}
+        path: {{ .Values.kafka.sasl.passwordSecret.key }}
+{{- end }}
+{{- end }}
+
+{{/* Pod and container security: the same hardened settings for every pod. */}}
+{{- define "playpulse.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 65532
+runAsGroup: 65532
+fsGroup: 65532
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{- define "playpulse.containerSecurityContext" -}}
+runAsNonRoot: true
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: {{ .Values.readOnlyRootFilesystem }}
+capabilities:
+  drop:
+    - ALL
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/*
+Pod annotations: Prometheus scrape annotations for /metrics on port (unless
+metrics.scrapeAnnotations is off) plus the component's podAnnotations.
+Call with (dict "root" $ "port" 8080 "extra" .Values.x.podAnnotations).
+*/}}
+{{- define "playpulse.podAnnotations" -}}
+{{- $ann := dict }}
+{{- if .root.Values.metrics.scrapeAnnotations }}
+{{- $_ := set $ann "prometheus.io/scrape" "true" }}
+{{- $_ := set $ann "prometheus.io/port" (toString .port) }}
+{{- $_ := set $ann "prometheus.io/path" "/metrics" }}
+{{- end }}
+{{- $ann = merge (deepCopy (.extra | default dict)) $ann }}
+{{- with $ann }}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}

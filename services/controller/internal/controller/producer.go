@@ -1,0 +1,304 @@
+package controller
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"playpulse.dev/services/controller/api/v1alpha1"
+)
+
+// Producer pod constants.
+const (
+	producerContainer = "producer"
+	producerPort      = 8081
+	// producerUID is the image's numeric non-root user (build/producer.Dockerfile).
+	producerUID = 65532
+)
+
+// producerEnv is the environment of a producer pod, in a fixed order. Every
+// name is a variable the producer's config struct reads (a contract test in
+// tests/controller checks it with envconf.Vars).
+func producerEnv(s *v1alpha1.PlaybackStream, e effective) []corev1.EnvVar {
+	env := []corev1.EnvVar{
+		{Name: "KAFKA_BROKERS", Value: e.Brokers},
+		{Name: "PRODUCER_TOPIC", Value: e.TopicName},
+		{Name: "PRODUCER_RATE", Value: formatRate(e.Share)},
+		{Name: "PRODUCER_STREAM", Value: s.Name},
+		{Name: "PRODUCER_ADDR", Value: ":" + strconv.Itoa(producerPort)},
+	}
+	p := s.Spec.Profile
+	if p.CatalogSize > 0 {
+		env = append(env, corev1.EnvVar{Name: "PRODUCER_CATALOG_SIZE", Value: strconv.Itoa(int(p.CatalogSize))})
+	}
+	if p.ZipfAlpha > 0 {
+		env = append(env, corev1.EnvVar{Name: "PRODUCER_ZIPF_ALPHA", Value: formatRate(p.ZipfAlpha)})
+	}
+	if m := p.DeviceMix; m != nil {
+		env = append(env, corev1.EnvVar{Name: "PRODUCER_DEVICE_MIX", Value: fmt.Sprintf("tv:%d,mobile:%d,desktop:%d,tablet:%d", m.TV, m.Mobile, m.Desktop, m.Tablet)})
+	}
+	if p.StallIntensity != nil {
+		env = append(env, corev1.EnvVar{Name: "PRODUCER_REBUFFER_RATIO", Value: formatRate(*p.StallIntensity)})
+	}
+	if p.StartFailureRate != nil {
+		env = append(env, corev1.EnvVar{Name: "PRODUCER_START_FAILURE_RATE", Value: formatRate(*p.StartFailureRate)})
+	}
+	if p.Seed != nil && *p.Seed > 0 {
+		env = append(env, corev1.EnvVar{Name: "PRODUCER_SEED", Value: strconv.FormatInt(*p.Seed, 10)})
+	}
+	return env
+}
+
+// defaultResources fit one producer at a few thousand events/s: its memory
+// is bounded by PRODUCER_MAX_SESSIONS and PRODUCER_MAX_BUFFERED.
+func defaultResources() corev1.ResourceRequirements {
+	return corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{
+			corev1.ResourceCPU:    resource.MustParse("100m"),
+			corev1.ResourceMemory: resource.MustParse("128Mi"),
+		},
+		Limits: corev1.ResourceList{
+			corev1.ResourceMemory: resource.MustParse("512Mi"),
+		},
+	}
+}
+
+// buildDeployment returns the producer Deployment of a stream as an apply
+// configuration. It is a pure function of the stream and the options: the
+// same input gives byte-identical output, so re-applying changes nothing.
+func buildDeployment(s *v1alpha1.PlaybackStream, e effective) *appsv1ac.DeploymentApplyConfiguration {
+	res := defaultResources()
+	if r := s.Spec.Producer.Resources; r != nil {
+		res = *r.DeepCopy()
+	}
+	env := producerEnv(s, e)
+	envAC := make([]*corev1ac.EnvVarApplyConfiguration, len(env))
+	for i, v := range env {
+		envAC[i] = corev1ac.EnvVar().WithName(v.Name).WithValue(v.Value)
+	}
+	probe := func(path string, period, failures int32) *corev1ac.ProbeApplyConfiguration {
+		return corev1ac.Probe().
+			WithHTTPGet(corev1ac.HTTPGetAction().WithPath(path).WithPort(intstr.FromString("http"))).
+			WithPeriodSeconds(period).WithTimeoutSeconds(2).WithFailureThreshold(failures)
+	}
+	resAC := corev1ac.ResourceRequirements()
+	if len(res.Requests) > 0 {
+		resAC.WithRequests(res.Requests)
+	}
+	if len(res.Limits) > 0 {
+		resAC.WithLimits(res.Limits)
+	}
+	container := corev1ac.Container().
+		WithName(producerContainer).
+		WithImage(e.Image).
+		WithImagePullPolicy(corev1.PullIfNotPresent).
+		WithEnv(envAC...).
+		WithPorts(corev1ac.ContainerPort().WithName("http").WithContainerPort(producerPort).WithProtocol(corev1.ProtocolTCP)).
+		WithLivenessProbe(probe("/healthz", 10, 3)).
+		WithReadinessProbe(probe("/readyz", 5, 3)).
+		WithResources(resAC).
+		WithSecurityContext(corev1ac.SecurityContext().
+			WithRunAsNonRoot(true).
+			WithAllowPrivilegeEscalation(false).
+			WithReadOnlyRootFilesystem(true).
+			WithCapabilities(corev1ac.Capabilities().WithDrop("ALL")).
+			WithSeccompProfile(corev1ac.SeccompProfile().WithType(corev1.SeccompProfileTypeRuntimeDefault)))
+
+	podSpec := corev1ac.PodSpec().
+		WithContainers(container).
+		WithAutomountServiceAccountToken(false).
+		WithEnableServiceLinks(false).
+		// The producer flushes unacknowledged events for up to 8 s on SIGTERM.
+		WithTerminationGracePeriodSeconds(15).
+		WithSecurityContext(corev1ac.PodSecurityContext().
+			WithRunAsNonRoot(true).
+			WithRunAsUser(producerUID).
+			WithRunAsGroup(producerUID).
+			WithSeccompProfile(corev1ac.SeccompProfile().WithType(corev1.SeccompProfileTypeRuntimeDefault)))
+
+	template := corev1ac.PodTemplateSpec().
+		WithLabels(objectLabels(s.Name, componentProducer)).
+		WithAnnotations(map[string]string{
+			"prometheus.io/scrape": "true",
+			"prometheus.io/port":   strconv.Itoa(producerPort),
+			"prometheus.io/path":   "/metrics",
+		}).
+		WithSpec(podSpec)
+	// The hash covers everything in the pod template, so any change to the
+	// effective configuration (rate, profile, image, resources) rolls the
+	// pods at once, and nothing else does.
+	template.WithAnnotations(map[string]string{v1alpha1.AnnotationConfigHash: configHash(template)})
+
+	// Rate changes replace every pod at once (maxUnavailable and maxSurge
+	// 100%): old pods stop generating on SIGTERM while new ones start with
+	// the new share, so the stream's total rate moves in one step instead of
+	// passing through a mix of old and new rates.
+	all := intstr.FromString("100%")
+	return appsv1ac.Deployment(e.Deployment, s.Namespace).
+		WithLabels(objectLabels(s.Name, componentProducer)).
+		WithOwnerReferences(ownerReference(s)).
+		WithSpec(appsv1ac.DeploymentSpec().
+			WithReplicas(e.Replicas).
+			WithSelector(metav1ac.LabelSelector().WithMatchLabels(selectorLabels(s.Name))).
+			WithStrategy(appsv1ac.DeploymentStrategy().
+				WithType(appsv1.RollingUpdateDeploymentStrategyType).
+				WithRollingUpdate(appsv1ac.RollingUpdateDeployment().WithMaxSurge(all).WithMaxUnavailable(all))).
+			WithRevisionHistoryLimit(3).
+			WithProgressDeadlineSeconds(120).
+			WithTemplate(template))
+}
+
+// configHash is a short hash of a pod template.
+func configHash(t *corev1ac.PodTemplateSpecApplyConfiguration) string {
+	b, err := json.Marshal(t)
+	if err != nil {
+		panic(err) // only plain data: cannot fail
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
+}
+
+func ownerReference(s *v1alpha1.PlaybackStream) *metav1ac.OwnerReferenceApplyConfiguration {
+	return metav1ac.OwnerReference().
+		WithAPIVersion(v1alpha1.GroupVersion.String()).
+		WithKind("PlaybackStream").
+		WithName(s.Name).
+		WithUID(s.UID).
+		WithController(true).
+		WithBlockOwnerDeletion(true)
+}
+
+// producerState is what the producer reconciler did and saw.
+type producerState struct {
+	// Held is set when the Deployment was not applied, with the reason and
+	// message why (e.g. the topic is not ready yet).
+	Held        bool
+	HeldReason  string
+	HeldMessage string
+
+	Exists     bool
+	Name       string
+	Desired    int32
+	Replicas   int32 // pods that exist (status.replicas)
+	Updated    int32 // pods with the current template
+	Ready      int32
+	Available  int32
+	Current    bool // the Deployment controller has seen the latest spec
+	FailReason string
+	FailMsg    string
+	Hash       string
+	// Changed: this reconcile changed the pod template (a rollout starts).
+	Changed bool
+	// Created: this reconcile created the Deployment.
+	Created bool
+}
+
+// producerReconciler applies the producer Deployment.
+type producerReconciler struct {
+	client client.Client
+	opts   Options
+}
+
+// ensure applies the Deployment when the topic is ready (or the Deployment
+// already exists: a topic that turns not-ready later, e.g. after a failed
+// partition change, must not stop producers that work), and reports its state.
+func (r *producerReconciler) ensure(ctx context.Context, s *v1alpha1.PlaybackStream, e effective, topicReady bool) (producerState, error) {
+	st := producerState{Name: e.Deployment, Desired: e.Replicas}
+	var cur appsv1.Deployment
+	err := r.client.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: e.Deployment}, &cur)
+	switch {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		return st, fmt.Errorf("get deployment %s: %w", e.Deployment, err)
+	default:
+		st.Exists = true
+		if owner := controllerUID(&cur); owner != s.UID {
+			st.Held = true
+			st.HeldReason = v1alpha1.ReasonApplyFailed
+			st.HeldMessage = fmt.Sprintf("Deployment %s/%s already exists and is not controlled by this PlaybackStream; delete or rename it", s.Namespace, e.Deployment)
+			st.Exists = false
+			return st, nil
+		}
+	}
+	if e.Replicas > 0 && e.Share > float64(r.opts.MaxRatePerReplica) {
+		need := (e.Rate + int64(r.opts.MaxRatePerReplica) - 1) / int64(r.opts.MaxRatePerReplica)
+		st.Held = true
+		st.HeldReason = v1alpha1.ReasonRateAboveReplicaLimit
+		st.HeldMessage = fmt.Sprintf("eventsPerSecond %d over %d replicas is %s events/s per producer, above this controller's limit of %d (CONTROLLER_MAX_RATE_PER_REPLICA): set replicas to at least %d",
+			e.Rate, e.Replicas, formatRate(e.Share), r.opts.MaxRatePerReplica, need)
+		if st.Exists {
+			observeDeployment(&st, &cur)
+		}
+		return st, nil
+	}
+	if !st.Exists && !topicReady {
+		st.Held = true
+		st.HeldReason = v1alpha1.ReasonWaitingForTopic
+		st.HeldMessage = "the producers start once the topic is ready (see the TopicReady condition)"
+		return st, nil
+	}
+	prevHash := ""
+	if st.Exists {
+		prevHash = cur.Spec.Template.Annotations[v1alpha1.AnnotationConfigHash]
+	}
+	ac := buildDeployment(s, e)
+	if err := r.client.Apply(ctx, ac, client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
+		st.Held = true
+		st.HeldReason = v1alpha1.ReasonApplyFailed
+		st.HeldMessage = fmt.Sprintf("applying Deployment %s/%s failed: %v", s.Namespace, e.Deployment, err)
+		return st, fmt.Errorf("apply deployment %s: %w", e.Deployment, err)
+	}
+	var applied appsv1.Deployment
+	if err := convert(ac, &applied); err != nil {
+		return st, err
+	}
+	st.Created = !st.Exists
+	st.Exists = true
+	observeDeployment(&st, &applied)
+	st.Changed = prevHash != "" && prevHash != st.Hash
+	return st, nil
+}
+
+func observeDeployment(st *producerState, d *appsv1.Deployment) {
+	st.Hash = d.Spec.Template.Annotations[v1alpha1.AnnotationConfigHash]
+	if d.Spec.Replicas != nil {
+		st.Desired = *d.Spec.Replicas
+	}
+	st.Replicas = d.Status.Replicas
+	st.Updated = d.Status.UpdatedReplicas
+	st.Ready = d.Status.ReadyReplicas
+	st.Available = d.Status.AvailableReplicas
+	st.Current = d.Status.ObservedGeneration >= d.Generation
+	for _, c := range d.Status.Conditions {
+		switch {
+		case c.Type == appsv1.DeploymentReplicaFailure && c.Status == corev1.ConditionTrue:
+			st.FailReason, st.FailMsg = v1alpha1.ReasonReplicaFailure, c.Message
+		case c.Type == appsv1.DeploymentProgressing && c.Status == corev1.ConditionFalse && c.Reason == "ProgressDeadlineExceeded":
+			if st.FailReason == "" {
+				st.FailReason, st.FailMsg = v1alpha1.ReasonProgressDeadlineExceeded, c.Message
+			}
+		}
+	}
+}
+
+// convert copies one API object representation into another through JSON.
+func convert(from, to any) error {
+	b, err := json.Marshal(from)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, to)
+}

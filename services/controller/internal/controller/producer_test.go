@@ -1,0 +1,191 @@
+package controller
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"playpulse.dev/services/controller/api/v1alpha1"
+)
+
+var opts = Options{
+	KafkaCluster: "playpulse", DefaultBrokers: []string{"kafka-0:9092", "kafka-1:9092"}, ProducerImage: "playpulse/producer:1.0",
+	MaxRatePerReplica: v1alpha1.MaxEventsPerSecondPerReplica, TopicReadyTimeout: time.Minute,
+}
+
+func testStream(mutate func(*v1alpha1.PlaybackStream)) *v1alpha1.PlaybackStream {
+	f := func(v float64) *float64 { return &v }
+	s := &v1alpha1.PlaybackStream{
+		ObjectMeta: metav1.ObjectMeta{Name: "prime", Namespace: "tv", UID: "u-1", Generation: 1},
+		Spec: v1alpha1.PlaybackStreamSpec{
+			EventsPerSecond: 2000, Replicas: 3,
+			Topic: v1alpha1.TopicSpec{Partitions: 3, DeletionPolicy: v1alpha1.DeletionPolicyRetain},
+			Profile: v1alpha1.ProfileSpec{
+				CatalogSize: 2000, ZipfAlpha: 0.9, StallIntensity: f(0.005), StartFailureRate: f(0.02),
+				DeviceMix: &v1alpha1.DeviceMix{TV: 72, Mobile: 12, Desktop: 11, Tablet: 5},
+			},
+		},
+	}
+	if mutate != nil {
+		mutate(s)
+	}
+	return s
+}
+
+func deployment(t *testing.T, s *v1alpha1.PlaybackStream, mode v1alpha1.TopicMode) *appsv1.Deployment {
+	t.Helper()
+	var d appsv1.Deployment
+	if err := convert(buildDeployment(s, resolve(s, mode, opts)), &d); err != nil {
+		t.Fatal(err)
+	}
+	return &d
+}
+
+func env(d *appsv1.Deployment) map[string]string {
+	m := map[string]string{}
+	for _, e := range d.Spec.Template.Spec.Containers[0].Env {
+		m[e.Name] = e.Value
+	}
+	return m
+}
+
+func TestProducerEnv(t *testing.T) {
+	d := deployment(t, testStream(nil), v1alpha1.TopicModeStrimzi)
+	want := map[string]string{
+		"KAFKA_BROKERS":               "playpulse-kafka-bootstrap:9092",
+		"PRODUCER_TOPIC":              "playback-prime",
+		"PRODUCER_RATE":               "666.6666666666666",
+		"PRODUCER_STREAM":             "prime",
+		"PRODUCER_ADDR":               ":8081",
+		"PRODUCER_CATALOG_SIZE":       "2000",
+		"PRODUCER_ZIPF_ALPHA":         "0.9",
+		"PRODUCER_DEVICE_MIX":         "tv:72,mobile:12,desktop:11,tablet:5",
+		"PRODUCER_REBUFFER_RATIO":     "0.005",
+		"PRODUCER_START_FAILURE_RATE": "0.02",
+	}
+	got := env(d)
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q", k, got[k], v)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("env %v has extra variables", got)
+	}
+	if _, ok := got["PRODUCER_SEED"]; ok {
+		t.Errorf("PRODUCER_SEED set without spec.profile.seed")
+	}
+
+	// Kafka admin mode: the controller's brokers; a stream's own win.
+	if got := env(deployment(t, testStream(nil), v1alpha1.TopicModeKafka))["KAFKA_BROKERS"]; got != "kafka-0:9092,kafka-1:9092" {
+		t.Errorf("Kafka mode KAFKA_BROKERS %q", got)
+	}
+	own := testStream(func(s *v1alpha1.PlaybackStream) { s.Spec.Kafka.BootstrapServers = "b:9093" })
+	if got := env(deployment(t, own, v1alpha1.TopicModeStrimzi))["KAFKA_BROKERS"]; got != "b:9093" {
+		t.Errorf("own bootstrap KAFKA_BROKERS %q", got)
+	}
+	seeded := testStream(func(s *v1alpha1.PlaybackStream) { v := int64(42); s.Spec.Profile.Seed = &v })
+	if got := env(deployment(t, seeded, v1alpha1.TopicModeStrimzi))["PRODUCER_SEED"]; got != "42" {
+		t.Errorf("PRODUCER_SEED %q", got)
+	}
+}
+
+func TestDeploymentShape(t *testing.T) {
+	s := testStream(nil)
+	d := deployment(t, s, v1alpha1.TopicModeStrimzi)
+	if d.Name != "prime-producer" || d.Namespace != "tv" || *d.Spec.Replicas != 3 {
+		t.Errorf("name %s/%s replicas %d", d.Namespace, d.Name, *d.Spec.Replicas)
+	}
+	if refs := d.OwnerReferences; len(refs) != 1 || refs[0].UID != "u-1" || !*refs[0].Controller {
+		t.Errorf("owner references %+v", refs)
+	}
+	sel := d.Spec.Selector.MatchLabels
+	for k, v := range sel {
+		if d.Spec.Template.Labels[k] != v {
+			t.Errorf("selector %s=%s does not match the template labels %v", k, v, d.Spec.Template.Labels)
+		}
+	}
+	if d.Spec.Strategy.RollingUpdate.MaxSurge.String() != "100%" || d.Spec.Strategy.RollingUpdate.MaxUnavailable.String() != "100%" {
+		t.Errorf("strategy %+v", d.Spec.Strategy)
+	}
+	c := d.Spec.Template.Spec.Containers[0]
+	if c.Image != "playpulse/producer:1.0" || c.Resources.Requests.Cpu().String() != "100m" || c.Resources.Limits.Memory().String() != "512Mi" {
+		t.Errorf("image %s resources %+v", c.Image, c.Resources)
+	}
+	if !*c.SecurityContext.ReadOnlyRootFilesystem || !*c.SecurityContext.RunAsNonRoot || *c.SecurityContext.AllowPrivilegeEscalation {
+		t.Errorf("security context %+v", c.SecurityContext)
+	}
+	if *d.Spec.Template.Spec.SecurityContext.RunAsUser != 65532 || *d.Spec.Template.Spec.AutomountServiceAccountToken {
+		t.Errorf("pod security %+v", d.Spec.Template.Spec.SecurityContext)
+	}
+	custom := testStream(func(s *v1alpha1.PlaybackStream) {
+		s.Spec.Producer.Image = "mine:2"
+		s.Spec.Producer.Resources = &corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2")}}
+	})
+	c = deployment(t, custom, v1alpha1.TopicModeStrimzi).Spec.Template.Spec.Containers[0]
+	if c.Image != "mine:2" || c.Resources.Limits.Cpu().String() != "2" || len(c.Resources.Requests) != 0 {
+		t.Errorf("override: image %s resources %+v", c.Image, c.Resources)
+	}
+}
+
+// TestConfigHash: the same stream gives byte-identical output; every change
+// that reaches the pods changes the hash; a pure replica change of a paused
+// stream (same pods) does not.
+func TestConfigHash(t *testing.T) {
+	hash := func(s *v1alpha1.PlaybackStream) string {
+		return deployment(t, s, v1alpha1.TopicModeStrimzi).Spec.Template.Annotations[v1alpha1.AnnotationConfigHash]
+	}
+	base := hash(testStream(nil))
+	a, _ := json.Marshal(buildDeployment(testStream(nil), resolve(testStream(nil), v1alpha1.TopicModeStrimzi, opts)))
+	b, _ := json.Marshal(buildDeployment(testStream(nil), resolve(testStream(nil), v1alpha1.TopicModeStrimzi, opts)))
+	if string(a) != string(b) || base == "" {
+		t.Fatal("buildDeployment is not deterministic")
+	}
+	for name, m := range map[string]func(*v1alpha1.PlaybackStream){
+		"rate":     func(s *v1alpha1.PlaybackStream) { s.Spec.EventsPerSecond = 2001 },
+		"replicas": func(s *v1alpha1.PlaybackStream) { s.Spec.Replicas = 4 },
+		"zipf":     func(s *v1alpha1.PlaybackStream) { s.Spec.Profile.ZipfAlpha = 1.1 },
+		"devices":  func(s *v1alpha1.PlaybackStream) { s.Spec.Profile.DeviceMix.Mobile = 50 },
+		"image":    func(s *v1alpha1.PlaybackStream) { s.Spec.Producer.Image = "x:1" },
+		"brokers":  func(s *v1alpha1.PlaybackStream) { s.Spec.Kafka.BootstrapServers = "b:1" },
+	} {
+		if hash(testStream(m)) == base {
+			t.Errorf("changing %s does not change the config hash", name)
+		}
+	}
+	p1 := testStream(func(s *v1alpha1.PlaybackStream) { s.Spec.EventsPerSecond = 0 })
+	p2 := testStream(func(s *v1alpha1.PlaybackStream) { s.Spec.EventsPerSecond, s.Spec.Replicas = 0, 5 })
+	if hash(p1) != hash(p2) {
+		t.Errorf("scaling a paused stream changes its pods' hash")
+	}
+	if hash(testStream(func(s *v1alpha1.PlaybackStream) { s.Spec.Topic.Partitions = 12 })) != base {
+		t.Errorf("a partition change rolls the producers")
+	}
+}
+
+func TestResolve(t *testing.T) {
+	e := resolve(testStream(func(s *v1alpha1.PlaybackStream) {
+		s.Spec.Topic = v1alpha1.TopicSpec{Retention: &metav1.Duration{Duration: 2 * time.Hour}}
+		s.Spec.Replicas = 0
+	}), v1alpha1.TopicModeStrimzi, opts)
+	if e.TopicName != "playback-prime" || e.KafkaTopic != "playback-prime" || e.Partitions != 3 || e.DeletionPolicy != v1alpha1.DeletionPolicyRetain ||
+		*e.RetentionMs != 7_200_000 || e.Share != 0 || e.Cluster != "playpulse" || e.Image != "playpulse/producer:1.0" {
+		t.Errorf("%+v", e)
+	}
+	for topic, kt := range map[string]string{
+		"playback-prime": "playback-prime",
+		"Playback_Prime": "prime-topic",
+		"a..b":           "prime-topic",
+		"-a":             "prime-topic",
+		"a.b-c":          "a.b-c",
+	} {
+		if got := KafkaTopicName("prime", topic); got != kt {
+			t.Errorf("KafkaTopicName(%q) = %q, want %q", topic, got, kt)
+		}
+	}
+}

@@ -1,0 +1,336 @@
+package aggregate
+
+import (
+	"hash/fnv"
+	"math"
+	"slices"
+	"testing"
+	"time"
+
+	"playpulse.dev/services/fanout/internal/consume"
+	"playpulse.dev/services/playback/event"
+	"playpulse.dev/services/playback/sim"
+)
+
+// ref recomputes the figures from the generated events, independently of
+// the aggregator: no buckets, no histogram, no player package; every event
+// kept, windows summed directly.
+type ref struct {
+	events   []refEvent
+	sessions map[string]*refSession
+	ccvAt    map[int64]int64 // CCV at the end of each second
+}
+
+type refEvent struct {
+	ms              int64
+	stream, device  string
+	typ             event.Type
+	firstFrame      bool
+	startupMS       int
+	startFail       bool
+	pbFail          bool
+	stopReason      string
+	playMS, stallMS int64
+	bitrate         int
+}
+
+type refSession struct {
+	mode       string // starting, playing, paused, stalled
+	firstFrame bool
+	last       int64
+	bitrate    int
+}
+
+func (r *ref) watching() int64 {
+	n := int64(0)
+	for _, s := range r.sessions {
+		if s.mode == "starting" || s.mode == "playing" || s.mode == "stalled" {
+			n++
+		}
+	}
+	return n
+}
+
+func (r *ref) observe(e *event.Event, ms int64) {
+	s := r.sessions[e.SessionID]
+	if s == nil {
+		s = &refSession{last: ms}
+		r.sessions[e.SessionID] = s
+	}
+	re := refEvent{ms: ms, stream: e.Stream, device: e.Device, typ: e.Type, firstFrame: e.FirstFrame, startupMS: e.StartupMS, stopReason: e.StopReason}
+	dt := ms - s.last
+	switch s.mode {
+	case "playing":
+		re.playMS, re.bitrate = dt, s.bitrate
+	case "stalled":
+		re.stallMS = dt
+	}
+	if e.Type == event.Error && e.Fatal {
+		re.startFail, re.pbFail = !s.firstFrame, s.firstFrame
+	}
+	switch e.Type {
+	case event.Start:
+		s.mode = "starting"
+	case event.Play, event.BufferEnd:
+		s.mode = "playing"
+		s.firstFrame = true
+	case event.Pause:
+		s.mode = "paused"
+	case event.BufferStart:
+		s.mode = "stalled"
+	case event.Error:
+		if e.Fatal {
+			s.mode = "errored"
+		}
+	case event.Stop:
+		delete(r.sessions, e.SessionID)
+	}
+	s.last, s.bitrate = ms, e.Bitrate
+	r.events = append(r.events, re)
+}
+
+type refFigures struct {
+	byType                                        [event.NumTypes]uint64
+	attempts, plays, vsf, ebvs, pf, ended, stalls uint64
+	startups                                      []int
+	playMS, stallMS, bitrateMS                    int64
+	rungMS                                        map[int]int64
+}
+
+func (r *ref) figures(stream, device string, from, to int64) refFigures {
+	f := refFigures{rungMS: map[int]int64{}}
+	for i := range r.events {
+		e := &r.events[i]
+		sec := e.ms / 1000
+		if sec < from || sec > to || (stream != "" && e.stream != stream) || (device != "" && e.device != device) {
+			continue
+		}
+		f.byType[e.typ]++
+		switch {
+		case e.typ == event.Start:
+			f.attempts++
+		case e.typ == event.Play && e.firstFrame:
+			f.plays++
+			f.startups = append(f.startups, e.startupMS)
+		case e.typ == event.BufferStart:
+			f.stalls++
+		case e.typ == event.Stop && e.stopReason == event.StopExitBeforeStart:
+			f.ebvs++
+		case e.typ == event.Stop && (e.stopReason == event.StopEnded || e.stopReason == event.StopQuit):
+			f.ended++
+		}
+		if e.startFail {
+			f.vsf++
+		}
+		if e.pbFail {
+			f.pf++
+		}
+		f.playMS += e.playMS
+		f.stallMS += e.stallMS
+		f.bitrateMS += e.playMS * int64(e.bitrate)
+		f.rungMS[e.bitrate] += e.playMS
+	}
+	slices.Sort(f.startups)
+	return f
+}
+
+func nearestRank(sorted []int, p float64) float64 {
+	k := int(math.Ceil(p*float64(len(sorted)))) - 1
+	return float64(sorted[max(k, 0)])
+}
+
+// Tolerances, as stated in docs/metrics.md.
+const (
+	relTime = 1e-6 // float rounding only
+	relPct  = 1.0 / 32
+)
+
+func checkQoE(t *testing.T, what string, q QoE, f refFigures, secs float64) {
+	t.Helper()
+	exact := func(name string, got, want uint64) {
+		t.Helper()
+		if got != want {
+			t.Errorf("%s %s = %d, generated %d", what, name, got, want)
+		}
+	}
+	for _, ty := range event.Types() {
+		exact("events "+ty.String(), q.EventsByType[ty.String()], f.byType[ty])
+	}
+	exact("attempts", q.Attempts, f.attempts)
+	exact("plays", q.Plays, f.plays)
+	exact("start_failures", q.StartFailures, f.vsf)
+	exact("exits_before_start", q.ExitsBeforeStart, f.ebvs)
+	exact("playback_failures", q.PlaybackFailures, f.pf)
+	exact("views_ended", q.ViewsEnded, f.ended)
+	exact("stalls", q.Stalls, f.stalls)
+	near := func(name string, got Num, want, rel, abs float64) {
+		t.Helper()
+		if math.IsNaN(want) != got.IsNull() || (!got.IsNull() && math.Abs(float64(got)-want) > rel*math.Abs(want)+abs) {
+			t.Errorf("%s %s = %v, generated %v (tolerance %g relative + %g)", what, name, float64(got), want, rel, abs)
+		}
+	}
+	div := func(a, b float64) float64 {
+		if b == 0 {
+			return math.NaN()
+		}
+		return a / b
+	}
+	near("sps", q.SPS, float64(f.plays)/secs, relTime, 0)
+	near("play_time_s", q.PlayTimeS, float64(f.playMS)/1000, relTime, 0)
+	near("stall_time_s", q.StallTimeS, float64(f.stallMS)/1000, relTime, 0)
+	watch := float64(f.playMS + f.stallMS)
+	near("rebuffer_pct", q.RebufferPct, 100*div(float64(f.stallMS), watch), relTime, 0)
+	near("stalls_per_hour", q.StallsPerHour, div(float64(f.stalls), watch/3.6e6), relTime, 0)
+	near("avg_bitrate_kbps", q.AvgBitrateKbps, div(float64(f.bitrateMS), float64(f.playMS)), relTime, 0)
+	starts := float64(f.plays + f.vsf + f.ebvs)
+	near("start_failure_pct", q.StartFailurePct, 100*div(float64(f.vsf), starts), relTime, 0)
+	near("exit_before_start_pct", q.ExitBeforeStartPct, 100*div(float64(f.ebvs), starts), relTime, 0)
+	near("playback_failure_pct", q.PlaybackFailurePct, 100*div(float64(f.pf), float64(f.pf+f.ended)), relTime, 0)
+	for kbps, ms := range f.rungMS {
+		key := "other"
+		if slices.Contains(ladder, kbps) {
+			key = itoa(kbps)
+		}
+		if key == "other" && ms == 0 {
+			continue
+		}
+		near("time_by_bitrate_s["+key+"]", q.TimeByBitrateS[key], float64(ms)/1000, relTime, 0)
+	}
+	if len(f.startups) == 0 {
+		near("startup_p50_ms", q.StartupP50MS, math.NaN(), 0, 0)
+		return
+	}
+	near("startup_p50_ms", q.StartupP50MS, nearestRank(f.startups, 0.5), relPct, 1)
+	near("startup_p95_ms", q.StartupP95MS, nearestRank(f.startups, 0.95), relPct, 1)
+}
+
+func itoa(n int) string { return string(appendNum(nil, float64(n))) }
+
+// TestAggregatesMatchSimulator runs two simulated streams with known knobs
+// for 16 minutes of simulated time and checks every figure the aggregator
+// reports against what was generated.
+func TestAggregatesMatchSimulator(t *testing.T) {
+	const (
+		rate     = 150 // events/s per stream
+		duration = 16 * time.Minute
+	)
+	knobs := sim.DefaultConfig()
+	knobs.CatalogSize = 300
+	knobs.MeanWatchTime = 4 * time.Minute // more views end inside the window
+	knobs.StartFailureRate = 0.05
+	knobs.ExitBeforeStartRate = 0.08
+	knobs.RebufferRatio = 0.02
+	knobs.PlaybackErrorRate = 0.05
+
+	t0 := time.Date(2026, 11, 24, 21, 0, 0, 0, time.UTC)
+	clock := t0
+	a := New(Options{Now: func() time.Time { return clock }})
+	r := &ref{sessions: map[string]*refSession{}, ccvAt: map[int64]int64{}}
+
+	var sims []*sim.Sim
+	for i, name := range []string{"alpha", "beta"} {
+		k := knobs
+		k.Seed = uint64(42 + i)
+		s, err := sim.New(k, name, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.SetRate(rate)
+		sims = append(sims, s)
+	}
+	var e event.Event
+	rec := &consume.Record{Topic: "t"}
+	step := time.Second / (rate * 2)
+	lastSec := t0.Unix()
+	n := 0
+	for now := t0; now.Before(t0.Add(duration)); now = now.Add(step) {
+		if sec := now.Unix(); sec != lastSec {
+			r.ccvAt[lastSec] = r.watching() // every event of lastSec is in
+			lastSec = sec
+		}
+		sims[n%2].Next(now, &e)
+		n++
+		clock = now
+		ts := e.TS.Truncate(time.Millisecond) // Kafka keeps milliseconds
+		h := fnv.New32a()
+		h.Write([]byte(e.SessionID))
+		rec.Partition, rec.Offset, rec.Timestamp, rec.Event = int32(h.Sum32()%3), int64(n), ts, e
+		a.Add(rec)
+		r.observe(&e, ts.UnixMilli())
+	}
+	r.ccvAt[lastSec] = r.watching()
+	end := t0.Add(duration)
+	clock = end
+	t.Logf("%d events, %d sessions live at the end", n, len(r.sessions))
+
+	snap := a.Snapshot(end, true)
+	second := snap.Second
+	kpiFrom := second - KPIWindow + 1
+	checkQoE(t, "overall", snap.Overall, r.figures("", "", kpiFrom, second), KPIWindow)
+	for _, st := range []string{"alpha", "beta"} {
+		checkQoE(t, st, snap.ByStream[st], r.figures(st, "", kpiFrom, second), KPIWindow)
+	}
+	for _, d := range sim.Devices {
+		checkQoE(t, "device "+d, snap.ByDevice[d], r.figures("", d, kpiFrom, second), KPIWindow)
+	}
+	// The whole 15 minutes at once: enough outcomes to compare with the knobs.
+	from := second - int64(seriesPoints) + 1
+	whole, _ := a.QoE("", from, second)
+	f := r.figures("", "", from, second)
+	checkQoE(t, "15 min", whole, f, float64(seriesPoints))
+
+	// Concurrent viewers, now and at the end of every second of the series.
+	if got, want := snap.Overall.ConcurrentViewers, r.watching(); got != want {
+		t.Errorf("concurrent viewers now = %d, generated %d", got, want)
+	}
+	ccv := snap.Series.Overall.ConcurrentViewers
+	if len(ccv) != seriesPoints || snap.Series.Start != from {
+		t.Fatalf("series of %d points from %d, want %d from %d", len(ccv), snap.Series.Start, seriesPoints, from)
+	}
+	for i, v := range ccv {
+		if want := r.ccvAt[from+int64(i)]; int64(v) != want {
+			t.Fatalf("concurrent viewers at second %d = %v, generated %d", from+int64(i), v, want)
+		}
+	}
+	var sum float64
+	for _, st := range []string{"alpha", "beta"} {
+		sum += snap.Series.Streams[st].ConcurrentViewers[seriesPoints-1]
+	}
+	if sum != ccv[seriesPoints-1] {
+		t.Errorf("stream CCVs add up to %v, overall %v", sum, ccv[seriesPoints-1])
+	}
+	// Per-second counts of the series.
+	for i := 0; i < seriesPoints; i += 37 {
+		sec := from + int64(i)
+		g := r.figures("", "", sec, sec)
+		if snap.Series.Overall.SPS[i] != float64(g.plays) || snap.Series.Overall.Attempts[i] != float64(g.attempts) ||
+			snap.Series.Overall.EventsByType["heartbeat"][i] != float64(g.byType[event.Heartbeat]) {
+			t.Fatalf("series at second %d: sps %v attempts %v heartbeats %v, generated %d %d %d", sec,
+				snap.Series.Overall.SPS[i], snap.Series.Overall.Attempts[i], snap.Series.Overall.EventsByType["heartbeat"][i], g.plays, g.attempts, g.byType[event.Heartbeat])
+		}
+	}
+	// Top titles: the most watched title's CCV, recomputed.
+	if len(snap.TopTitles) == 0 || snap.TopTitles[0].ConcurrentViewers < snap.TopTitles[len(snap.TopTitles)-1].ConcurrentViewers {
+		t.Errorf("top titles %+v", snap.TopTitles)
+	}
+
+	// The knobs, within 3 standard errors of a binomial proportion.
+	starts := float64(f.plays + f.vsf + f.ebvs)
+	binom := func(name string, got Num, p, n float64) {
+		t.Helper()
+		se := math.Sqrt(p * (1 - p) / n)
+		if math.Abs(float64(got)/100-p) > 3*se {
+			t.Errorf("%s = %.3f%%, knob %.3f%% ± %.3f%% (3 SE over %v)", name, float64(got), 100*p, 300*se, n)
+		}
+	}
+	binom("start failure", whole.StartFailurePct, knobs.StartFailureRate, starts)
+	binom("exit before start", whole.ExitBeforeStartPct, knobs.ExitBeforeStartRate, starts)
+	binom("playback failure", whole.PlaybackFailurePct, knobs.PlaybackErrorRate, float64(f.pf+f.ended))
+	// Stall time is lognormal with a heavy tail: ±20% of the target.
+	if rb := float64(whole.RebufferPct) / 100; math.Abs(rb-knobs.RebufferRatio) > 0.2*knobs.RebufferRatio {
+		t.Errorf("rebuffering %.3f%%, knob %.3f%% ± 20%%", 100*rb, 100*knobs.RebufferRatio)
+	}
+	t.Logf("15 min: starts %v, VSF %.2f%%, EBVS %.2f%%, PF %.2f%% over %d views, rebuffering %.2f%%, p50 %v ms, p95 %v ms, bitrate %.0f kbps, CCV %d",
+		starts, float64(whole.StartFailurePct), float64(whole.ExitBeforeStartPct), float64(whole.PlaybackFailurePct), f.pf+f.ended,
+		float64(whole.RebufferPct), float64(whole.StartupP50MS), float64(whole.StartupP95MS), float64(whole.AvgBitrateKbps), snap.Overall.ConcurrentViewers)
+}

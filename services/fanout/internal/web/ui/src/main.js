@@ -1,0 +1,571 @@
+// Playpulse dashboard. Protocol: docs/protocol.md; figures: docs/metrics.md;
+// how the page works: docs/dashboard.md.
+//
+// Rules: event data is only written with textContent (never parsed as
+// HTML); messages only update in-memory state, and the DOM is written once
+// per animation frame; every structure has a fixed size.
+import "uplot/dist/uPlot.min.css";
+import "./style.css";
+import { Connection, wsURL } from "./conn.js";
+import { SeriesSet, LatencyWindow, Positions, TYPES, normalizeFilter, describeFilter } from "./store.js";
+import { Tail, MAX_ROWS, ROWS_PER_SECOND } from "./tail.js";
+import { Charts } from "./charts.js";
+import * as f from "./format.js";
+
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  hello: null,
+  snap: null,           // latest snapshot message
+  snapAt: 0,            // Date.now() when it arrived
+  stream: "",           // "" = all streams
+  filter: {},           // filter in force (or being applied)
+  filterSent: "",       // JSON of the last filter sent
+  series: new SeriesSet(),
+  latency: new LatencyWindow(8192, 30000),
+  positions: new Positions(),
+  conn: null,
+  connState: "connecting",
+  connInfo: {},
+  streamsKey: "",
+};
+
+const tail = new Tail($("tail"));
+const charts = new Charts(document);
+
+// ---- rendering, batched to animation frames -------------------------------
+//
+// Messages only change state. A 2 Hz pulse asks for an animation frame: the
+// tail is drawn on every pulse, everything else (KPIs, charts, breakdowns,
+// freshness, latency) on every second one, in the same frame, so the page
+// renders at most about twice a second whatever arrives. User actions
+// render at once (renderSoon).
+
+const PULSE_MS = 500;
+let frameRequested = false;
+let pulse = 0;
+let slowDue = true;   // the 1 Hz work is due in the next frame
+let dirtySnap = false;
+let dirtyCharts = false;
+
+function requestFrame() {
+  if (!frameRequested) {
+    frameRequested = true;
+    requestAnimationFrame(render);
+  }
+}
+
+/** renderSoon draws everything in the next frame (after a user action or a state change). */
+function renderSoon() {
+  slowDue = true;
+  requestFrame();
+}
+
+setInterval(() => {
+  if (++pulse % 2 === 0) slowDue = true;
+  if (slowDue || tail.pending) requestFrame();
+}, PULSE_MS);
+
+function render() {
+  frameRequested = false;
+  if (slowDue) {
+    slowDue = false;
+    if (dirtySnap) {
+      dirtySnap = false;
+      renderKPIs();
+      renderStreams();
+      renderBreakdowns();
+    }
+    renderFreshness();
+    renderLatency();
+    if (dirtyCharts) {
+      dirtyCharts = false;
+      charts.draw(state.series.store(state.stream), state.series.second);
+    }
+    renderTailStats();
+  }
+  tail.render();
+}
+
+// ---- KPIs -------------------------------------------------------------------
+
+const kpiCache = new Map();
+
+function setKPI(id, value, formatted) {
+  const el = $(id);
+  const s = formatted;
+  if (kpiCache.get(id) === s) return;
+  kpiCache.set(id, s);
+  el.textContent = s;
+  el.dataset.value = f.ok(value) ? String(value) : "";
+}
+
+function qoe() {
+  const s = state.snap;
+  if (!s) return null;
+  if (state.stream) return s.by_stream && s.by_stream[state.stream] ? s.by_stream[state.stream] : null;
+  return s.overall || null;
+}
+
+function renderKPIs() {
+  const s = state.snap;
+  const q = qoe() || {};
+  setKPI("kpi-ccv", q.concurrent_viewers, f.int(q.concurrent_viewers));
+  setKPI("kpi-sps", q.sps, f.num(q.sps));
+  setKPI("kpi-startup-p50", q.startup_p50_ms, f.ms(q.startup_p50_ms));
+  setKPI("kpi-startup-p95", q.startup_p95_ms, f.ms(q.startup_p95_ms));
+  setKPI("kpi-rebuffer", q.rebuffer_pct, f.pct(q.rebuffer_pct));
+  setKPI("kpi-vsf", q.start_failure_pct, f.pct(q.start_failure_pct));
+  setKPI("kpi-vpf", q.playback_failure_pct, f.pct(q.playback_failure_pct));
+  setKPI("kpi-bitrate", q.avg_bitrate_kbps, f.kbps(q.avg_bitrate_kbps));
+  // Events/s: the snapshot's 10-second figure for all streams, the stream's window figure otherwise.
+  const rate = state.stream ? q.events_per_second : s && s.events_per_second;
+  setKPI("kpi-rate", rate, f.num(rate));
+  const w = s && f.ok(s.window_s) ? s.window_s : 60;
+  $("kpi-scope").textContent = (state.stream ? "stream " + state.stream : "all streams") + ", last " + w + " s";
+}
+
+function renderLatency() {
+  const [p50, p99] = state.latency.percentiles(Date.now(), [0.5, 0.99]);
+  setKPI("kpi-lat-p50", p50, f.ms(p50));
+  setKPI("kpi-lat-p99", p99, f.ms(p99));
+}
+
+// ---- header: stream selector, connection, freshness ----------------------
+
+const streamSel = $("stream");
+
+function renderStreams() {
+  const s = state.snap;
+  const names = Array.isArray(s && s.streams) ? s.streams.filter((n) => typeof n === "string").slice(0, 200) : [];
+  if (state.stream && !names.includes(state.stream)) names.push(state.stream);
+  const key = names.join("\u0000");
+  if (key === state.streamsKey) return;
+  state.streamsKey = key;
+  const opts = [new Option("All streams", "")];
+  for (const n of names) opts.push(new Option(n, n)); // Option(text, value): text, never markup
+  streamSel.replaceChildren(...opts);
+  streamSel.value = state.stream;
+}
+
+streamSel.addEventListener("change", () => {
+  state.stream = streamSel.value;
+  $("chart-scope").textContent = state.stream ? "stream " + state.stream : "all streams";
+  dirtySnap = true;
+  dirtyCharts = true;
+  applyFilter();
+  renderSoon();
+});
+
+function renderStatus() {
+  const st = state.connState;
+  const el = $("status");
+  let text = "Connecting…";
+  if (st === "live") text = "Live";
+  else if (st === "offline") text = "Offline";
+  else if (st === "reconnecting") {
+    const left = Math.max(0, Math.ceil((state.connInfo.retryAt - performance.now()) / 1000));
+    text = left > 0 ? "Reconnecting in " + left + " s" : "Reconnecting…";
+  }
+  el.dataset.state = st;
+  $("status-text").textContent = text;
+  el.title = state.connInfo.reason || "";
+  $("retry").hidden = !(st === "reconnecting" || st === "offline");
+}
+
+let countdown = 0;
+
+function onConnState(st, info) {
+  state.connState = st;
+  state.connInfo = info;
+  clearInterval(countdown);
+  if (st === "reconnecting") countdown = setInterval(renderStatus, 250);
+  if (st !== "live" && state.hello) {
+    state.hello = null;
+  }
+  renderStatus();
+  renderFreshness();
+}
+
+$("retry").addEventListener("click", () => state.conn.retryNow());
+
+function renderFreshness() {
+  const el = $("freshness");
+  const banner = $("stale");
+  const s = state.snap;
+  if (!s) {
+    el.textContent = state.connState === "live" ? "Waiting for the first snapshot…" : "No data yet";
+    el.dataset.state = "none";
+    return;
+  }
+  const now = Date.now();
+  const src = s.source && typeof s.source === "object" ? s.source : null;
+  let srcState = src && typeof src.state === "string" ? src.state : "live";
+  if (s.stale === true) srcState = "stale";
+  const parts = [];
+  parts.push("Kafka " + srcState.replace("_", " "));
+  if (src && f.ok(src.lag)) parts.push("lag " + f.int(src.lag) + " records");
+  if (f.ok(s.latest_kafka_ts) && s.latest_kafka_ts > 0) parts.push("newest event " + f.ago((now - s.latest_kafka_ts) / 1000));
+  if (f.ok(s.events_total)) parts.push(f.int(s.events_total) + " events");
+  const snapAge = (now - state.snapAt) / 1000;
+  if (state.connState !== "live") parts.push("figures from " + f.ago(snapAge));
+  el.textContent = parts.join(" · ");
+  el.dataset.state = srcState;
+
+  let msg = "";
+  const since = src && f.ok(src.since) ? " since " + f.clock(src.since).slice(0, 8) : "";
+  const why = src && typeof src.message === "string" && src.message ? ": " + src.message : "";
+  if (srcState === "stale") msg = "Kafka cannot be read" + since + why + ". The figures are the last ones the fan-out had.";
+  else if (srcState === "catching_up") msg = "Catching up: the fan-out is replaying recent history" + (src && f.ok(src.lag) ? ", " + f.int(src.lag) + " records behind" : "") + ".";
+  else if (srcState === "connecting") msg = "The fan-out has not reached Kafka yet" + why + ".";
+  if (banner.textContent !== msg) banner.textContent = msg;
+  banner.hidden = msg === "";
+  banner.dataset.state = srcState;
+}
+
+// ---- breakdowns -----------------------------------------------------------
+
+class RowPool {
+  constructor(tbody, cols) {
+    this.tbody = tbody;
+    this.cols = cols;
+    this.rows = [];
+  }
+
+  /** row i, created on first use; rows past n are hidden. */
+  row(i) {
+    while (this.rows.length <= i) {
+      const tr = document.createElement("tr");
+      const c = [];
+      for (let k = 0; k < this.cols; k++) {
+        const td = document.createElement(k === 0 ? "th" : "td");
+        if (k === 0) td.scope = "row";
+        tr.appendChild(td);
+        c.push(td);
+      }
+      this.tbody.appendChild(tr);
+      this.rows.push({ tr, c });
+    }
+    return this.rows[i];
+  }
+
+  trim(n) {
+    for (let i = 0; i < this.rows.length; i++) this.rows[i].tr.hidden = i >= n;
+  }
+}
+
+function setText(el, s) {
+  if (el.textContent !== s) el.textContent = s;
+}
+
+const pools = {
+  device: new RowPool($("bd-device").tBodies[0], 6),
+  cdn: new RowPool($("bd-cdn").tBodies[0], 6),
+  country: new RowPool($("bd-country").tBodies[0], 6),
+  titles: new RowPool($("top-titles").tBodies[0], 3),
+};
+
+function renderBreakdown(pool, m, limit) {
+  const entries = [];
+  if (m && typeof m === "object") for (const k in m) if (m[k] && typeof m[k] === "object") entries.push([k, m[k]]);
+  entries.sort((a, b) => (b[1].concurrent_viewers || 0) - (a[1].concurrent_viewers || 0) || (a[0] < b[0] ? -1 : 1));
+  const n = Math.min(limit, entries.length);
+  for (let i = 0; i < n; i++) {
+    const [name, q] = entries[i];
+    const r = pool.row(i);
+    setText(r.c[0], name);
+    setText(r.c[1], f.int(q.concurrent_viewers));
+    setText(r.c[2], f.ms(q.startup_p50_ms));
+    setText(r.c[3], f.pct(q.rebuffer_pct));
+    setText(r.c[4], f.pct(q.start_failure_pct));
+    setText(r.c[5], f.kbps(q.avg_bitrate_kbps));
+    for (let k = 1; k < 6; k++) r.c[k].className = "num";
+  }
+  pool.trim(n);
+  if (n === 0) {
+    const r = pool.row(0);
+    setText(r.c[0], "no data");
+    for (let k = 1; k < pool.cols; k++) setText(r.c[k], "");
+    r.tr.hidden = false;
+  }
+}
+
+function renderBreakdowns() {
+  const s = state.snap;
+  renderBreakdown(pools.device, s.by_device, 16);
+  renderBreakdown(pools.cdn, s.by_cdn, 16);
+  renderBreakdown(pools.country, s.by_country, 10);
+  const titles = Array.isArray(s.top_titles) ? s.top_titles.slice(0, 10) : [];
+  let max = 1;
+  for (const t of titles) if (t && f.ok(t.concurrent_viewers)) max = Math.max(max, t.concurrent_viewers);
+  for (let i = 0; i < titles.length; i++) {
+    const t = titles[i] || {};
+    const r = pools.titles.row(i);
+    if (!r.bar) {
+      r.c[0].className = "num";
+      r.c[2].className = "num";
+      r.name = document.createTextNode("");
+      r.bar = document.createElement("span");
+      r.bar.className = "bar";
+      r.bar.setAttribute("aria-hidden", "true");
+      r.c[1].append(r.name, r.bar);
+    }
+    setText(r.c[0], String(i + 1));
+    const name = typeof t.movie_id === "string" ? t.movie_id : "";
+    if (r.name.data !== name) r.name.data = name;
+    setText(r.c[2], f.int(t.concurrent_viewers));
+    r.bar.style.width = (100 * (f.ok(t.concurrent_viewers) ? t.concurrent_viewers : 0)) / max + "%"; // CSSOM, allowed by the CSP
+  }
+  pools.titles.trim(titles.length);
+  if (!titles.length) {
+    const r = pools.titles.row(0);
+    setText(r.c[0], "");
+    if (r.name) r.name.data = "no data"; else setText(r.c[1], "no data");
+    setText(r.c[2], "");
+    r.tr.hidden = false;
+  }
+}
+
+// ---- live tail: filters, pause, stats --------------------------------------
+
+const form = $("filters");
+const typeBoxes = $("type-boxes");
+for (const t of TYPES) {
+  const label = document.createElement("label");
+  label.className = "type-box";
+  const cb = document.createElement("input");
+  cb.type = "checkbox";
+  cb.name = "types";
+  cb.value = t;
+  const sw = document.createElement("span");
+  sw.className = "type t-" + t;
+  sw.textContent = t;
+  label.append(cb, sw);
+  typeBoxes.appendChild(label);
+}
+
+function formFilter() {
+  const fd = new FormData(form);
+  return normalizeFilter({
+    stream: state.stream,
+    types: fd.getAll("types"),
+    movie_id: String(fd.get("movie_id") || ""),
+    user_id: String(fd.get("user_id") || ""),
+    device: String(fd.get("device") || ""),
+  });
+}
+
+let filterTimer = 0;
+function applyFilterSoon() {
+  clearTimeout(filterTimer);
+  filterTimer = setTimeout(applyFilter, 150);
+}
+
+function applyFilter() {
+  clearTimeout(filterTimer);
+  state.filter = formFilter();
+  saveHash();
+  const j = JSON.stringify(state.filter);
+  if (j === state.filterSent) return;
+  if (state.conn.send({ type: "filter", filter: state.filter })) {
+    state.filterSent = j;
+    setText($("filter-state"), "Applying: " + describeFilter(state.filter) + "…");
+    $("filter-state").dataset.state = "pending";
+  }
+}
+
+form.addEventListener("submit", (e) => {
+  e.preventDefault();
+  applyFilter();
+});
+form.addEventListener("reset", () => setTimeout(applyFilter, 0));
+form.addEventListener("change", (e) => {
+  if (e.target.type === "checkbox" || e.target.tagName === "SELECT") applyFilterSoon();
+  else applyFilter(); // text fields: on Enter or when focus leaves
+});
+
+const pauseBtn = $("pause");
+function setPaused(p) {
+  tail.setPaused(p);
+  pauseBtn.setAttribute("aria-pressed", String(p));
+  pauseBtn.textContent = p ? "Resume" : "Pause";
+  document.body.classList.toggle("tail-paused", p);
+  renderSoon();
+}
+pauseBtn.addEventListener("click", () => setPaused(!tail.paused));
+document.addEventListener("keydown", (e) => {
+  if (e.key !== "p" || e.ctrlKey || e.metaKey || e.altKey) return;
+  const t = e.target;
+  if (t && (t.tagName === "INPUT" || t.tagName === "SELECT" || t.tagName === "TEXTAREA" || t.isContentEditable)) return;
+  setPaused(!tail.paused);
+});
+
+function renderTailStats() {
+  const el = $("tail-stats");
+  let s = "newest " + MAX_ROWS + " of " + f.int(tail.received) + " received";
+  if (tail.skipped) s += " · " + f.int(tail.skipped) + " skipped by the server's rate cap";
+  if (tail.lost) s += " · " + f.int(tail.lost) + " lost";
+  if (tail.undrawn) s += " · " + f.int(tail.undrawn) + " not drawn";
+  if (tail.paused) s += " · paused, " + f.int(Math.max(0, tail.written - tail.pausedAt)) + " new";
+  setText(el, s);
+  el.dataset.received = String(tail.received);
+  el.dataset.skipped = String(tail.skipped);
+}
+
+// ---- URL: the stream and filters survive a reload (wall screens) ----------
+
+function loadHash() {
+  const p = new URLSearchParams(location.hash.slice(1));
+  state.stream = p.get("stream") || "";
+  const types = (p.get("types") || "").split(",").filter((t) => TYPES.includes(t));
+  for (const cb of form.querySelectorAll('input[name="types"]')) cb.checked = types.includes(cb.value);
+  form.elements.movie_id.value = p.get("movie_id") || "";
+  form.elements.user_id.value = p.get("user_id") || "";
+  const dev = p.get("device") || "";
+  if (dev && ![...form.elements.device.options].some((o) => o.value === dev)) form.elements.device.add(new Option(dev, dev));
+  form.elements.device.value = dev;
+  state.filter = formFilter();
+  $("chart-scope").textContent = state.stream ? "stream " + state.stream : "all streams";
+  renderStreams();
+}
+
+function saveHash() {
+  const p = new URLSearchParams();
+  const fl = state.filter;
+  if (fl.stream) p.set("stream", fl.stream);
+  if (fl.types) p.set("types", fl.types.join(","));
+  for (const k of ["movie_id", "user_id", "device"]) if (fl[k]) p.set(k, fl[k]);
+  const h = p.toString();
+  if (h !== location.hash.slice(1)) history.replaceState(null, "", h ? "#" + h : location.pathname + location.search);
+}
+
+// ---- messages -----------------------------------------------------------------
+
+function onHello(hello, reconnect) {
+  state.hello = hello;
+  document.body.dataset.protocol = String(hello.protocol || "");
+  const info = [];
+  if (typeof hello.replica === "string" && hello.replica) info.push("replica " + hello.replica);
+  info.push("protocol " + (f.ok(hello.protocol) ? hello.protocol : "?"));
+  if (f.ok(hello.tail_rate)) info.push("tail ≤ " + f.int(hello.tail_rate) + " events/s");
+  if (f.ok(hello.frame_hz)) info.push(hello.frame_hz + " frames/s");
+  if (f.ok(hello.snapshot_hz)) info.push(hello.snapshot_hz + " snapshots/s");
+  setText($("server-info"), "Connected to the fan-out: " + info.join(" · "));
+  state.filter = formFilter();
+  state.filterSent = "";
+  const positions = state.positions.list();
+  console.error("DBG hello", reconnect, JSON.stringify(positions));
+  const canResume = f.ok(hello.protocol) && hello.protocol >= 2;
+  if (reconnect && canResume && positions.length) {
+    state.conn.send({ type: "resume", positions, filter: state.filter });
+    state.filterSent = JSON.stringify(state.filter);
+    state.resuming = true;
+  } else {
+    if (Object.keys(state.filter).length) applyFilter();
+    else setText($("filter-state"), "Showing every event");
+    if (reconnect) {
+      tail.addMarker(positions.length ? "Reconnected: events during the outage are not shown (the server cannot resume)" : "Reconnected", "m-gap");
+      renderSoon();
+    }
+  }
+}
+
+function onMessage(msg, now) {
+  if (msg.type !== "snapshot" && !(msg.type === "tail" && !msg.replay)) console.error("DBG msg", msg.type, JSON.stringify(msg).slice(0, 120));
+  switch (msg.type) {
+    case "snapshot":
+      onSnapshot(msg, now);
+      break;
+    case "tail":
+      onTail(msg, now);
+      break;
+    case "filter_ok": {
+      const fl = msg.filter && typeof msg.filter === "object" ? normalizeFilter(msg.filter) : state.filter;
+      if (!state.resuming) {
+        tail.clear();
+        tail.addMarker("Filter: " + describeFilter(fl), "m-filter");
+      }
+      setText($("filter-state"), "Showing " + describeFilter(fl));
+      $("filter-state").dataset.state = "ok";
+      renderSoon();
+      break;
+    }
+    case "gap": {
+      const from = f.ok(msg.from_offset) ? f.int(msg.from_offset) : "?";
+      const to = f.ok(msg.to_offset) ? f.int(msg.to_offset) : "?";
+      const why = { expired: "too old to replay", too_many: "too many to replay", unknown: "not served by this replica" }[msg.reason] || String(msg.reason || "");
+      tail.addMarker("Gap: partition " + String(msg.partition) + " offsets " + from + "–" + to + " may be missing (" + why + ")", "m-gap");
+      renderSoon();
+      break;
+    }
+    case "resume_ok":
+      state.resuming = false;
+      tail.addMarker("Reconnected: " + f.int(msg.replayed || 0) + " missed events replayed" + (msg.gaps ? ", " + f.int(msg.gaps) + " gaps" : ""), "m-gap");
+      setText($("filter-state"), "Showing " + describeFilter(state.filter));
+      renderSoon();
+      break;
+    case "error":
+      setText($("filter-state"), "The server refused a request: " + String(msg.message || msg.code || "error"));
+      $("filter-state").dataset.state = "error";
+      if (state.resuming) state.resuming = false;
+      break;
+    default:
+      break; // unknown messages are ignored (docs/protocol.md)
+  }
+}
+
+function onSnapshot(msg, now) {
+  const first = !state.snap;
+  state.snap = msg;
+  state.snapAt = now;
+  state.series.mergeSnapshot(msg);
+  dirtySnap = true;
+  dirtyCharts = true;
+  if (first || msg.full === true) renderSoon();
+}
+
+// Counts since the last "skipped" marker; a marker is written at most once a second.
+const since = { skipped: 0, lost: 0, undrawn: 0, at: 0 };
+
+function onTail(msg, now) {
+  const skipped = f.ok(msg.skipped) ? msg.skipped : 0;
+  const lost = f.ok(msg.lost) ? msg.lost : 0;
+  const replay = msg.replay === true;
+  tail.skipped += skipped;
+  tail.lost += lost;
+  since.skipped += skipped;
+  since.lost += lost;
+  const evs = Array.isArray(msg.events) ? msg.events : [];
+  for (let i = 0; i < evs.length; i++) {
+    const it = evs[i];
+    if (!it || typeof it !== "object") continue;
+    state.positions.see(it.topic, it.partition, it.offset);
+    if (!replay && f.ok(it.kafka_ts)) state.latency.add(now, now - it.kafka_ts);
+  }
+  tail.received += evs.length;
+  // Replayed events are all drawn (they fill a gap); live ones within the page's row budget, newest first.
+  const keep = replay ? Math.min(evs.length, MAX_ROWS) : tail.admit(evs.length, now);
+  since.undrawn += evs.length - keep;
+  if ((since.skipped || since.lost || since.undrawn) && now - since.at >= 1000) {
+    const parts = [];
+    if (since.skipped) parts.push("skipped " + f.int(since.skipped) + " (the server sends at most " + (state.hello && f.ok(state.hello.tail_rate) ? f.int(state.hello.tail_rate) : "its rate") + "/s)");
+    if (since.lost) parts.push("lost " + f.int(since.lost) + " (this page fell behind)");
+    if (since.undrawn) parts.push(f.int(since.undrawn) + " not drawn (the page draws at most " + ROWS_PER_SECOND + " rows/s)");
+    tail.addMarker("⋯ " + parts.join(" · "), "m-skip");
+    since.skipped = since.lost = since.undrawn = 0;
+    since.at = now;
+  }
+  for (let i = evs.length - keep; i < evs.length; i++) {
+    const it = evs[i];
+    if (!it || typeof it !== "object") continue;
+    if (replay) it.replay = true;
+    tail.addEvent(it, now);
+  }
+}
+
+// ---- start ------------------------------------------------------------------------
+
+loadHash();
+state.conn = new Connection({ url: wsURL(location), onMessage, onState: onConnState, onHello });
+state.conn.start();
+renderStatus();

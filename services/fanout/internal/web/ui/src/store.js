@@ -1,0 +1,262 @@
+// Pure state of the dashboard: no DOM here, so node's test runner covers it
+// (test/store.test.js). Every structure has a fixed size.
+
+/** Seconds of history the charts show (docs/protocol.md: 15 minutes). */
+export const WINDOW = 900;
+
+/** The event types of docs/events.md, in the order of the legend. */
+export const TYPES = ["play", "pause", "stop", "seek", "buffer_start", "buffer_end", "start", "bitrate_change", "heartbeat", "error"];
+
+/** Colours of docs/events.md; the first six are the original demo's. */
+export const TYPE_COLORS = {
+  play: "#22c55e", pause: "#facc15", stop: "#ef4444", seek: "#3b82f6", buffer_start: "#a855f7",
+  buffer_end: "#6366f1", start: "#14b8a6", bitrate_change: "#f97316", heartbeat: "#94a3b8", error: "#be123c",
+};
+
+/** A stable colour for a type this page does not know yet (a newer server). */
+export function typeColor(type) {
+  const c = TYPE_COLORS[type];
+  if (c) return c;
+  let h = 0;
+  for (let i = 0; i < type.length; i++) h = (h * 31 + type.charCodeAt(i)) >>> 0;
+  return "hsl(" + (h % 360) + " 70% 45%)";
+}
+
+/** Per-second series fields of a Series object (docs/protocol.md). */
+export const FIELDS = ["attempts", "sps", "concurrent_viewers", "startup_p50_ms", "startup_p95_ms", "rebuffer_pct",
+  "avg_bitrate_kbps", "start_failure_pct", "exit_before_start_pct", "playback_failure_pct"];
+
+const MAX_TYPES = 32; // events_by_type keys kept; the protocol has ten
+
+/**
+ * SeriesStore holds the last WINDOW seconds of one Series (overall or one
+ * stream) in fixed typed arrays indexed by second % WINDOW. Points are merged
+ * by second: a newer point for a second replaces the old one. Missing values
+ * (JSON null) are NaN.
+ */
+export class SeriesStore {
+  constructor() {
+    this.sec = new Float64Array(WINDOW).fill(-1);
+    this.fields = Object.create(null);
+    for (const f of FIELDS) this.fields[f] = new Float64Array(WINDOW).fill(NaN);
+    this.types = new Map(); // type → Float64Array
+    this.latest = -1;       // newest second held
+    this.version = 0;       // bumped by every merge that changed something
+  }
+
+  /**
+   * merge adds a Series object whose point i is second start + i; length is
+   * the points per array (the longest array when not given).
+   */
+  merge(start, s, length) {
+    if (!s || typeof s !== "object" || !Number.isFinite(start)) return;
+    let n = Number.isFinite(length) ? length : 0;
+    if (!n) {
+      for (const f of FIELDS) if (Array.isArray(s[f])) n = Math.max(n, s[f].length);
+      if (s.events_by_type) for (const k in s.events_by_type) if (Array.isArray(s.events_by_type[k])) n = Math.max(n, s.events_by_type[k].length);
+    }
+    n = Math.min(n, WINDOW);
+    if (n <= 0) return;
+    const end = start + n - 1;
+    if (end > this.latest) this.latest = end;
+    const floor = this.latest - WINDOW + 1;
+    const from = Math.max(start, floor);
+    if (from > end) return;
+    const fieldArrays = [];
+    for (const f of FIELDS) if (Array.isArray(s[f])) fieldArrays.push(this.fields[f], s[f]);
+    const typeArrays = [];
+    const ebt = s.events_by_type;
+    if (ebt && typeof ebt === "object") {
+      for (const k in ebt) {
+        if (!Array.isArray(ebt[k])) continue;
+        let a = this.types.get(k);
+        if (!a) {
+          if (this.types.size >= MAX_TYPES) continue;
+          a = new Float64Array(WINDOW).fill(NaN);
+          this.types.set(k, a);
+        }
+        typeArrays.push(a, ebt[k]);
+      }
+    }
+    for (let sec = from; sec <= end; sec++) {
+      const slot = sec % WINDOW;
+      const i = sec - start;
+      if (this.sec[slot] !== sec) {
+        this.sec[slot] = sec;
+        for (const f of FIELDS) this.fields[f][slot] = NaN;
+        for (const a of this.types.values()) a[slot] = NaN;
+      }
+      for (let j = 0; j < fieldArrays.length; j += 2) fieldArrays[j][slot] = num(fieldArrays[j + 1][i]);
+      for (let j = 0; j < typeArrays.length; j += 2) typeArrays[j][slot] = num(typeArrays[j + 1][i]);
+    }
+    this.version++;
+  }
+
+  /** value of field (or of type when isType) at second sec, NaN if unknown. */
+  value(name, sec, isType) {
+    const slot = sec % WINDOW;
+    if (sec < 0 || sec <= this.latest - WINDOW || this.sec[slot] !== sec) return NaN;
+    const a = isType ? this.types.get(name) : this.fields[name];
+    return a ? a[slot] : NaN;
+  }
+
+  /**
+   * fill writes WINDOW points ending at second end into out (a plain array
+   * reused between calls): the value, or null when unknown.
+   */
+  fill(name, end, out, isType) {
+    const a = isType ? this.types.get(name) : this.fields[name];
+    const start = end - WINDOW + 1;
+    for (let i = 0; i < WINDOW; i++) {
+      const sec = start + i;
+      const slot = sec % WINDOW;
+      const v = a && sec >= 0 && this.sec[slot] === sec ? a[slot] : NaN;
+      out[i] = v === v ? v : null;
+    }
+    return out;
+  }
+}
+
+function num(v) {
+  return typeof v === "number" && Number.isFinite(v) ? v : NaN;
+}
+
+/**
+ * Series keeps one SeriesStore for "all streams" and one per stream, at
+ * most maxStreams of them (the least recently updated is dropped).
+ */
+export class SeriesSet {
+  constructor(maxStreams = 64) {
+    this.overall = new SeriesStore();
+    this.streams = new Map();
+    this.maxStreams = maxStreams;
+    this.second = -1; // right edge of the charts: the server's last complete second
+  }
+
+  /** mergeSnapshot takes the series of a snapshot message. */
+  mergeSnapshot(snap) {
+    const ser = snap && snap.series;
+    if (ser && typeof ser === "object" && Number.isFinite(ser.start)) {
+      if (ser.overall) this.overall.merge(ser.start, ser.overall, ser.length);
+      else if (ser.events_by_type) this.overall.merge(ser.start, ser, ser.length); // protocol 1: the Series itself
+      if (ser.streams && typeof ser.streams === "object") {
+        for (const name in ser.streams) {
+          let st = this.streams.get(name);
+          if (st) this.streams.delete(name); // re-insert: Map order = recency
+          else st = new SeriesStore();
+          this.streams.set(name, st);
+          st.merge(ser.start, ser.streams[name], ser.length);
+        }
+        while (this.streams.size > this.maxStreams) this.streams.delete(this.streams.keys().next().value);
+      }
+    }
+    const second = Number.isFinite(snap && snap.second) ? snap.second : this.overall.latest;
+    if (second > this.second) this.second = second;
+  }
+
+  store(stream) {
+    return stream ? this.streams.get(stream) || null : this.overall;
+  }
+}
+
+/**
+ * LatencyWindow keeps the end-to-end latencies (receipt − Kafka timestamp)
+ * of the last windowMs in a ring of cap samples and answers percentiles
+ * (nearest rank).
+ */
+export class LatencyWindow {
+  constructor(cap = 8192, windowMs = 30000) {
+    this.cap = cap;
+    this.windowMs = windowMs;
+    this.t = new Float64Array(cap);
+    this.v = new Float64Array(cap);
+    this.scratch = new Float64Array(cap);
+    this.n = 0;
+    this.i = 0;
+  }
+
+  add(now, latencyMs) {
+    if (!Number.isFinite(latencyMs)) return;
+    this.t[this.i] = now;
+    this.v[this.i] = latencyMs;
+    this.i = (this.i + 1) % this.cap;
+    if (this.n < this.cap) this.n++;
+  }
+
+  /** percentiles returns the values at the given fractions (0–1), or nulls. */
+  percentiles(now, fractions) {
+    const since = now - this.windowMs;
+    let m = 0;
+    for (let k = 0; k < this.n; k++) if (this.t[k] >= since) this.scratch[m++] = this.v[k];
+    if (m === 0) return fractions.map(() => null);
+    const s = this.scratch.subarray(0, m).sort();
+    return fractions.map((p) => s[Math.min(m - 1, Math.max(0, Math.ceil(p * m) - 1))]);
+  }
+
+  count(now) {
+    const since = now - this.windowMs;
+    let m = 0;
+    for (let k = 0; k < this.n; k++) if (this.t[k] >= since) m++;
+    return m;
+  }
+}
+
+/**
+ * Positions remembers the offset of the last tail event received per topic
+ * and partition, for `resume` (at most 256, as the protocol allows).
+ */
+export class Positions {
+  constructor(max = 256) {
+    this.m = new Map();
+    this.max = max;
+  }
+
+  see(topic, partition, offset) {
+    if (typeof topic !== "string" || !Number.isInteger(partition) || !Number.isInteger(offset)) return;
+    const k = topic + "\u0000" + partition;
+    const p = this.m.get(k);
+    if (p) {
+      if (offset > p.offset) p.offset = offset;
+      return;
+    }
+    if (this.m.size >= this.max) this.m.delete(this.m.keys().next().value);
+    this.m.set(k, { topic, partition, offset });
+  }
+
+  list() {
+    return Array.from(this.m.values(), (p) => ({ topic: p.topic, partition: p.partition, offset: p.offset }));
+  }
+
+  get size() {
+    return this.m.size;
+  }
+}
+
+/** Reconnect delay: jittered exponential backoff, 0.5 s doubling to 15 s (equal jitter: [base/2, base]). */
+export function backoffDelay(attempt, rnd = Math.random) {
+  const base = Math.min(15000, 500 * 2 ** Math.min(attempt, 10));
+  return base / 2 + rnd() * (base / 2);
+}
+
+/** A tail filter with only the parts that are set (docs/protocol.md). */
+export function normalizeFilter(f) {
+  const out = {};
+  if (f.stream) out.stream = String(f.stream);
+  if (Array.isArray(f.types) && f.types.length) out.types = f.types.slice();
+  for (const k of ["movie_id", "user_id", "device"]) {
+    const v = typeof f[k] === "string" ? f[k].trim() : "";
+    if (v) out[k] = v;
+  }
+  return out;
+}
+
+/** A short human description of a filter. */
+export function describeFilter(f) {
+  const parts = [];
+  if (f.stream) parts.push("stream " + f.stream);
+  if (f.types && f.types.length) parts.push(f.types.join(" or "));
+  if (f.movie_id) parts.push("movie " + f.movie_id);
+  if (f.user_id) parts.push("user " + f.user_id);
+  if (f.device) parts.push("device " + f.device);
+  return parts.length ? parts.join(", ") : "every event";
+}

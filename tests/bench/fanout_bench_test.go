@@ -1,0 +1,260 @@
+package bench
+
+import (
+	"fmt"
+	"math"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"playpulse.dev/tests/harness"
+)
+
+// once runs each scenario a single time whatever b.N is.
+var once sync.Map
+
+func runOnce(b *testing.B, f func(b *testing.B)) {
+	if _, done := once.LoadOrStore(b.Name(), true); done {
+		return
+	}
+	f(b)
+}
+
+// BenchmarkIngest: events/s one fan-out process decodes, aggregates and
+// puts in its tail buffer, replaying a pre-filled topic; and the same
+// topic read by a bare sarama consumer (no decoding), for the ratio.
+func BenchmarkIngest(b *testing.B) {
+	runOnce(b, func(b *testing.B) {
+		const n = 1_500_000
+		topic := "bench-ingest"
+		broker.CreateTopic(b, topic, 3)
+		t0 := time.Now()
+		prefill(b, topic, n, 4*time.Minute)
+		hw := hwms(b, topic)
+		var total int64
+		for _, v := range hw {
+			total += v
+		}
+		b.Logf("prefilled %d records in %s", total, time.Since(t0).Round(time.Millisecond))
+
+		bare := bareConsume(b, topic, hw)
+		p, addr := startFanout(b, topic, map[string]string{"FANOUT_WARMUP": "1h", "FANOUT_TAIL_BUFFER": "100000"})
+		_ = p
+		url := "http://" + addr + "/metrics"
+		var t1 time.Time
+		var c1 float64
+		deadline := time.Now().Add(5 * time.Minute)
+		for {
+			v := metric(url, "playpulse_fanout_events_total")
+			if t1.IsZero() && v > 0 {
+				t1, c1 = time.Now(), v
+			}
+			if v >= float64(total) {
+				break
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("fan-out consumed %v of %d in 5 minutes", v, total)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		// The fan-out was ready before it had read everything? No: it
+		// waits for the warm-up; events were counted from t1 on.
+		rate := (float64(total) - c1) / time.Since(t1).Seconds()
+		b.ReportMetric(rate, "events/s")
+		b.ReportMetric(bare, "bare-events/s")
+		report("ingest: events/s decoded + aggregated by one fan-out", fmt.Sprintf("%.0f", rate), "≥ 300000", pass(rate >= 300000))
+		report("ingest: bare sarama consumer, same topic", fmt.Sprintf("%.0f", bare), "", nil)
+		report("ingest: fan-out / bare consumer", fmt.Sprintf("%.2f", rate/bare), "", nil)
+	})
+}
+
+// bareConsume reads every partition from the start to hw with sarama's
+// partition consumer, the fan-out's settings, no decoding: records/s.
+func bareConsume(b *testing.B, topic string, hw map[int32]int64) float64 {
+	b.Helper()
+	cfg := sarama.NewConfig()
+	cfg.Version = sarama.V3_9_0_0
+	cfg.Consumer.Fetch.Default = 1 << 20
+	cfg.Consumer.MaxWaitTime = 100 * time.Millisecond
+	cfg.ChannelBufferSize = 1024
+	c, err := sarama.NewConsumer([]string{broker.Addr()}, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	var wg sync.WaitGroup
+	var total int64
+	var mu sync.Mutex
+	for p, end := range hw {
+		pc, err := c.ConsumePartition(topic, p, sarama.OffsetOldest)
+		if err != nil {
+			b.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer pc.Close()
+			var n, bytes int64
+			for m := range pc.Messages() {
+				n++
+				bytes += int64(len(m.Value))
+				if m.Offset+1 >= end {
+					break
+				}
+			}
+			mu.Lock()
+			total += n
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return float64(total) / time.Since(start).Seconds()
+}
+
+// BenchmarkConnections: resident memory of the fan-out per idle WebSocket
+// client (connected, receiving snapshots, no tail traffic).
+func BenchmarkConnections(b *testing.B) {
+	runOnce(b, func(b *testing.B) {
+		topic := "bench-idle"
+		broker.CreateTopic(b, topic, 1)
+		p, addr := startFanout(b, topic, nil)
+		time.Sleep(2 * time.Second) // let the process settle (one-off allocations)
+		base := rssKB(p.Pid())
+		var all []*clients
+		defer func() {
+			for _, c := range all {
+				c.close()
+			}
+		}()
+		have := 0
+		for _, n := range []int{1000, 5000, 10000} {
+			all = append(all, dialClients(b, addr, n-have, nil))
+			have = n
+			harness.Eventually(b, 60*time.Second, "clients connected", func() error {
+				if v := metric("http://"+addr+"/metrics", "playpulse_fanout_clients"); v != float64(n) {
+					return fmt.Errorf("%v clients", v)
+				}
+				return nil
+			})
+			time.Sleep(3 * time.Second) // a few snapshot rounds and a GC cycle
+			rss := rssKB(p.Pid())
+			per := float64(rss-base) * 1024 / float64(n)
+			b.ReportMetric(per, fmt.Sprintf("B/client@%d", n))
+			report(fmt.Sprintf("memory per idle client, %d clients", n), fmt.Sprintf("%.1f KB (RSS %d MB)", per/1000, rss/1024), "≤ 20 KB", pass(per <= 20000))
+		}
+	})
+}
+
+// BenchmarkLatency: 1,000 clients on the tail while the producer writes
+// 10,000 events/s: producer event time → client receipt, and Kafka's own
+// produce → consume latency measured by a bare consumer in the same run.
+func BenchmarkLatency(b *testing.B) {
+	runOnce(b, func(b *testing.B) {
+		topic := "bench-latency"
+		broker.CreateTopic(b, topic, 3)
+		_, addr := startFanout(b, topic, map[string]string{"FANOUT_WARMUP": "0"})
+		lat := &latHist{}
+		cs := dialClients(b, addr, 1000, lat)
+		defer cs.close()
+		kafka := &latHist{}
+		stop := tailKafka(b, topic, kafka)
+		defer stop()
+		_, paddr := startProducer(b, topic, 10000)
+		time.Sleep(5 * time.Second) // warm up
+		lat.on.Store(true)
+		kafka.on.Store(true)
+		time.Sleep(15 * time.Second)
+		lat.on.Store(false)
+		kafka.on.Store(false)
+		achieved := metric("http://"+paddr+"/metrics", "playpulse_producer_achieved_rate")
+		p50, p99 := lat.quantile(0.5), lat.quantile(0.99)
+		k50, k99 := kafka.quantile(0.5), kafka.quantile(0.99)
+		b.ReportMetric(p50, "p50-ms")
+		b.ReportMetric(p99, "p99-ms")
+		report(fmt.Sprintf("latency event time → browser, 1000 clients, %.0f events/s: p50", achieved), fmt.Sprintf("%.1f ms", p50), "", nil)
+		report("latency event time → browser: p99", fmt.Sprintf("%.1f ms", p99), "≤ 25 ms", pass(p99 <= 25))
+		report("latency Kafka alone (produce → bare consumer): p50 / p99", fmt.Sprintf("%.1f / %.1f ms", k50, k99), "", nil)
+		report("latency fan-out's share (end to end − Kafka): p50 / p99", fmt.Sprintf("%.1f / %.1f ms", p50-k50, p99-k99), "", nil)
+		report("latency samples (browser / Kafka)", fmt.Sprintf("%d / %d", lat.n(), kafka.n()), "", nil)
+	})
+}
+
+// tailKafka reads every partition from the end and records receipt −
+// record timestamp.
+func tailKafka(b *testing.B, topic string, h *latHist) func() {
+	cfg := sarama.NewConfig()
+	cfg.Version = sarama.V3_9_0_0
+	cfg.Consumer.Fetch.Default = 1 << 20
+	cfg.Consumer.MaxWaitTime = 100 * time.Millisecond
+	c, err := sarama.NewConsumer([]string{broker.Addr()}, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	parts, err := c.Partitions(topic)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for _, p := range parts {
+		pc, err := c.ConsumePartition(topic, p, sarama.OffsetNewest)
+		if err != nil {
+			b.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for m := range pc.Messages() {
+				h.add(time.Now().UnixMicro() - m.Timestamp.UnixMilli()*1000)
+			}
+		}()
+		defer func() {}()
+		_ = pc
+	}
+	return func() { c.Close(); wg.Wait() }
+}
+
+// BenchmarkClientCPU: the fan-out's CPU per connected client (1,000
+// clients on the tail) at 1,000 and at 50,000 events/s of ingest. The
+// per-client cost must not grow with the ingest rate.
+func BenchmarkClientCPU(b *testing.B) {
+	runOnce(b, func(b *testing.B) {
+		type point struct{ rate, cpu0, cpu1, achieved float64 }
+		var pts []point
+		for i, rate := range []int{1000, 50000} {
+			topic := fmt.Sprintf("bench-cpu-%d", i)
+			broker.CreateTopic(b, topic, 3)
+			fp, addr := startFanout(b, topic, map[string]string{"FANOUT_WARMUP": "0"})
+			pp, paddr := startProducer(b, topic, rate)
+			measure := func() float64 {
+				time.Sleep(3 * time.Second)
+				c0, t0 := cpuSeconds(fp.Pid()), time.Now()
+				time.Sleep(10 * time.Second)
+				return (cpuSeconds(fp.Pid()) - c0) / time.Since(t0).Seconds()
+			}
+			cpu0 := measure()
+			cs := dialClients(b, addr, 1000, nil)
+			cpu1 := measure()
+			achieved := metric("http://"+paddr+"/metrics", "playpulse_producer_achieved_rate")
+			cs.close()
+			pp.Stop(10 * time.Second)
+			fp.Stop(10 * time.Second)
+			pts = append(pts, point{float64(rate), cpu0, cpu1, achieved})
+			per := (cpu1 - cpu0) / 1000 * 1e6 // µs of CPU per second per client
+			b.ReportMetric(per, fmt.Sprintf("µs-cpu/s/client@%d", rate))
+			report(fmt.Sprintf("CPU per client at %.0f events/s (fan-out %.0f%% → %.0f%% of a core)", achieved, 100*cpu0, 100*cpu1),
+				fmt.Sprintf("%.1f µs CPU/s", per), "", nil)
+		}
+		lo := (pts[0].cpu1 - pts[0].cpu0) / 1000
+		hi := (pts[1].cpu1 - pts[1].cpu0) / 1000
+		ratio := hi / lo
+		if math.IsNaN(ratio) || lo <= 0 {
+			ratio = math.Inf(1)
+		}
+		report("CPU per client: 50k / 1k events/s", fmt.Sprintf("%.2f×", ratio), "flat (≤ 1.5×)", pass(ratio <= 1.5))
+		_ = runtime.NumCPU
+	})
+}

@@ -1,0 +1,275 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/gorilla/websocket"
+
+	"playpulse.dev/services/playback/event"
+	"playpulse.dev/services/playback/sim"
+	"playpulse.dev/tests/harness"
+)
+
+// fanout starts the real fan-out binary (built without the race detector
+// when the benchmarks run without it) and waits until it is ready.
+func startFanout(b *testing.B, topic string, env map[string]string) (*harness.Proc, string) {
+	b.Helper()
+	addr := harness.FreeAddr(b)
+	e := map[string]string{
+		"KAFKA_BROKERS": broker.Addr(), "FANOUT_ADDR": addr, "FANOUT_TOPICS": topic, "LOG_LEVEL": "warn",
+		"FANOUT_MAX_CONNECTIONS": "20000", "FANOUT_MAX_CONNECTIONS_PER_IP": "0",
+	}
+	for k, v := range env {
+		e[k] = v
+	}
+	p := harness.Start(b, "fanout", e)
+	harness.WaitReady(b, "http://"+addr+"/readyz", 120*time.Second)
+	return p, addr
+}
+
+func startProducer(b *testing.B, topic string, rate int) (*harness.Proc, string) {
+	b.Helper()
+	addr := harness.FreeAddr(b)
+	p := harness.Start(b, "producer", map[string]string{
+		"KAFKA_BROKERS": broker.Addr(), "PRODUCER_TOPIC": topic, "PRODUCER_RATE": strconv.Itoa(rate),
+		"PRODUCER_ADDR": addr, "PRODUCER_STREAM": "bench", "LOG_LEVEL": "warn",
+	})
+	harness.WaitReady(b, "http://"+addr+"/readyz", 60*time.Second)
+	return p, addr
+}
+
+// metric reads one unlabelled sample (or the sum of a family).
+func metric(url, name string) float64 {
+	resp, err := http.Get(url)
+	if err != nil {
+		return math.NaN()
+	}
+	defer resp.Body.Close()
+	var buf bytes.Buffer
+	_, _ = buf.ReadFrom(resp.Body)
+	sum, found := 0.0, false
+	for _, line := range strings.Split(buf.String(), "\n") {
+		if !strings.HasPrefix(line, name) || len(line) == len(name) || (line[len(name)] != ' ' && line[len(name)] != '{') {
+			continue
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err == nil {
+			sum += v
+			found = true
+		}
+	}
+	if !found {
+		return math.NaN()
+	}
+	return sum
+}
+
+// rssKB is the resident memory of a process.
+func rssKB(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			n, _ := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+// cpuSeconds is the user+system CPU time a process has used.
+func cpuSeconds(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100 // USER_HZ
+}
+
+// prefill writes n simulated events to topic, timestamped over the last
+// span, as fast as the broker takes them.
+func prefill(b *testing.B, topic string, n int, span time.Duration) {
+	b.Helper()
+	cfg := sarama.NewConfig()
+	cfg.Version = sarama.V3_9_0_0
+	cfg.Producer.RequiredAcks = sarama.WaitForLocal
+	cfg.Producer.Return.Successes = false
+	cfg.Producer.Return.Errors = true
+	cfg.Producer.Flush.Bytes = 1 << 20
+	cfg.Producer.Flush.Frequency = 5 * time.Millisecond
+	cfg.Producer.MaxMessageBytes = 4 << 20
+	cfg.ChannelBufferSize = 8192
+	p, err := sarama.NewAsyncProducer([]string{broker.Addr()}, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var failed atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		for range p.Errors() {
+			failed.Add(1)
+		}
+		close(done)
+	}()
+	sc := sim.DefaultConfig()
+	sc.Seed = 7
+	s, err := sim.New(sc, "bench", "pf")
+	if err != nil {
+		b.Fatal(err)
+	}
+	s.SetRate(float64(n) / span.Seconds())
+	step := span / time.Duration(n)
+	now := time.Now().Add(-span)
+	var e event.Event
+	for i := 0; i < n; i++ {
+		now = now.Add(step)
+		s.Next(now, &e)
+		p.Input() <- &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder(e.SessionID), Value: sarama.ByteEncoder(e.AppendJSON(nil)), Timestamp: e.TS}
+	}
+	p.AsyncClose()
+	<-done
+	if f := failed.Load(); f > 0 {
+		b.Fatalf("prefill: %d records failed", f)
+	}
+}
+
+// hwmSum is the number of records in a topic.
+func hwms(b *testing.B, topic string) map[int32]int64 {
+	b.Helper()
+	c, err := sarama.NewClient([]string{broker.Addr()}, sarama.NewConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	parts, err := c.Partitions(topic)
+	if err != nil {
+		b.Fatal(err)
+	}
+	out := map[int32]int64{}
+	for _, p := range parts {
+		if out[p], err = c.GetOffset(topic, p, sarama.OffsetNewest); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return out
+}
+
+// clients is a crowd of WebSocket clients that read everything and, when
+// lat is set, record the latency of every tail event they receive.
+type clients struct {
+	conns []*websocket.Conn
+	wg    sync.WaitGroup
+	lat   *latHist
+	msgs  atomic.Int64
+}
+
+func dialClients(b *testing.B, addr string, n int, lat *latHist) *clients {
+	b.Helper()
+	cs := &clients{lat: lat}
+	d := websocket.Dialer{HandshakeTimeout: 30 * time.Second, ReadBufferSize: 4096, WriteBufferSize: 1024}
+	for i := 0; i < n; i++ {
+		c, _, err := d.DialContext(context.Background(), "ws://"+addr+"/ws", nil)
+		if err != nil {
+			b.Fatalf("client %d: %v", i, err)
+		}
+		cs.conns = append(cs.conns, c)
+		cs.wg.Add(1)
+		go cs.read(c)
+	}
+	return cs
+}
+
+var kafkaTS = []byte(`"kafka_ts":`)
+
+func (cs *clients) read(c *websocket.Conn) {
+	defer cs.wg.Done()
+	for {
+		_, data, err := c.ReadMessage()
+		if err != nil {
+			return
+		}
+		cs.msgs.Add(1)
+		if cs.lat == nil || !bytes.HasPrefix(data, []byte(`{"type":"tail"`)) {
+			continue
+		}
+		now := time.Now().UnixMicro()
+		for {
+			i := bytes.Index(data, kafkaTS)
+			if i < 0 {
+				break
+			}
+			data = data[i+len(kafkaTS):]
+			j := 0
+			for j < len(data) && data[j] >= '0' && data[j] <= '9' {
+				j++
+			}
+			ts, _ := strconv.ParseInt(string(data[:j]), 10, 64)
+			cs.lat.add(now - ts*1000)
+		}
+	}
+}
+
+func (cs *clients) close() {
+	for _, c := range cs.conns {
+		c.Close()
+	}
+	cs.wg.Wait()
+}
+
+// latHist is a histogram of latencies in 100 µs steps up to 10 s.
+type latHist struct {
+	on     atomic.Bool
+	counts [100001]atomic.Int64
+}
+
+func (h *latHist) add(us int64) {
+	if !h.on.Load() {
+		return
+	}
+	i := max(us/100, 0)
+	if i >= int64(len(h.counts)) {
+		i = int64(len(h.counts) - 1)
+	}
+	h.counts[i].Add(1)
+}
+
+func (h *latHist) n() int64 {
+	var n int64
+	for i := range h.counts {
+		n += h.counts[i].Load()
+	}
+	return n
+}
+
+// quantile in milliseconds.
+func (h *latHist) quantile(q float64) float64 {
+	n := h.n()
+	rank := int64(math.Ceil(q * float64(n)))
+	var cum int64
+	for i := range h.counts {
+		cum += h.counts[i].Load()
+		if cum >= max(rank, 1) {
+			return float64(i) / 10
+		}
+	}
+	return math.NaN()
+}

@@ -1,0 +1,404 @@
+package benchproducer
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"text/tabwriter"
+	"time"
+
+	"playpulse.dev/services/playback/event"
+	"playpulse.dev/services/playback/sim"
+	"playpulse.dev/tests/harness"
+	"playpulse.dev/tests/kafkatest"
+)
+
+// Targets from the issue.
+const (
+	targetSimPerCore   = 1_000_000 // events/s per core, Next + AppendJSON
+	targetSimAllocs    = 2         // allocations per event
+	targetMaxRate      = 200_000   // events/s, one producer process, acks=all
+	targetAccuracy     = 0.02      // ±2% over 10 s
+	targetAddedLatency = 0.010     // seconds, p99 at low rates
+)
+
+const (
+	window  = 10 * time.Second
+	deliver = time.Second
+)
+
+// BenchmarkProducer measures, once whatever b.N (run it with -benchtime 1x):
+// the simulator alone; the producer's maximum sustained rate into a real
+// Kafka broker with acks=all for each codec; its rate accuracy and added
+// latency at 10, 1k, 10k and 50k events/s. It prints one table.
+func BenchmarkProducer(b *testing.B) {
+	var rep report
+	rep.machine()
+
+	rep.simNext = benchSim(false)
+	rep.simJSON = benchSim(true)
+
+	broker := kafkatest.Start(b)
+	bin := harness.FastBin(b)
+	rep.kafkaJVM = brokerPID(broker.DataDir()) != 0
+
+	for _, codec := range []string{"none", "snappy", "lz4", "zstd"} {
+		rep.max = append(rep.max, saturate(b, broker, bin, codec, "5ms"))
+	}
+	for _, linger := range []string{"0s", "20ms"} {
+		rep.max = append(rep.max, saturate(b, broker, bin, "lz4", linger))
+	}
+	for _, rate := range []float64{10, 1000, 10000, 50000} {
+		rep.acc = append(rep.acc, accuracy(b, broker, bin, rate))
+	}
+	rep.print(os.Stdout)
+	for _, m := range rep.max {
+		if m.codec == "lz4" && m.linger == "5ms" {
+			b.ReportMetric(m.rate, "max-events/s")
+		}
+	}
+	b.ReportMetric(rep.simJSON.perSec, "sim-events/s/core")
+}
+
+type simResult struct {
+	perSec float64
+	allocs float64
+	bytes  float64
+}
+
+// benchSim runs the simulator alone on one goroutine (so per core), warmed
+// up for two simulated minutes at 10,000 events/s (≈85k live sessions), like
+// the sim package's BenchmarkNext*.
+func benchSim(encode bool) simResult {
+	cfg := sim.DefaultConfig()
+	cfg.Seed = 42
+	s, err := sim.New(cfg, "bench", "bench-pod-x7k2")
+	if err != nil {
+		panic(err)
+	}
+	const rate = 10000
+	s.SetRate(rate)
+	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	var e event.Event
+	for range 120 * rate {
+		now = now.Add(time.Second / rate)
+		s.Next(now, &e)
+	}
+	buf := make([]byte, 0, 1024)
+	var size int
+	r := testing.Benchmark(func(b *testing.B) {
+		b.ReportAllocs()
+		size = 0
+		for range b.N {
+			now = now.Add(time.Second / rate)
+			s.Next(now, &e)
+			if encode {
+				buf = e.AppendJSON(buf[:0])
+				size += len(buf)
+			}
+		}
+	})
+	return simResult{
+		perSec: float64(r.N) / r.T.Seconds(),
+		allocs: float64(r.MemAllocs) / float64(r.N),
+		bytes:  float64(size) / float64(r.N),
+	}
+}
+
+type maxResult struct {
+	codec, linger string
+	rate          float64 // acknowledged events/s, high-water delta over the window
+	bytesPerEvent float64 // on the broker's disk
+	prodCPU       float64 // cores used by the producer
+	brokerCPU     float64 // cores used by the broker JVM
+	machineCPU    float64 // cores busy on the whole machine
+	p50, p99      float64 // send latency, seconds
+	failed        float64
+}
+
+var topicSeq atomic.Int64
+
+func newTopic(b *testing.B, broker *kafkatest.Broker, what string) string {
+	name := fmt.Sprintf("bench-%s-%d", what, topicSeq.Add(1))
+	broker.CreateTopic(b, name, 3)
+	return name
+}
+
+type runningProducer struct {
+	proc *harness.Proc
+	url  string // metrics
+}
+
+func startProducer(b *testing.B, broker *kafkatest.Broker, bin, topic string, env map[string]string) runningProducer {
+	addr := harness.FreeAddr(b)
+	e := map[string]string{
+		"KAFKA_BROKERS":   broker.Addr(),
+		"PRODUCER_TOPIC":  topic,
+		"PRODUCER_ADDR":   addr,
+		"PRODUCER_STREAM": "bench",
+		"LOG_LEVEL":       "warn",
+	}
+	for k, v := range env {
+		e[k] = v
+	}
+	p := harness.StartFrom(b, bin, "producer", e)
+	harness.WaitReady(b, "http://"+addr+"/readyz", 60*time.Second)
+	rp := runningProducer{proc: p, url: "http://" + addr + "/metrics"}
+	harness.Eventually(b, 30*time.Second, "first acknowledgement", func() error {
+		m, err := Scrape(rp.url)
+		if err != nil {
+			return err
+		}
+		if m.Sum("playpulse_producer_events_total") < 1 {
+			return fmt.Errorf("nothing acknowledged yet")
+		}
+		return nil
+	})
+	return rp
+}
+
+func (rp runningProducer) stop(b *testing.B) {
+	rp.proc.Stop(15 * time.Second)
+}
+
+// saturate runs one producer far above what it can do (1M events/s) and
+// measures what Kafka acknowledged over the window after a 5 s warm-up.
+func saturate(b *testing.B, broker *kafkatest.Broker, bin, codec, linger string) maxResult {
+	topic := newTopic(b, broker, "max-"+codec)
+	rp := startProducer(b, broker, bin, topic, map[string]string{
+		"PRODUCER_RATE":        "1000000",
+		"PRODUCER_COMPRESSION": codec,
+		"PRODUCER_LINGER":      linger,
+	})
+	defer rp.stop(b)
+	t, err := OpenTopic(broker.Addr(), topic)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer t.Close()
+	time.Sleep(5 * time.Second) // warm-up (measurement schedule, not a condition wait)
+
+	jvm := brokerPID(broker.DataDir())
+	m0, err := Scrape(rp.url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c0 := cpuSnapshot(rp.proc.Pid(), jvm)
+	hw0, err := t.HighWater()
+	if err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now()
+	time.Sleep(window)
+	hw1, err := t.HighWater()
+	if err != nil {
+		b.Fatal(err)
+	}
+	el := time.Since(start).Seconds()
+	c1 := cpuSnapshot(rp.proc.Pid(), jvm)
+	m1, err := Scrape(rp.url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	size, err := t.Bytes(broker.Addr())
+	if err != nil {
+		b.Fatal(err)
+	}
+	lat := m1.Histogram("playpulse_producer_send_latency_seconds").Sub(m0.Histogram("playpulse_producer_send_latency_seconds"))
+	r := maxResult{
+		codec: codec, linger: linger,
+		rate:          float64(hw1-hw0) / el,
+		bytesPerEvent: float64(size) / float64(hw1),
+		prodCPU:       (c1.proc - c0.proc) / el,
+		brokerCPU:     (c1.jvm - c0.jvm) / el,
+		machineCPU:    (c1.busy - c0.busy) / el,
+		p50:           lat.Quantile(0.5),
+		p99:           lat.Quantile(0.99),
+		failed:        m1.Sum("playpulse_producer_events_failed_total"),
+	}
+	b.Logf("max %s linger %s: %.0f events/s, %.1f B/event, producer %.2f cores, broker %.2f, machine %.2f, p50 %.1f ms, p99 %.1f ms, failed %v",
+		codec, linger, r.rate, r.bytesPerEvent, r.prodCPU, r.brokerCPU, r.machineCPU, r.p50*1e3, r.p99*1e3, r.failed)
+	return r
+}
+
+type accResult struct {
+	RateResult
+	err      error
+	p50, p99 float64
+	le10ms   float64 // share of sends acknowledged within 10 ms
+	failed   float64
+}
+
+// accuracy runs one producer at rate and measures the window (see the
+// package documentation) after a 3 s warm-up.
+func accuracy(b *testing.B, broker *kafkatest.Broker, bin string, rate float64) accResult {
+	topic := newTopic(b, broker, "rate")
+	rp := startProducer(b, broker, bin, topic, map[string]string{"PRODUCER_RATE": strconv.FormatFloat(rate, 'f', -1, 64)})
+	defer rp.stop(b)
+	t, err := OpenTopic(broker.Addr(), topic)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer t.Close()
+	t0 := NextWindow(3 * time.Second)
+	time.Sleep(time.Until(t0.Add(-200 * time.Millisecond)))
+	m0, err := Scrape(rp.url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	res, err := t.MeasureRate(rate, t0, window, deliver)
+	if err != nil {
+		b.Fatal(err)
+	}
+	m1, err := Scrape(rp.url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	lat := m1.Histogram("playpulse_producer_send_latency_seconds").Sub(m0.Histogram("playpulse_producer_send_latency_seconds"))
+	r := accResult{RateResult: res, err: res.Err(targetAccuracy, rate >= 10),
+		p50: lat.Quantile(0.5), p99: lat.Quantile(0.99), le10ms: lat.FractionBelow(0.010),
+		failed: m1.Sum("playpulse_producer_events_failed_total")}
+	b.Logf("rate %g: %s; p50 %.2f ms p99 %.2f ms; err %v", rate, res, r.p50*1e3, r.p99*1e3, r.err)
+	return r
+}
+
+type cpu struct{ proc, jvm, busy float64 } // CPU seconds
+
+func cpuSnapshot(pid, jvm int) cpu {
+	return cpu{proc: procCPU(pid), jvm: procCPU(jvm), busy: machineBusy()}
+}
+
+const clkTck = 100 // USER_HZ on Linux
+
+// procCPU is utime+stime of pid in seconds.
+func procCPU(pid int) float64 {
+	if pid == 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / clkTck
+}
+
+// machineBusy is the non-idle CPU time of the machine in seconds.
+func machineBusy() float64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)[1:]
+	var busy float64
+	for i, x := range f {
+		v, _ := strconv.ParseFloat(x, 64)
+		if i == 3 || i == 4 { // idle, iowait
+			continue
+		}
+		busy += v
+	}
+	return busy / clkTck
+}
+
+// brokerPID finds the broker JVM by its data directory on the command line.
+func brokerPID(dataDir string) int {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmd, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil {
+			continue
+		}
+		s := string(cmd)
+		if strings.Contains(s, "kafka.Kafka") && strings.Contains(s, dataDir) {
+			return pid
+		}
+	}
+	return 0
+}
+
+type report struct {
+	cores    int
+	cpuModel string
+	goVer    string
+	kafkaJVM bool
+	simNext  simResult
+	simJSON  simResult
+	max      []maxResult
+	acc      []accResult
+}
+
+func (r *report) machine() {
+	r.cores = runtime.NumCPU()
+	r.goVer = runtime.Version()
+	r.cpuModel = "unknown"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				r.cpuModel = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "NOT MET"
+}
+
+func (r *report) print(out io.Writer) {
+	fmt.Fprintf(out, "\nPlaypulse producer benchmark — %d cores, %s, %s, %s/%s, Apache Kafka %s (single broker on this machine, acks=all)\n\n",
+		r.cores, r.cpuModel, r.goVer, runtime.GOOS, runtime.GOARCH, kafkatest.KafkaVersion)
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "measure\tresult\ttarget\tverdict\tnotes")
+	fmt.Fprintf(w, "simulator Next, one core\t%.0f events/s, %.2f allocs/event\t-\t-\t\n", r.simNext.perSec, r.simNext.allocs)
+	fmt.Fprintf(w, "simulator Next+AppendJSON, one core\t%.0f events/s\t≥ %d\t%s\t%.0f B/event\n",
+		r.simJSON.perSec, targetSimPerCore, verdict(r.simJSON.perSec >= targetSimPerCore), r.simJSON.bytes)
+	fmt.Fprintf(w, "simulator allocations\t%.2f allocs/event\t≤ %d\t%s\t\n", r.simJSON.allocs, targetSimAllocs, verdict(r.simJSON.allocs <= targetSimAllocs))
+	for _, m := range r.max {
+		target, v := "-", "-"
+		if m.codec == "lz4" && m.linger == "5ms" {
+			target, v = fmt.Sprintf("≥ %d", targetMaxRate), verdict(m.rate >= targetMaxRate && m.failed == 0)
+		}
+		fmt.Fprintf(w, "max sustained, %s, linger %s\t%.0f events/s\t%s\t%s\t%.1f B/event on disk; CPU cores: producer %.2f, broker %.2f, machine %.2f of %d; latency p50 %.1f ms, p99 %.1f ms; failed %.0f\n",
+			m.codec, m.linger, m.rate, target, v, m.bytesPerEvent, m.prodCPU, m.brokerCPU, m.machineCPU, r.cores, m.p50*1e3, m.p99*1e3, m.failed)
+	}
+	for _, a := range r.acc {
+		fmt.Fprintf(w, "rate accuracy at %g/s (10 s in Kafka)\t%d by timestamp (%+.2f%%), %d high-water (%+.2f%%)\t±%.0f%%\t%s\tlate records %d\n",
+			a.Target, a.ByTimestamp, pct(float64(a.ByTimestamp), a.Expected()), a.HighWater, pct(float64(a.HighWater), a.Expected()),
+			targetAccuracy*100, verdict(a.err == nil && a.failed == 0), a.Recount-a.ByTimestamp)
+	}
+	for _, a := range r.acc {
+		if a.Target > 1000 {
+			continue
+		}
+		fmt.Fprintf(w, "added latency at %g/s (event time → ack)\tp50 %.2f ms, p99 %.2f ms\tp99 < %.0f ms\t%s\t%.1f%% within 10 ms\n",
+			a.Target, a.p50*1e3, a.p99*1e3, targetAddedLatency*1e3, verdict(a.p99 < targetAddedLatency), a.le10ms*100)
+	}
+	w.Flush()
+	fmt.Fprintln(out)
+}
+
+func pct(got, want float64) float64 {
+	if want == 0 {
+		return math.NaN()
+	}
+	return 100 * (got/want - 1)
+}

@@ -1,0 +1,206 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"playpulse.dev/services/controller/api/v1alpha1"
+	"playpulse.dev/services/playback/sim"
+	producercfg "playpulse.dev/services/producer/config"
+)
+
+// TestCRDDefaults: an empty spec gets every default from the API server,
+// and the simulator defaults are exactly the producer's own.
+func TestCRDDefaults(t *testing.T) {
+	p := controlPlane(t, false)
+	ns := p.namespace(t)
+	p.kubectl(t, "apiVersion: playpulse.dev/v1alpha1\nkind: PlaybackStream\nmetadata:\n  name: empty\n  namespace: "+ns+"\n", "apply", "--server-side", "-f", "-")
+	var s v1alpha1.PlaybackStream
+	if err := p.c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "empty"}, &s); err != nil {
+		t.Fatal(err)
+	}
+	sp := s.Spec
+	if sp.EventsPerSecond != 100 || sp.Replicas != 1 || sp.Topic.Partitions != 3 || sp.Topic.DeletionPolicy != v1alpha1.DeletionPolicyRetain {
+		t.Errorf("defaults: eventsPerSecond %d replicas %d partitions %d deletionPolicy %q; want 100 1 3 Retain",
+			sp.EventsPerSecond, sp.Replicas, sp.Topic.Partitions, sp.Topic.DeletionPolicy)
+	}
+	d := sim.DefaultConfig()
+	pr := sp.Profile
+	if pr.DeviceMix == nil || pr.StallIntensity == nil || pr.StartFailureRate == nil {
+		t.Fatalf("profile defaults missing: %+v", pr)
+	}
+	mix := fmt.Sprintf("tv:%.2f,mobile:%.2f,desktop:%.2f,tablet:%.2f",
+		float64(pr.DeviceMix.TV)/100, float64(pr.DeviceMix.Mobile)/100, float64(pr.DeviceMix.Desktop)/100, float64(pr.DeviceMix.Tablet)/100)
+	for _, c := range []struct {
+		knob      string
+		crd, prod any
+	}{
+		{"catalogSize", int(pr.CatalogSize), d.CatalogSize},
+		{"zipfAlpha", pr.ZipfAlpha, d.ZipfAlpha},
+		{"stallIntensity", *pr.StallIntensity, d.RebufferRatio},
+		{"startFailureRate", *pr.StartFailureRate, d.StartFailureRate},
+		{"deviceMix", mix, d.DeviceMix},
+	} {
+		if c.crd != c.prod {
+			t.Errorf("CRD default of profile.%s is %v, the producer's is %v", c.knob, c.crd, c.prod)
+		}
+	}
+	if pr.Seed != nil {
+		t.Errorf("profile.seed defaults to %d, want unset (each producer picks its own)", *pr.Seed)
+	}
+}
+
+// TestPerReplicaLimitMatchesProducer: the per-pod limit of the CRD's CEL
+// rule (and of CONTROLLER_MAX_RATE_PER_REPLICA) is the rate up to which the
+// producer is proven accurate, and one the producer accepts.
+func TestPerReplicaLimitMatchesProducer(t *testing.T) {
+	if v1alpha1.MaxEventsPerSecondPerReplica != producercfg.AccurateRate {
+		t.Errorf("v1alpha1.MaxEventsPerSecondPerReplica = %d, producer config.AccurateRate = %d", v1alpha1.MaxEventsPerSecondPerReplica, producercfg.AccurateRate)
+	}
+	if v1alpha1.MaxEventsPerSecondPerReplica > producercfg.MaxRate {
+		t.Errorf("v1alpha1.MaxEventsPerSecondPerReplica = %d is above the producer's PRODUCER_RATE maximum %d", v1alpha1.MaxEventsPerSecondPerReplica, producercfg.MaxRate)
+	}
+}
+
+func stream(ns, name string, mutate func(*v1alpha1.PlaybackStream)) *v1alpha1.PlaybackStream {
+	s := &v1alpha1.PlaybackStream{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec:       v1alpha1.PlaybackStreamSpec{EventsPerSecond: 100, Replicas: 1},
+	}
+	if mutate != nil {
+		mutate(s)
+	}
+	return s
+}
+
+// TestInvalidSpecsAreRefused: the API server refuses bad specs with a
+// message that names the field and says what to do; nothing reaches the
+// controller.
+func TestInvalidSpecsAreRefused(t *testing.T) {
+	p := controlPlane(t, false)
+	ns := p.namespace(t)
+	ctx := context.Background()
+	f64 := func(v float64) *float64 { return &v }
+
+	creates := []struct {
+		name   string
+		mutate func(*v1alpha1.PlaybackStream)
+		want   []string
+	}{
+		{"negative rate", func(s *v1alpha1.PlaybackStream) { s.Spec.EventsPerSecond = -5 },
+			[]string{"spec.eventsPerSecond", "greater than or equal to 0"}},
+		{"unknown deletion policy", func(s *v1alpha1.PlaybackStream) { s.Spec.Topic.DeletionPolicy = "Destroy" },
+			[]string{"spec.topic.deletionPolicy", `Unsupported value: "Destroy"`, `"Retain"`, `"Delete"`}},
+		{"rate above what the replicas can send", func(s *v1alpha1.PlaybackStream) { s.Spec.EventsPerSecond, s.Spec.Replicas = 120000, 2 },
+			[]string{"eventsPerSecond 120000 needs at least 3 replicas", "at most 50000 events/s", "replicas is 2"}},
+		{"rate with zero replicas", func(s *v1alpha1.PlaybackStream) { s.Spec.EventsPerSecond, s.Spec.Replicas = 10, 0 },
+			[]string{"needs at least 1 replicas"}},
+		{"too many replicas", func(s *v1alpha1.PlaybackStream) { s.Spec.Replicas = 101 },
+			[]string{"spec.replicas", "less than or equal to 100"}},
+		{"topic name with a space", func(s *v1alpha1.PlaybackStream) { s.Spec.Topic.Name = "bad topic" },
+			[]string{"spec.topic.name", "should match"}},
+		{"zero partitions", func(s *v1alpha1.PlaybackStream) { s.Spec.Topic.Partitions = -1 },
+			[]string{"spec.topic.partitions", "greater than or equal to 1"}},
+		{"zipf alpha zero", func(s *v1alpha1.PlaybackStream) { s.Spec.Profile.ZipfAlpha = -0.5 },
+			[]string{"spec.profile.zipfAlpha", "greater than 0"}},
+		{"stall intensity too high", func(s *v1alpha1.PlaybackStream) { s.Spec.Profile.StallIntensity = f64(0.9) },
+			[]string{"spec.profile.stallIntensity", "less than or equal to 0.3"}},
+		{"no device", func(s *v1alpha1.PlaybackStream) { s.Spec.Profile.DeviceMix = &v1alpha1.DeviceMix{} },
+			[]string{"spec.profile.deviceMix", "at least one device with a positive weight"}},
+		{"retention too short", func(s *v1alpha1.PlaybackStream) {
+			s.Spec.Topic.Retention = &metav1.Duration{Duration: 30e9}
+		}, []string{"spec.topic.retention", "at least 1m"}},
+		{"name longer than a label value", func(s *v1alpha1.PlaybackStream) { s.Name = strings.Repeat("a", 64) },
+			[]string{"metadata.name must be at most 63 characters"}},
+	}
+	for i, c := range creates {
+		t.Run("create/"+c.name, func(t *testing.T) {
+			s := stream(ns, fmt.Sprintf("bad-%d", i), c.mutate)
+			err := p.c.Create(ctx, s)
+			requireInvalid(t, err, c.want...)
+		})
+	}
+
+	t.Run("kubectl shows the reason", func(t *testing.T) {
+		yaml := "apiVersion: playpulse.dev/v1alpha1\nkind: PlaybackStream\nmetadata:\n  name: typo\n  namespace: " + ns +
+			"\nspec:\n  eventsPerSecond: 150000\n  replicas: 1\n"
+		_, stderr, err := p.kubectlRun(yaml, "apply", "-f", "-")
+		if err == nil || !strings.Contains(stderr, "eventsPerSecond 150000 needs at least 3 replicas") {
+			t.Fatalf("kubectl apply: err %v, stderr %q", err, stderr)
+		}
+		yaml = strings.Replace(yaml, "eventsPerSecond: 150000", "eventsPerSec: 300", 1)
+		_, stderr, err = p.kubectlRun(yaml, "apply", "-f", "-")
+		if err == nil || !strings.Contains(stderr, `unknown field "spec.eventsPerSec"`) {
+			t.Fatalf("kubectl apply with a misspelt field: err %v, stderr %q", err, stderr)
+		}
+	})
+
+	// Updates: rules that compare with the stored object.
+	s := stream(ns, "good", func(s *v1alpha1.PlaybackStream) {
+		s.Spec.EventsPerSecond, s.Spec.Replicas, s.Spec.Topic.Partitions = 120000, 3, 6
+	})
+	if err := p.c.Create(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	updates := []struct {
+		name   string
+		mutate func(*v1alpha1.PlaybackStream)
+		want   []string
+	}{
+		{"partitions decrease", func(s *v1alpha1.PlaybackStream) { s.Spec.Topic.Partitions = 3 },
+			[]string{"topic.partitions cannot decrease from 6 to 3", "Kafka cannot remove partitions"}},
+		{"topic renamed", func(s *v1alpha1.PlaybackStream) { s.Spec.Topic.Name = "elsewhere" },
+			[]string{"topic.name cannot change"}},
+		{"cluster changed", func(s *v1alpha1.PlaybackStream) { s.Spec.Kafka.Cluster = "other" },
+			nil}, // from unset to set is allowed; changing it again is not (below)
+		{"cluster changed again", func(s *v1alpha1.PlaybackStream) { s.Spec.Kafka.Cluster = "third" },
+			[]string{"kafka.cluster cannot change once set"}},
+		{"scaled below the rate", func(s *v1alpha1.PlaybackStream) { s.Spec.Replicas = 2 },
+			[]string{"eventsPerSecond 120000 needs at least 3 replicas", "replicas is 2"}},
+	}
+	for _, c := range updates {
+		t.Run("update/"+c.name, func(t *testing.T) {
+			var cur v1alpha1.PlaybackStream
+			if err := p.c.Get(ctx, client.ObjectKeyFromObject(s), &cur); err != nil {
+				t.Fatal(err)
+			}
+			c.mutate(&cur)
+			err := p.c.Update(ctx, &cur)
+			if c.want == nil {
+				if err != nil {
+					t.Fatalf("update refused: %v", err)
+				}
+				return
+			}
+			requireInvalid(t, err, c.want...)
+		})
+	}
+
+	t.Run("kubectl scale below the rate", func(t *testing.T) {
+		_, stderr, err := p.kubectlRun("", "-n", ns, "scale", "playbackstream/good", "--replicas=1")
+		if err == nil || !strings.Contains(stderr, "needs at least 3 replicas") {
+			t.Fatalf("kubectl scale: err %v, stderr %q", err, stderr)
+		}
+	})
+}
+
+func requireInvalid(t *testing.T, err error, want ...string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("accepted; want refused with %q", want)
+	}
+	if !apierrors.IsInvalid(err) {
+		t.Fatalf("error is not Invalid (422): %v", err)
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("message does not contain %q:\n%v", w, err)
+		}
+	}
+}

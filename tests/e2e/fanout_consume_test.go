@@ -1,0 +1,228 @@
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"playpulse.dev/services/playback/event"
+	"playpulse.dev/tests/harness"
+)
+
+// TestFanoutTwoReplicasSeeEveryEvent: two fan-outs on one topic each read
+// every partition (broadcast, no consumer group) and count every record
+// the producer wrote.
+func TestFanoutTwoReplicasSeeEveryEvent(t *testing.T) {
+	s := startStack(t, stackOpts{rate: "400"})
+	b := startFanout(t, broker.Addr(), s.topic, nil)
+	a := &fanout{addr: s.fanAddr, proc: s.fanout}
+	harness.Eventually(t, 30*time.Second, "producer wrote 800 events", func() error {
+		return metricAtLeast("http://"+s.prodAddr+"/metrics", "playpulse_producer_events_total", 800)
+	})
+	s.producer.Stop(10 * time.Second)
+
+	client, err := sarama.NewClient([]string{broker.Addr()}, sarama.NewConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	var total int64
+	hwm := map[int32]int64{}
+	for p := int32(0); p < 3; p++ {
+		off, err := client.GetOffset(s.topic, p, sarama.OffsetNewest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hwm[p] = off
+		total += off
+	}
+	for name, f := range map[string]*fanout{"replica A": a, "replica B": b} {
+		harness.Eventually(t, 30*time.Second, name+" counts every record", func() error {
+			snap := snapshotOf(t, f, false)
+			if int64(snap.EventsTotal) != total {
+				return fmt.Errorf("events_total %d, topic holds %d", snap.EventsTotal, total)
+			}
+			for p, off := range hwm {
+				v, err := metricSum(f.url("/metrics"), "playpulse_fanout_partition_offset", fmt.Sprintf(`partition="%d"`, p))
+				if err != nil {
+					return err
+				}
+				if int64(v) != off-1 {
+					return fmt.Errorf("partition %d at offset %v, last is %d", p, v, off-1)
+				}
+			}
+			return nil
+		})
+	}
+	admin, err := sarama.NewClusterAdminFromClient(client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	groups, err := admin.ListConsumerGroups()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(groups) != 0 {
+		t.Fatalf("consumer groups %v: the fan-out must not join one", groups)
+	}
+}
+
+// TestFanoutWarmStart: records from the last FANOUT_WARMUP are replayed
+// before /readyz says ready; older ones are not.
+func TestFanoutWarmStart(t *testing.T) {
+	topic := newTopic(t, 3)
+	p := syncProducer(t, broker.Addr())
+	now := time.Now()
+	for i := range 20 { // 10 minutes ago: outside the 5-minute warm-up
+		ts := now.Add(-10 * time.Minute).Add(time.Duration(i) * time.Second)
+		send(t, p, topic, int32(i%3), ts, validEvent(fmt.Sprint("old", i), 1, event.Start, ts))
+	}
+	const sessions = 60
+	for i := range sessions { // between 4 and 1 minutes ago
+		ts := now.Add(-4 * time.Minute).Add(time.Duration(i) * 3 * time.Second)
+		id := fmt.Sprint("warm", i)
+		send(t, p, topic, int32(i%3), ts, validEvent(id, 1, event.Start, ts))
+		send(t, p, topic, int32(i%3), ts.Add(time.Second), validEvent(id, 2, event.Play, ts.Add(time.Second)))
+	}
+	f := startFanout(t, broker.Addr(), topic, map[string]string{"FANOUT_WARMUP": "5m"})
+	snap := snapshotOf(t, f, true) // right at readiness
+	if snap.EventsTotal != 2*sessions {
+		t.Fatalf("ready with %d events, want the %d of the warm-up window", snap.EventsTotal, 2*sessions)
+	}
+	attempts := 0.0
+	for _, v := range snap.Series.Overall.Attempts {
+		attempts += v
+	}
+	if !snap.Full || snap.Series.Length != 900 || attempts != sessions {
+		t.Fatalf("full series: full=%v length %d, %v attempts; want 900 points holding %d", snap.Full, snap.Series.Length, attempts, sessions)
+	}
+	if snap.Source.State != "live" {
+		t.Fatalf("source %+v after catch-up", snap.Source)
+	}
+}
+
+// TestFanoutBadRecordsCountedAndSkipped writes bad records of every kind
+// with kcat between valid ones: each is counted under its reason, none
+// reaches a browser, the valid ones all do, and the process keeps going.
+func TestFanoutBadRecordsCountedAndSkipped(t *testing.T) {
+	topic := newTopic(t, 1)
+	f := startFanout(t, broker.Addr(), topic, nil)
+	c := dial(t, f.addr, nil)
+	now := time.Now()
+	valid := string(validEvent("k1", 1, event.Start, now))
+	bad := map[string]string{
+		"not_json":            `this is not json`,
+		"wrong_type":          strings.Replace(valid, `"seq":1`, `"seq":"1"`, 1),
+		"unknown_type":        strings.Replace(valid, `"event_type":"start"`, `"event_type":"rewind"`, 1),
+		"missing_field":       strings.Replace(valid, `"user_id":"u1",`, ``, 1),
+		"invalid_value":       strings.Replace(valid, `"seq":1`, `"seq":0`, 1),
+		"unsupported_version": strings.Replace(valid, `"v":1`, `"v":2`, 1),
+		"too_large":           strings.Replace(valid, `"v":1`, `"v":1,"pad":"`+strings.Repeat("x", 70<<10)+`"`, 1),
+	}
+	var values []string
+	for _, v := range bad {
+		values = append(values, v, valid)
+	}
+	values = append(values, string(validEvent("k2", 1, event.Start, now)))
+	kcatProduce(t, topic, values...)
+	wantValid := len(bad) + 1
+
+	got := 0
+	deadline := time.Now().Add(20 * time.Second)
+	for got < wantValid && time.Now().Before(deadline) {
+		m := read(t, c, 10*time.Second)
+		if m.Type != "tail" {
+			continue
+		}
+		for _, it := range m.Events {
+			var e event.Event
+			if err := event.Decode(it.Event, &e); err != nil {
+				t.Fatalf("a bad record reached the browser: %s", it.Event)
+			}
+			got++
+		}
+	}
+	if got != wantValid {
+		t.Fatalf("browser got %d valid events, want %d", got, wantValid)
+	}
+	for reason := range bad {
+		harness.Eventually(t, 10*time.Second, "bad records of "+reason+" counted", func() error {
+			v, err := metricSum(f.url("/metrics"), "playpulse_fanout_bad_records_total", `reason="`+reason+`"`)
+			if err != nil {
+				return err
+			}
+			if v != 1 {
+				return fmt.Errorf("%v", v)
+			}
+			return nil
+		})
+	}
+	if snap := snapshotOf(t, f, false); snap.EventsTotal != uint64(wantValid) {
+		t.Fatalf("events_total %d, want %d", snap.EventsTotal, wantValid)
+	}
+	if f.proc.Exited() {
+		t.Fatal("the fan-out exited")
+	}
+	_ = f.proc.Signal(syscall.SIGTERM)
+	if code, err := f.proc.Wait(10 * time.Second); err != nil || code != 0 {
+		t.Fatalf("exit %d %v after bad records", code, err)
+	}
+}
+
+// TestFanoutDiscoversTopicsAndPartitions: a topic created after start that
+// matches FANOUT_TOPIC_PATTERN, and partitions added to a served topic, are
+// consumed within 10 s without a restart.
+func TestFanoutDiscoversTopicsAndPartitions(t *testing.T) {
+	prefix := fmt.Sprintf("disc%d-", time.Now().UnixNano())
+	first := prefix + "a"
+	broker.CreateTopic(t, first, 1)
+	f := startFanout(t, broker.Addr(), "", map[string]string{
+		"FANOUT_TOPICS": "", "FANOUT_TOPIC_PATTERN": prefix + ".*", "FANOUT_DISCOVERY_INTERVAL": "2s",
+	})
+	second := prefix + "b"
+	broker.CreateTopic(t, second, 1)
+	cfg := sarama.NewConfig()
+	cfg.Version = sarama.V3_9_0_0
+	admin, err := sarama.NewClusterAdmin([]string{broker.Addr()}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if err := admin.CreatePartitions(first, 2, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	pcfg := sarama.NewConfig()
+	pcfg.Version = sarama.V3_9_0_0
+	pcfg.Producer.Return.Successes = true
+	pcfg.Producer.Partitioner = sarama.NewManualPartitioner
+	client, err := sarama.NewClient([]string{broker.Addr()}, pcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	p, err := sarama.NewSyncProducerFromClient(client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	harness.Eventually(t, 20*time.Second, "new partition's metadata", func() error {
+		if err := client.RefreshMetadata(first); err != nil {
+			return err
+		}
+		_, _, err := p.SendMessage(&sarama.ProducerMessage{Topic: first, Partition: 1, Value: sarama.ByteEncoder(validEvent("d1", 1, event.Start, time.Now()))})
+		return err
+	})
+	send(t, p, second, 0, time.Now(), validEvent("d2", 1, event.Start, time.Now()))
+	harness.Eventually(t, 10*time.Second, "events of the new topic and partition", func() error {
+		if n := snapshotOf(t, f, false).EventsTotal; n != 2 {
+			return fmt.Errorf("events_total %d", n)
+		}
+		return nil
+	})
+	t.Logf("new topic and partition consumed %s after their creation", time.Since(start).Round(100*time.Millisecond))
+}

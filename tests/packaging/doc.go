@@ -1,0 +1,25 @@
+// Package packaging tests what ships Playpulse to Kubernetes, without a
+// Docker engine or a cluster:
+//
+//   - the Helm chart (charts/playpulse): helm lint --strict, helm template
+//     with default values, the dev values and every optional part on, the
+//     hardening every pod must have, the values schema refusing wrong types
+//     and unknown keys;
+//   - the rendered objects, the k8s/ manifests and the samples, applied with
+//     strict field validation to a real kube-apiserver and etcd (envtest,
+//     from hack/envtest.sh) with the chart's CRD and test copies of the
+//     Strimzi and ServiceMonitor CRDs; helm install, upgrade and uninstall
+//     against the same API server;
+//   - the contract between the chart and the services: every environment
+//     variable a pod gets is one its service reads (from the config structs,
+//     through envconf.Vars), and every variable a service requires is set;
+//   - the chart's copies of the generated CRD and RBAC rules are current;
+//   - the Tiltfile, evaluated by a Starlark interpreter with stand-ins for
+//     Tilt's built-ins: every path, chart and Dockerfile it names exists and
+//     every image it builds is used by what it deploys;
+//   - the Dockerfiles, statically (pinned bases, non-root user, paths that
+//     exist, OCI labels) and by replaying their Go build stage on the host.
+//
+// helm is built from helm.sh/helm/v3 by hack/helm.sh and the control plane
+// by hack/envtest.sh; both cache their output, so only the first run pays.
+package packaging

@@ -1,0 +1,73 @@
+package packaging
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestValuesSchemaRefusesBadValues feeds helm values that values.schema.json
+// must refuse: wrong types and unknown keys, at every level. Each case must
+// fail with helm's schema error, not later in a template.
+func TestValuesSchemaRefusesBadValues(t *testing.T) {
+	cases := []struct {
+		name   string
+		values string // a values file
+		want   string // part of helm's message
+	}{
+		{"unknown top-level key", "replicaCount: 3\n", "replicaCount"},
+		{"unknown nested key (typo)", "fanout:\n  replica: 3\n", "replica"},
+		{"unknown deeply nested key", "fanout:\n  ingress:\n    hosts: [a.example.com]\n", "hosts"},
+		{"unknown key in resources", "controller:\n  resources:\n    limit:\n      cpu: 1\n", "limit"},
+		{"string for an integer", "fanout:\n  replicas: two\n", "replicas"},
+		{"number as a string", "fanout:\n  replicas: \"2\"\n", "replicas"},
+		{"string for a boolean", "kafka:\n  create: \"yes\"\n", "create"},
+		{"object for a list", "fanout:\n  topics:\n    name: playback-events\n", "topics"},
+		{"no topics and no pattern", "fanout:\n  topics: []\n  topicPattern: \"\"\n", "topicPattern"},
+		{"bad enum", "logLevel: verbose\n", "logLevel"},
+		{"bad duration", "fanout:\n  config:\n    FANOUT_WARMUP: 5 minutes\n", "FANOUT_WARMUP"},
+		{"unknown service variable", "fanout:\n  config:\n    FANOUT_WARM_UP: 1m\n", "FANOUT_WARM_UP"},
+		{"variable the chart sets itself", "fanout:\n  config:\n    FANOUT_ADDR: \":9000\"\n", "FANOUT_ADDR"},
+		{"secret as a plain variable", "fanout:\n  config:\n    FANOUT_AUTH_TOKEN: hunter2\n", "FANOUT_AUTH_TOKEN"},
+		{"string for an integer variable", "fanout:\n  config:\n    FANOUT_MAX_CONNECTIONS: many\n", "FANOUT_MAX_CONNECTIONS"},
+		{"bad digest", "controller:\n  image:\n    digest: latest\n", "digest"},
+		{"bad port", "fanout:\n  port: 70000\n", "port"},
+		{"bad quantity", "fanout:\n  resources:\n    limits:\n      memory: lots\n", "memory"},
+		{"bad SASL mechanism", "kafka:\n  sasl:\n    mechanism: GSSAPI\n", "mechanism"},
+		{"bad Kafka version for Strimzi 1.2", "kafka:\n  dev:\n    version: 3.9.0\n", "version"},
+		{"bad cluster name", "kafka:\n  clusterName: My_Cluster\n", "clusterName"},
+	}
+	dir := t.TempDir()
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := filepath.Join(dir, strings.ReplaceAll(c.name, " ", "-")+".yaml")
+			if err := os.WriteFile(f, []byte(c.values), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_ = i
+			out, stderr, err := runHelm(t, "template", releaseName, chartDir, "--namespace", testNamespace, "--values", f)
+			if err == nil {
+				t.Fatalf("helm template accepted\n%s\nand rendered %d bytes", c.values, len(out))
+			}
+			if !strings.Contains(stderr, "values don't meet the specifications of the schema") {
+				t.Errorf("helm failed, but not on the schema:\n%s", stderr)
+			}
+			if !strings.Contains(stderr, c.want) {
+				t.Errorf("the schema error does not name %q:\n%s", c.want, stderr)
+			}
+		})
+	}
+}
+
+// TestValuesSchemaAcceptsTheShippedValues: the defaults, the dev values and
+// the all-on values pass the schema (helm template would fail otherwise),
+// and --set with the documented keys works.
+func TestValuesSchemaAcceptsTheShippedValues(t *testing.T) {
+	for _, vs := range valueSets {
+		mustHelm(t, append([]string{"template", releaseName, chartDir, "--namespace", testNamespace}, vs.args...)...)
+	}
+	mustHelm(t, "template", releaseName, chartDir, "--namespace", testNamespace,
+		"--set", "fanout.replicas=3", "--set", "fanout.ingress.enabled=true", "--set", "kafka.create=true",
+		"--set-string", "fanout.config.FANOUT_WARMUP=90s", "--set", "fanout.config.FANOUT_MAX_STREAMS=5", "--set", "fanout.topics={playback-events,playback-prime-time}")
+}
