@@ -7,16 +7,20 @@ SERVICES := producer fanout controller
 MODULES := services/playback services/producer services/fanout services/controller tests
 TEST_FLAGS ?= -race -count=1 -timeout 25m
 
-.PHONY: all build run test test-unit deps bench fuzz docs tidy vet clean help
+.PHONY: all build run test test-unit deps bench fuzz docs tidy vet clean help envtest generate
 
 all: build
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-build: ## build bin/producer, bin/fanout, bin/controller, bin/devstack
+build: dashboard ## build bin/producer, bin/fanout, bin/controller, bin/devstack
 	@mkdir -p $(BIN)
 	$(GO) build -trimpath -o $(BIN)/ ./services/producer/cmd/producer ./services/fanout/cmd/fanout ./services/controller/cmd/controller ./tests/cmd/devstack
+
+.PHONY: dashboard
+dashboard: ## build the dashboard bundle (services/fanout/internal/web/dashboard) from web/ui: npm ci from the lock file, esbuild
+	@services/fanout/internal/web/ui/build.sh
 
 run: build ## the whole pipeline on an embedded Kafka; dashboard on http://localhost:8080
 	@$(BIN)/devstack -bin $(BIN)
@@ -27,8 +31,17 @@ deps: ## install chromium and kcat (apt, as root), the Kafka jars (Maven) and Go
 vet: ## go vet every module
 	$(GO) vet $(addprefix ./,$(addsuffix /...,$(MODULES)))
 
-test: deps build vet ## everything, against real Kafka, Chromium and kcat (what CI runs)
+test: deps build vet ## everything, against real Kafka, Chromium, kcat and a real kube-apiserver (what CI runs)
+	@assets=$$(set -o pipefail; hack/envtest.sh | tail -1) || exit 1; \
+	echo "KUBEBUILDER_ASSETS=$$assets"; \
+	export KUBEBUILDER_ASSETS="$$assets"; \
 	$(GO) test $(TEST_FLAGS) $(addprefix ./,$(addsuffix /...,$(MODULES)))
+
+envtest: ## build kube-apiserver, etcd and kubectl for envtest (once, ~9 min; cached) and print their directory
+	@hack/envtest.sh | tail -1
+
+generate: ## regenerate the PlaybackStream CRD, RBAC rules and deepcopy code with controller-gen
+	hack/generate.sh
 
 test-unit: ## the fast tests only: no broker, no browser
 	$(GO) test -race -count=1 -short ./services/playback/... ./services/producer/... ./services/fanout/... ./services/controller/...

@@ -204,3 +204,16 @@ func requireInvalid(t *testing.T, err error, want ...string) {
 		}
 	}
 }
+
+// TestSamplesAreAccepted: the sample streams in k8s/samples pass the CRD's
+// validation as they are, through kubectl with strict field validation.
+func TestSamplesAreAccepted(t *testing.T) {
+	p := controlPlane(t, false)
+	ns := p.namespace(t)
+	out := p.kubectl(t, "", "-n", ns, "apply", "--dry-run=server", "--validate=strict", "-f", repoPath("k8s/samples"))
+	for _, name := range []string{"quiet", "prime-time", "spike"} {
+		if !strings.Contains(out, "playbackstream.playpulse.dev/"+name+" created (server dry run)") {
+			t.Errorf("sample %s not accepted: %s", name, out)
+		}
+	}
+}

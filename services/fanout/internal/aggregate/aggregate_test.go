@@ -192,7 +192,7 @@ func TestMidSessionAndDuplicates(t *testing.T) {
 	f.add(0, 0, hb)
 	f.clock = f.clock.Add(10 * time.Second)
 	f.add(0, 0, ev("a", 8, event.Heartbeat))
-	f.add(0, 0, ev("a", 8, event.Heartbeat)) // duplicate
+	f.add(0, 0, ev("a", 8, event.Heartbeat))  // duplicate
 	f.add(0, 0, ev("a", 10, event.BufferEnd)) // illegal while playing: resync
 	f.clock = f.clock.Add(time.Second)
 	s := f.a.Snapshot(f.clock, false)

@@ -66,28 +66,28 @@ func (s Nums) MarshalJSON() ([]byte, error) {
 // QoE is the figures of one scope over the KPI window; docs/protocol.md
 // and docs/metrics.md define every field.
 type QoE struct {
-	ConcurrentViewers  int64              `json:"concurrent_viewers"`
-	EventsPerSecond    Num                `json:"events_per_second"`
-	EventsByType       map[string]uint64  `json:"events_by_type"`
-	Attempts           uint64             `json:"attempts"`
-	Plays              uint64             `json:"plays"`
-	SPS                Num                `json:"sps"`
-	StartupP50MS       Num                `json:"startup_p50_ms"`
-	StartupP95MS       Num                `json:"startup_p95_ms"`
-	StartFailures      uint64             `json:"start_failures"`
-	ExitsBeforeStart   uint64             `json:"exits_before_start"`
-	StartFailurePct    Num                `json:"start_failure_pct"`
-	ExitBeforeStartPct Num                `json:"exit_before_start_pct"`
-	PlaybackFailures   uint64             `json:"playback_failures"`
-	ViewsEnded         uint64             `json:"views_ended"`
-	PlaybackFailurePct Num                `json:"playback_failure_pct"`
-	PlayTimeS          Num                `json:"play_time_s"`
-	StallTimeS         Num                `json:"stall_time_s"`
-	RebufferPct        Num                `json:"rebuffer_pct"`
-	Stalls             uint64             `json:"stalls"`
-	StallsPerHour      Num                `json:"stalls_per_hour"`
-	AvgBitrateKbps     Num                `json:"avg_bitrate_kbps"`
-	TimeByBitrateS     map[string]Num     `json:"time_by_bitrate_s"`
+	ConcurrentViewers  int64             `json:"concurrent_viewers"`
+	EventsPerSecond    Num               `json:"events_per_second"`
+	EventsByType       map[string]uint64 `json:"events_by_type"`
+	Attempts           uint64            `json:"attempts"`
+	Plays              uint64            `json:"plays"`
+	SPS                Num               `json:"sps"`
+	StartupP50MS       Num               `json:"startup_p50_ms"`
+	StartupP95MS       Num               `json:"startup_p95_ms"`
+	StartFailures      uint64            `json:"start_failures"`
+	ExitsBeforeStart   uint64            `json:"exits_before_start"`
+	StartFailurePct    Num               `json:"start_failure_pct"`
+	ExitBeforeStartPct Num               `json:"exit_before_start_pct"`
+	PlaybackFailures   uint64            `json:"playback_failures"`
+	ViewsEnded         uint64            `json:"views_ended"`
+	PlaybackFailurePct Num               `json:"playback_failure_pct"`
+	PlayTimeS          Num               `json:"play_time_s"`
+	StallTimeS         Num               `json:"stall_time_s"`
+	RebufferPct        Num               `json:"rebuffer_pct"`
+	Stalls             uint64            `json:"stalls"`
+	StallsPerHour      Num               `json:"stalls_per_hour"`
+	AvgBitrateKbps     Num               `json:"avg_bitrate_kbps"`
+	TimeByBitrateS     map[string]Num    `json:"time_by_bitrate_s"`
 }
 
 // Source says where the data comes from; the server fills it in.

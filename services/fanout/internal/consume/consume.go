@@ -95,7 +95,7 @@ type topicPartition struct {
 
 type partitionState struct {
 	caughtUp atomic.Bool
-	target   int64 // high-water mark at start; caught up once past it
+	target   int64        // high-water mark at start; caught up once past it
 	next     atomic.Int64 // offset of the next record to consume
 	hwm      atomic.Int64 // newest high-water mark known
 }

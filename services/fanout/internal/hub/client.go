@@ -32,10 +32,10 @@ type client struct {
 	filter  atomic.Pointer[compiled]
 	c0      uint64 // ring position when the client connected
 	cursor  atomic.Uint64
-	replies chan []byte       // error replies etc., written by the writer goroutine
+	replies chan []byte        // error replies etc., written by the writer goroutine
 	resume  chan resumeRequest // at most one per connection
-	done    chan struct{}     // closed when Serve has finished with the client
-	closing chan struct{}     // closed by shutdown; stops the writer
+	done    chan struct{}      // closed when Serve has finished with the client
+	closing chan struct{}      // closed by shutdown; stops the writer
 	once    sync.Once
 	reason  atomic.Value // disconnect reason, for metrics
 }

@@ -74,7 +74,7 @@ type Hub struct {
 	opts Options
 	m    *metrics
 
-	mu   sync.RWMutex
+	mu    sync.RWMutex
 	ring  []item
 	next  uint64 // seq of the next item
 	first uint64 // seq of the oldest item held: items [first, next) are held

@@ -117,7 +117,10 @@ type Publisher struct {
 	// long events have waited from it.
 	lastProgress atomic.Int64
 	connected    atomic.Bool
-	closed       atomic.Bool // the flush timed out: late results are not counted
+	// resMu guards closed: once the flush timed out and what was left was
+	// counted as failed, late results from sarama are not counted again.
+	resMu  sync.Mutex
+	closed bool
 	probeErr     atomic.Pointer[error]
 
 	statsMu  sync.Mutex
@@ -229,54 +232,96 @@ func (p *Publisher) Ready() error {
 }
 
 // Run connects (retrying until ctx ends), sends at the target rate until ctx
-// ends, then flushes. It returns nil on a clean shutdown.
+// ends, then flushes for at most FlushTimeout and returns within about a
+// second more, whatever state Kafka is in. It returns nil on a clean
+// shutdown.
 func (p *Publisher) Run(ctx context.Context) error {
 	probe, err := p.connectProbe(ctx)
 	if err != nil {
 		return nil // ctx ended before Kafka was reachable: nothing was generated
 	}
-	defer probe.Close()
 	client, prod, err := p.connectProducer(ctx)
 	if err != nil {
+		closeWithin(time.Second, probe)
 		return nil
 	}
-	defer client.Close()
 	p.connected.Store(true)
 	p.lastProgress.Store(time.Now().UnixNano())
 
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); p.collectSuccesses(prod) }()
-	go func() { defer wg.Done(); p.collectErrors(prod) }()
+	results := make(chan struct{})
+	go func() {
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); p.collectSuccesses(prod) }()
+		go func() { defer wg.Done(); p.collectErrors(prod) }()
+		wg.Wait()
+		close(results)
+	}()
 	bgCtx, stopBg := context.WithCancel(ctx)
-	var bg sync.WaitGroup
-	bg.Add(2)
-	go func() { defer bg.Done(); p.probeLoop(bgCtx, probe) }()
-	go func() { defer bg.Done(); p.sampleLoop(bgCtx) }()
+	bgDone := make(chan struct{})
+	go func() {
+		var bg sync.WaitGroup
+		bg.Add(2)
+		go func() { defer bg.Done(); p.probeLoop(bgCtx, probe) }()
+		go func() { defer bg.Done(); p.sampleLoop(bgCtx) }()
+		bg.Wait()
+		close(bgDone)
+	}()
 
 	p.pace(ctx, prod)
+	stopBg()
 
 	// Drain: AsyncClose flushes what is buffered; the collectors end when
 	// sarama closes its result channels.
 	prod.AsyncClose()
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	timer := time.NewTimer(p.opts.FlushTimeout)
-	defer timer.Stop()
+	deadline := time.NewTimer(p.opts.FlushTimeout)
+	defer deadline.Stop()
+	flushed := true
 	select {
-	case <-done:
-	case <-timer.C:
-		p.closed.Store(true)
+	case <-results:
+	case <-deadline.C:
+		flushed = false
+		p.resMu.Lock()
+		p.closed = true
 		left := p.inflight()
 		p.failed.Add(left)
+		p.resMu.Unlock()
 		p.m.failed.WithLabelValues("shutdown").Add(float64(left))
 		p.opts.Log.Error("flush timed out; unacknowledged events counted as failed", "events", left, "reason", "shutdown")
 	}
-	stopBg()
-	bg.Wait()
+	// The probe may be in the middle of a request to an unreachable broker:
+	// wait for it only briefly, and close the clients in the background if
+	// they do not close at once (a broker still dialling holds its lock up
+	// to Net.DialTimeout).
+	select {
+	case <-bgDone:
+	case <-time.After(500 * time.Millisecond):
+	}
+	if flushed {
+		closeWithin(500*time.Millisecond, client, probe)
+	} else {
+		go closeWithin(0, client, probe)
+	}
 	s := p.Stats()
 	p.opts.Log.Info("producer stopped", "generated", s.Generated, "acknowledged", s.Acked, "failed", s.Failed)
 	return nil
+}
+
+// closeWithin closes the clients, waiting at most d for them.
+func closeWithin(d time.Duration, clients ...sarama.Client) {
+	done := make(chan struct{})
+	go func() {
+		for _, c := range clients {
+			_ = c.Close()
+		}
+		close(done)
+	}()
+	if d > 0 {
+		select {
+		case <-done:
+		case <-time.After(d):
+		}
+	}
 }
 
 // connectProbe creates the probe client (no metadata retries, so that it
@@ -288,6 +333,9 @@ func (p *Publisher) connectProbe(ctx context.Context) (sarama.Client, error) {
 	pc.Metadata.Retry.Max = 0
 	pc.Metadata.Retry.BackoffFunc = nil
 	pc.Metadata.RefreshFrequency = 0
+	pc.Net.DialTimeout = min(pc.Net.DialTimeout, 5*time.Second)
+	pc.Net.ReadTimeout = min(pc.Net.ReadTimeout, 5*time.Second)
+	pc.Net.WriteTimeout = min(pc.Net.WriteTimeout, 5*time.Second)
 	backoff := 500 * time.Millisecond
 	var client sarama.Client
 	for {
@@ -492,9 +540,9 @@ func (p *Publisher) pace(ctx context.Context, prod sarama.AsyncProducer) {
 			}
 			p.src.Next(due, &ev)
 			r := p.newRecord(&ev, due)
-			if len(input) < cap(input) {
-				input <- &r.msg // cannot block: only this goroutine sends
-			} else {
+			select {
+			case input <- &r.msg: // non-blocking fast path, no selectgo
+			default:
 				select {
 				case input <- &r.msg:
 				case <-ctx.Done():
@@ -521,7 +569,7 @@ func (p *Publisher) simStatsSnapshot() (sim.Stats, bool) {
 }
 
 // record is one event on its way to Kafka: the sarama message and the bytes
-// it points to, recycled through the publisher's pool once Kafka answered.
+// it points to, recycled through the publisher's free list once Kafka answered.
 type record struct {
 	msg     sarama.ProducerMessage
 	buf     []byte // key (session_id) followed by the JSON value
@@ -584,11 +632,14 @@ func (p *Publisher) release(r *record) {
 func (p *Publisher) collectSuccesses(prod sarama.AsyncProducer) {
 	for msg := range prod.Successes() {
 		r := msg.Metadata.(*record)
-		if p.closed.Load() {
+		p.resMu.Lock()
+		if p.closed {
+			p.resMu.Unlock()
 			continue
 		}
-		now := time.Now()
 		p.acked.Add(1)
+		p.resMu.Unlock()
+		now := time.Now()
 		p.lastProgress.Store(now.UnixNano())
 		if c := p.m.events[r.typ]; c != nil {
 			c.Inc()
@@ -601,11 +652,14 @@ func (p *Publisher) collectSuccesses(prod sarama.AsyncProducer) {
 func (p *Publisher) collectErrors(prod sarama.AsyncProducer) {
 	for perr := range prod.Errors() {
 		r, _ := perr.Msg.Metadata.(*record)
-		if p.closed.Load() {
+		p.resMu.Lock()
+		if p.closed {
+			p.resMu.Unlock()
 			continue
 		}
-		reason := failureReason(perr.Err)
 		p.failed.Add(1)
+		p.resMu.Unlock()
+		reason := failureReason(perr.Err)
 		p.lastProgress.Store(time.Now().UnixNano())
 		p.m.failed.WithLabelValues(reason).Inc()
 		args := []any{"reason", reason, "err", perr.Err, "topic", p.opts.Topic}

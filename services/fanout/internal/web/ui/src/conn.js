@@ -4,10 +4,13 @@ import { backoffDelay } from "./store.js";
 
 const HELLO_TIMEOUT_MS = 10000; // an open socket that says nothing this long is dropped
 const SILENCE_MS = 15000;       // snapshots come 4×/s: this much silence means a dead connection
+const OFFLINE_AFTER = 6;        // failed attempts in a row (about 30 s) after which the page says "offline"
 
 /**
  * Connection states: "connecting" (first attempt), "live", "reconnecting"
- * (retryAt says when), "offline" (the browser has no network; waits for it).
+ * (retryAt says when), "offline" (the browser has no network and waits for
+ * it, or the fan-out has been unreachable for OFFLINE_AFTER attempts in a
+ * row; retryAt is then set and the attempts go on).
  */
 export class Connection {
   /**
@@ -133,7 +136,7 @@ export class Connection {
     this.retryAt = performance.now() + wait;
     clearTimeout(this.retryTimer);
     this.retryTimer = setTimeout(() => this.connect(), wait);
-    this.setState("reconnecting", { retryAt: this.retryAt, reason: why });
+    this.setState(this.attempt > OFFLINE_AFTER ? "offline" : "reconnecting", { retryAt: this.retryAt, reason: why });
   }
 }
 

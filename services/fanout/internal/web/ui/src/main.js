@@ -21,6 +21,7 @@ const state = {
   stream: "",           // "" = all streams
   filter: {},           // filter in force (or being applied)
   filterSent: "",       // JSON of the last filter sent
+  tailFilter: "{}",     // JSON of the filter the rows of the tail were selected by
   series: new SeriesSet(),
   latency: new LatencyWindow(8192, 30000),
   positions: new Positions(),
@@ -161,12 +162,10 @@ function renderStatus() {
   const st = state.connState;
   const el = $("status");
   let text = "Connecting…";
+  const left = f.ok(state.connInfo.retryAt) ? Math.max(0, Math.ceil((state.connInfo.retryAt - performance.now()) / 1000)) : 0;
   if (st === "live") text = "Live";
-  else if (st === "offline") text = "Offline";
-  else if (st === "reconnecting") {
-    const left = Math.max(0, Math.ceil((state.connInfo.retryAt - performance.now()) / 1000));
-    text = left > 0 ? "Reconnecting in " + left + " s" : "Reconnecting…";
-  }
+  else if (st === "offline") text = f.ok(state.connInfo.retryAt) ? (left > 0 ? "Offline · retry in " + left + " s" : "Offline · retrying…") : "Offline";
+  else if (st === "reconnecting") text = left > 0 ? "Reconnecting in " + left + " s" : "Reconnecting…";
   el.dataset.state = st;
   $("status-text").textContent = text;
   el.title = state.connInfo.reason || "";
@@ -179,7 +178,7 @@ function onConnState(st, info) {
   state.connState = st;
   state.connInfo = info;
   clearInterval(countdown);
-  if (st === "reconnecting") countdown = setInterval(renderStatus, 250);
+  if (f.ok(info.retryAt)) countdown = setInterval(renderStatus, 250);
   if (st !== "live" && state.hello) {
     state.hello = null;
   }
@@ -188,6 +187,8 @@ function onConnState(st, info) {
 }
 
 $("retry").addEventListener("click", () => state.conn.retryNow());
+
+const BEHIND_S = 5;
 
 function renderFreshness() {
   const el = $("freshness");
@@ -215,9 +216,17 @@ function renderFreshness() {
   let msg = "";
   const since = src && f.ok(src.since) ? " since " + f.clock(src.since).slice(0, 8) : "";
   const why = src && typeof src.message === "string" && src.message ? ": " + src.message : "";
+  // Behind: a live source whose backlog is more than BEHIND_S seconds of its own rate.
+  const rate = f.ok(s.events_per_second) ? s.events_per_second : 0;
+  const behindS = src && f.ok(src.lag) && rate > 0 ? src.lag / rate : 0;
   if (srcState === "stale") msg = "Kafka cannot be read" + since + why + ". The figures are the last ones the fan-out had.";
   else if (srcState === "catching_up") msg = "Catching up: the fan-out is replaying recent history" + (src && f.ok(src.lag) ? ", " + f.int(src.lag) + " records behind" : "") + ".";
   else if (srcState === "connecting") msg = "The fan-out has not reached Kafka yet" + why + ".";
+  else if (behindS > BEHIND_S) {
+    srcState = "behind";
+    el.dataset.state = srcState;
+    msg = "Behind Kafka: " + f.int(src.lag) + " records not read yet (about " + Math.round(behindS) + " s of events). The figures lag by that much.";
+  }
   if (banner.textContent !== msg) banner.textContent = msg;
   banner.hidden = msg === "";
   banner.dataset.state = srcState;
@@ -454,12 +463,10 @@ function onHello(hello, reconnect) {
   state.filter = formFilter();
   state.filterSent = "";
   const positions = state.positions.list();
-  console.error("DBG hello", reconnect, JSON.stringify(positions));
   const canResume = f.ok(hello.protocol) && hello.protocol >= 2;
   if (reconnect && canResume && positions.length) {
     state.conn.send({ type: "resume", positions, filter: state.filter });
     state.filterSent = JSON.stringify(state.filter);
-    state.resuming = true;
   } else {
     if (Object.keys(state.filter).length) applyFilter();
     else setText($("filter-state"), "Showing every event");
@@ -471,7 +478,6 @@ function onHello(hello, reconnect) {
 }
 
 function onMessage(msg, now) {
-  if (msg.type !== "snapshot" && !(msg.type === "tail" && !msg.replay)) console.error("DBG msg", msg.type, JSON.stringify(msg).slice(0, 120));
   switch (msg.type) {
     case "snapshot":
       onSnapshot(msg, now);
@@ -480,8 +486,11 @@ function onMessage(msg, now) {
       onTail(msg, now);
       break;
     case "filter_ok": {
+      // The tail starts over when the filter changes (not when a reconnect restates it).
       const fl = msg.filter && typeof msg.filter === "object" ? normalizeFilter(msg.filter) : state.filter;
-      if (!state.resuming) {
+      const key = JSON.stringify(fl);
+      if (key !== state.tailFilter) {
+        state.tailFilter = key;
         tail.clear();
         tail.addMarker("Filter: " + describeFilter(fl), "m-filter");
       }
@@ -499,7 +508,6 @@ function onMessage(msg, now) {
       break;
     }
     case "resume_ok":
-      state.resuming = false;
       tail.addMarker("Reconnected: " + f.int(msg.replayed || 0) + " missed events replayed" + (msg.gaps ? ", " + f.int(msg.gaps) + " gaps" : ""), "m-gap");
       setText($("filter-state"), "Showing " + describeFilter(state.filter));
       renderSoon();
@@ -507,7 +515,6 @@ function onMessage(msg, now) {
     case "error":
       setText($("filter-state"), "The server refused a request: " + String(msg.message || msg.code || "error"));
       $("filter-state").dataset.state = "error";
-      if (state.resuming) state.resuming = false;
       break;
     default:
       break; // unknown messages are ignored (docs/protocol.md)

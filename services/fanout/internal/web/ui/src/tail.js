@@ -149,7 +149,11 @@ export class Tail {
       if (row.kind !== MARKER) {
         row.kind = MARKER;
         row.c[0].colSpan = NCOLS;
-        for (let i = 1; i < NCOLS; i++) row.c[i].hidden = true;
+        for (let i = 1; i < NCOLS; i++) {
+          row.c[i].hidden = true;
+          row.t[i].data = "";
+        }
+        row.type = "";
       }
       const cls = "marker " + e.cls;
       if (row.tr.className !== cls) row.tr.className = cls;
