@@ -5,7 +5,7 @@ GO ?= go
 BIN := bin
 SERVICES := producer fanout controller
 MODULES := services/playback services/producer services/fanout services/controller tests
-TEST_FLAGS ?= -race -count=1 -timeout 25m
+TEST_FLAGS ?= -race -count=1 -p 1 -timeout 30m
 
 .PHONY: all build run test test-unit deps bench fuzz docs tidy vet clean help envtest generate
 
@@ -14,12 +14,12 @@ all: build
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-build: dashboard ## build bin/producer, bin/fanout, bin/controller, bin/devstack
+build: ## build bin/producer, bin/fanout, bin/controller, bin/devstack
 	@mkdir -p $(BIN)
 	$(GO) build -trimpath -o $(BIN)/ ./services/producer/cmd/producer ./services/fanout/cmd/fanout ./services/controller/cmd/controller ./tests/cmd/devstack
 
 .PHONY: dashboard
-dashboard: ## build the dashboard bundle (services/fanout/internal/web/dashboard) from web/ui: npm ci from the lock file, esbuild
+dashboard: ## rebuild the committed dashboard bundle (services/fanout/internal/web/dashboard) from web/ui: npm ci from the lock file, esbuild
 	@services/fanout/internal/web/ui/build.sh
 
 run: build ## the whole pipeline on an embedded Kafka; dashboard on http://localhost:8080
@@ -31,7 +31,7 @@ deps: ## install chromium and kcat (apt, as root), the Kafka jars (Maven) and Go
 vet: ## go vet every module
 	$(GO) vet $(addprefix ./,$(addsuffix /...,$(MODULES)))
 
-test: deps build vet ## everything, against real Kafka, Chromium, kcat and a real kube-apiserver (what CI runs)
+test: deps dashboard build vet ## everything, against real Kafka, Chromium, kcat and a real kube-apiserver (what CI runs)
 	@assets=$$(set -o pipefail; hack/envtest.sh | tail -1) || exit 1; \
 	echo "KUBEBUILDER_ASSETS=$$assets"; \
 	export KUBEBUILDER_ASSETS="$$assets"; \
@@ -69,9 +69,9 @@ CONTROLLER_CRDS := services/controller/config/crd
 IMAGE_TAG ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
 chart-crds: ## copy the generated PlaybackStream CRD and RBAC rules into the chart (after make generate)
-	@ls $(CONTROLLER_CRDS)/*.yaml $(CONTROLLER_CRDS)/bases/*.yaml >/dev/null 2>&1 || { echo "no CRD in $(CONTROLLER_CRDS): run make generate"; exit 1; }
-	rm -f $(CHART)/crds/*.yaml
-	cp $$(ls $(CONTROLLER_CRDS)/*.yaml $(CONTROLLER_CRDS)/bases/*.yaml 2>/dev/null) $(CHART)/crds/
+	@files=$$(ls $(CONTROLLER_CRDS)/*.yaml $(CONTROLLER_CRDS)/bases/*.yaml 2>/dev/null); \
+	test -n "$$files" || { echo "no CRD in $(CONTROLLER_CRDS): run make generate" >&2; exit 1; }; \
+	rm -f $(CHART)/crds/*.yaml && cp $$files $(CHART)/crds/ && echo "copied $$files to $(CHART)/crds/"
 	cp services/controller/config/rbac/role.yaml $(CHART)/files/controller-role.yaml
 
 helm: ## build the pinned helm CLI into the cache (hack/helm.sh) and print its path

@@ -16,7 +16,7 @@ readonly LOG4J_CONFIG=$SCRIPT_DIR/kafka/log4j2.properties
 readonly CACHE_DIR=${PLAYPULSE_CACHE:-$HOME/.cache/playpulse}/kafka/$KAFKA_VERSION
 readonly LIBS=$CACHE_DIR/libs
 readonly MARKER=$CACHE_DIR/.complete
-readonly READY_TIMEOUT=${PLAYPULSE_KAFKA_READY_TIMEOUT:-60}
+readonly READY_TIMEOUT=${PLAYPULSE_KAFKA_READY_TIMEOUT:-180}
 readonly STOP_TIMEOUT=15
 readonly ENV_FILE_NAME=playpulse-broker.env
 
@@ -55,7 +55,7 @@ Environment:
   PLAYPULSE_CACHE               cache root (default \$HOME/.cache/playpulse)
   JAVA_HOME                     JVM to use (default: Java 17, else java on PATH)
   PLAYPULSE_KAFKA_JAVA_OPTS     extra JVM options, appended (word-split)
-  PLAYPULSE_KAFKA_READY_TIMEOUT seconds to wait for READY (default 60)
+  PLAYPULSE_KAFKA_READY_TIMEOUT seconds to wait for READY (default 180)
 EOF
 }
 

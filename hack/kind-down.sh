@@ -8,7 +8,10 @@ cluster=${PLAYPULSE_KIND_CLUSTER:-playpulse}
 log() { printf 'kind-down: %s\n' "$*" >&2; }
 
 kind=$(command -v kind || true)
-[[ -n $kind ]] || kind=$(ls "${PLAYPULSE_CACHE:-$HOME/.cache/playpulse}"/bin/kind-* 2>/dev/null | tail -1 || true)
+if [[ -z $kind ]]; then
+	built=("${PLAYPULSE_CACHE:-$HOME/.cache/playpulse}"/bin/kind-*)
+	[[ -x ${built[-1]} ]] && kind=${built[-1]}
+fi
 if [[ -n $kind ]] && "$kind" get clusters 2>/dev/null | grep -qx "$cluster"; then
 	log "deleting kind cluster $cluster"
 	"$kind" delete cluster --name "$cluster"

@@ -22,7 +22,7 @@ CLOUD_PROVIDER_KIND_IMAGE=registry.k8s.io/cloud-provider-kind/cloud-controller-m
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cluster=${PLAYPULSE_KIND_CLUSTER:-playpulse}
-reg_name=kind-registry
+reg_name='kind-registry'
 reg_port=${PLAYPULSE_REGISTRY_PORT:-5001}
 cache_root=${PLAYPULSE_CACHE:-$HOME/.cache/playpulse}
 

@@ -199,11 +199,13 @@ func tailKafka(b *testing.B, topic string, h *latHist) func() {
 		b.Fatal(err)
 	}
 	var wg sync.WaitGroup
+	var pcs []sarama.PartitionConsumer
 	for _, p := range parts {
 		pc, err := c.ConsumePartition(topic, p, sarama.OffsetNewest)
 		if err != nil {
 			b.Fatal(err)
 		}
+		pcs = append(pcs, pc)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -211,10 +213,14 @@ func tailKafka(b *testing.B, topic string, h *latHist) func() {
 				h.add(time.Now().UnixMicro() - m.Timestamp.UnixMilli()*1000)
 			}
 		}()
-		defer func() {}()
-		_ = pc
 	}
-	return func() { c.Close(); wg.Wait() }
+	return func() {
+		for _, pc := range pcs {
+			pc.AsyncClose()
+		}
+		wg.Wait()
+		c.Close()
+	}
 }
 
 // BenchmarkClientCPU: the fan-out's CPU per connected client (1,000

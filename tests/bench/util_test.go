@@ -114,18 +114,20 @@ func prefill(b *testing.B, topic string, n int, span time.Duration) {
 	cfg.Producer.RequiredAcks = sarama.WaitForLocal
 	cfg.Producer.Return.Successes = false
 	cfg.Producer.Return.Errors = true
-	cfg.Producer.Flush.Bytes = 1 << 20
+	cfg.Producer.Flush.Bytes = 256 << 10
 	cfg.Producer.Flush.Frequency = 5 * time.Millisecond
-	cfg.Producer.MaxMessageBytes = 4 << 20
+	cfg.Producer.MaxMessageBytes = 900 << 10 // the broker takes batches up to 1 MiB
 	cfg.ChannelBufferSize = 8192
 	p, err := sarama.NewAsyncProducer([]string{broker.Addr()}, cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
 	var failed atomic.Int64
+	var first atomic.Value
 	done := make(chan struct{})
 	go func() {
-		for range p.Errors() {
+		for err := range p.Errors() {
+			first.CompareAndSwap(nil, err.Err.Error())
 			failed.Add(1)
 		}
 		close(done)
@@ -148,7 +150,7 @@ func prefill(b *testing.B, topic string, n int, span time.Duration) {
 	p.AsyncClose()
 	<-done
 	if f := failed.Load(); f > 0 {
-		b.Fatalf("prefill: %d records failed", f)
+		b.Fatalf("prefill: %d records failed, first: %v", f, first.Load())
 	}
 }
 

@@ -103,6 +103,18 @@ func TestFanoutWarmStart(t *testing.T) {
 	if snap.Source.State != "live" {
 		t.Fatalf("source %+v after catch-up", snap.Source)
 	}
+	var streams struct {
+		Streams []struct {
+			Name        string `json:"name"`
+			EventsTotal uint64 `json:"events_total"`
+		} `json:"streams"`
+	}
+	if err := getJSON(f.url("/api/streams"), &streams); err != nil {
+		t.Fatal(err)
+	}
+	if len(streams.Streams) != 1 || streams.Streams[0].Name != "e2e" || streams.Streams[0].EventsTotal != 2*sessions {
+		t.Fatalf("/api/streams %+v", streams)
+	}
 }
 
 // TestFanoutBadRecordsCountedAndSkipped writes bad records of every kind

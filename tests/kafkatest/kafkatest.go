@@ -53,7 +53,7 @@ import (
 const KafkaVersion = "4.3.1"
 
 const (
-	defaultReadyTimeout = 120 * time.Second // hack/kafka.sh gives up after 60 s itself
+	defaultReadyTimeout = 240 * time.Second // hack/kafka.sh gives up after 180 s itself
 	stopTimeout         = 30 * time.Second  // hack/kafka.sh SIGKILLs the JVM after 15 s
 	topicTimeout        = 60 * time.Second
 	logLines            = 200

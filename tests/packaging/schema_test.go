@@ -36,6 +36,8 @@ func TestValuesSchemaRefusesBadValues(t *testing.T) {
 		{"bad quantity", "fanout:\n  resources:\n    limits:\n      memory: lots\n", "memory"},
 		{"bad SASL mechanism", "kafka:\n  sasl:\n    mechanism: GSSAPI\n", "mechanism"},
 		{"bad Kafka version for Strimzi 1.2", "kafka:\n  dev:\n    version: 3.9.0\n", "version"},
+		{"unknown PlaybackStream field", "defaultStream:\n  spec:\n    eventsPerSec: 10\n", "eventsPerSec"},
+		{"PlaybackStream rate out of range", "defaultStream:\n  spec:\n    eventsPerSecond: -1\n", "eventsPerSecond"},
 		{"bad cluster name", "kafka:\n  clusterName: My_Cluster\n", "clusterName"},
 	}
 	dir := t.TempDir()

@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"playpulse.dev/services/playback/envconf"
 )
@@ -47,10 +50,9 @@ func configSchema(t *testing.T) map[string]map[string]any {
 				strings.HasSuffix(v.Name, "_TOKEN") || strings.HasSuffix(v.Name, "_PASSWORD") {
 				continue
 			}
-			p := map[string]any{"description": v.Description}
-			if v.Default != "" {
-				p["description"] = fmt.Sprintf("%s (default %s)", v.Description, v.Default)
-			}
+			// Types only: descriptions live in the README's configuration
+			// tables and change too often to copy here.
+			p := map[string]any{}
 			switch v.Type {
 			case "Integer":
 				p["type"] = "integer"
@@ -71,11 +73,88 @@ func configSchema(t *testing.T) map[string]map[string]any {
 	return out
 }
 
+// streamSpecSchema converts the PlaybackStream CRD's spec schema (the chart's
+// copy) to JSON Schema for defaultStream.spec: the same properties, types,
+// bounds, patterns and enums; objects closed to unknown keys; Kubernetes
+// extensions and CEL rules left to the API server.
+func streamSpecSchema(t *testing.T) map[string]any {
+	t.Helper()
+	files, _ := filepath.Glob(repoPath(chartCRDDir + "/*.yaml"))
+	for _, f := range files {
+		for _, o := range decodeFile(t, strings.TrimPrefix(f, repoRoot+"/")) {
+			if str(o.Object, "spec", "names", "kind") != "PlaybackStream" {
+				continue
+			}
+			versions, _, _ := unstructured.NestedSlice(o.Object, "spec", "versions")
+			for _, v := range versions {
+				vm := v.(map[string]any)
+				if vm["storage"] == true {
+					spec, _, _ := unstructured.NestedMap(vm, "schema", "openAPIV3Schema", "properties", "spec")
+					return toJSONSchema(spec)
+				}
+			}
+		}
+	}
+	t.Fatalf("no PlaybackStream CRD in %s", chartCRDDir)
+	return nil
+}
+
+func toJSONSchema(in map[string]any) map[string]any {
+	out := map[string]any{}
+	for _, k := range []string{"type", "enum", "minimum", "maximum",
+		"minLength", "maxLength", "pattern", "minItems", "maxItems", "required"} {
+		if v, ok := in[k]; ok {
+			out[k] = v
+		}
+	}
+	// OpenAPI 3.0's boolean exclusiveMinimum/Maximum are numbers in draft-07.
+	if in["exclusiveMinimum"] == true {
+		out["exclusiveMinimum"] = out["minimum"]
+		delete(out, "minimum")
+	}
+	if in["exclusiveMaximum"] == true {
+		out["exclusiveMaximum"] = out["maximum"]
+		delete(out, "maximum")
+	}
+	if in["x-kubernetes-int-or-string"] == true {
+		delete(out, "type")
+		out["type"] = []any{"integer", "string"}
+	}
+	if props, ok := in["properties"].(map[string]any); ok {
+		p := map[string]any{}
+		for k, v := range props {
+			p[k] = toJSONSchema(v.(map[string]any))
+		}
+		out["properties"] = p
+	}
+	switch ap := in["additionalProperties"].(type) {
+	case map[string]any:
+		out["additionalProperties"] = toJSONSchema(ap)
+	case bool:
+		out["additionalProperties"] = ap
+	default:
+		if out["type"] == "object" && in["x-kubernetes-preserve-unknown-fields"] != true {
+			out["additionalProperties"] = false
+		}
+	}
+	if items, ok := in["items"].(map[string]any); ok {
+		out["items"] = toJSONSchema(items)
+	}
+	if anyOf, ok := in["anyOf"].([]any); ok {
+		var list []any
+		for _, a := range anyOf {
+			list = append(list, toJSONSchema(a.(map[string]any)))
+		}
+		out["anyOf"] = list
+	}
+	return out
+}
+
 // TestValuesSchemaConfigKeys: fanout.config and controller.config accept
-// exactly the service's other variables, with their types; regenerate with
-// go test ./tests/packaging -run SchemaConfigKeys -update.
+// exactly the service's other variables, with their types, and
+// defaultStream.spec is the PlaybackStream CRD's spec schema; regenerate
+// with go test ./tests/packaging -run SchemaConfigKeys -update.
 func TestValuesSchemaConfigKeys(t *testing.T) {
-	want := configSchema(t)
 	raw, err := os.ReadFile(repoPath(schemaFile))
 	if err != nil {
 		t.Fatal(err)
@@ -85,6 +164,35 @@ func TestValuesSchemaConfigKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	stale := false
+	write := func() {
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(schema); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(repoPath(schemaFile), b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// defaultStream.spec first: it needs no helm, so -update can repair a
+	// schema that helm would refuse.
+	ds := schema["properties"].(map[string]any)["defaultStream"].(map[string]any)["properties"].(map[string]any)
+	spec := streamSpecSchema(t)
+	spec["description"] = "generated from the PlaybackStream CRD (spec)"
+	got, _ := json.Marshal(ds["spec"])
+	w, _ := json.Marshal(spec)
+	if !bytes.Equal(got, w) {
+		stale = true
+		ds["spec"] = spec
+		if *update {
+			write()
+		}
+	}
+
+	want := configSchema(t)
 	for svc, props := range want {
 		cfg := schema["properties"].(map[string]any)[svc].(map[string]any)["properties"].(map[string]any)["config"].(map[string]any)
 		got, _ := json.Marshal(cfg["properties"])
@@ -104,16 +212,7 @@ func TestValuesSchemaConfigKeys(t *testing.T) {
 		return
 	}
 	if !*update {
-		t.Fatalf("%s: the config keys are stale (a service's config struct changed); run: go test ./tests/packaging -run SchemaConfigKeys -update", schemaFile)
+		t.Fatalf("%s: the config keys or defaultStream.spec are stale (a config struct or the CRD changed); run: go test ./tests/packaging -run SchemaConfigKeys -update", schemaFile)
 	}
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(schema); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(repoPath(schemaFile), b.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	write()
 }

@@ -220,12 +220,12 @@ func (s *wsServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "too many connections", http.StatusServiceUnavailable)
 		return
 	}
-	defer s.conns.Add(-1)
 	ip := s.clientIP(r)
 	if lim := s.opts.MaxConnectionsPerIP; lim > 0 {
 		s.mu.Lock()
 		if s.perIP[ip] >= lim {
 			s.mu.Unlock()
+			s.conns.Add(-1)
 			s.refused.WithLabelValues("per_ip").Inc()
 			w.Header().Set("Retry-After", "5")
 			http.Error(w, "too many connections from this address", http.StatusServiceUnavailable)
@@ -233,17 +233,27 @@ func (s *wsServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		s.perIP[ip]++
 		s.mu.Unlock()
-		defer func() {
+	}
+	release := func() {
+		s.conns.Add(-1)
+		if s.opts.MaxConnectionsPerIP > 0 {
 			s.mu.Lock()
 			if s.perIP[ip]--; s.perIP[ip] <= 0 {
 				delete(s.perIP, ip)
 			}
 			s.mu.Unlock()
-		}()
+		}
 	}
 	conn, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
+		release()
 		return // the upgrader has answered
 	}
-	_ = s.hub.Serve(conn)
+	// Serve the WebSocket from its own goroutine and return: net/http then
+	// frees what it held for the request (buffers, context, the handler
+	// goroutine's stack), about half of an idle client's memory.
+	go func() {
+		defer release()
+		_ = s.hub.Serve(conn)
+	}()
 }

@@ -123,7 +123,7 @@ function renderKPIs() {
   const rate = state.stream ? q.events_per_second : s && s.events_per_second;
   setKPI("kpi-rate", rate, f.num(rate));
   const w = s && f.ok(s.window_s) ? s.window_s : 60;
-  $("kpi-scope").textContent = (state.stream ? "stream " + state.stream : "all streams") + ", last " + w + " s";
+  setText($("kpi-scope"), (state.stream ? "stream " + state.stream : "all streams") + ", last " + w + " s");
 }
 
 function renderLatency() {
