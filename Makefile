@@ -46,8 +46,10 @@ generate: ## regenerate the PlaybackStream CRD, RBAC rules and deepcopy code wit
 test-unit: ## the fast tests only: no broker, no browser
 	$(GO) test -race -count=1 -short ./services/playback/... ./services/producer/... ./services/fanout/... ./services/controller/...
 
-bench: build ## benchmarks; prints a table with the machine and the figures
+bench: build ## benchmarks (simulator, codec, producer and fan-out against real Kafka); each prints a table with the machine and the figures
 	$(GO) test -run '^$$' -bench . -benchmem ./services/playback/...
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./tests/benchproducer/
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./tests/bench/
 
 fuzz: ## fuzz the event decoder for FUZZTIME (default 60s) and keep the new corpus
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $${FUZZTIME:-60s} ./services/playback/event/

@@ -40,10 +40,12 @@ const (
 func BenchmarkProducer(b *testing.B) {
 	var rep report
 	rep.machine()
+	progress("simulator")
 
 	rep.simNext = benchSim(false)
 	rep.simJSON = benchSim(true)
 
+	progress("starting Kafka and building the producer")
 	broker := kafkatest.Start(b)
 	bin := harness.FastBin(b)
 	rep.kafkaJVM = brokerPID(broker.DataDir()) != 0
@@ -90,24 +92,29 @@ func benchSim(encode bool) simResult {
 		now = now.Add(time.Second / rate)
 		s.Next(now, &e)
 	}
+	// Timed by hand: testing.Benchmark would follow -benchtime, which is 1x
+	// for this benchmark.
 	buf := make([]byte, 0, 1024)
-	var size int
-	r := testing.Benchmark(func(b *testing.B) {
-		b.ReportAllocs()
-		size = 0
-		for range b.N {
-			now = now.Add(time.Second / rate)
-			s.Next(now, &e)
-			if encode {
-				buf = e.AppendJSON(buf[:0])
-				size += len(buf)
-			}
+	const n = 3_000_000
+	size := 0
+	var m0, m1 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m0)
+	start := time.Now()
+	for range n {
+		now = now.Add(time.Second / rate)
+		s.Next(now, &e)
+		if encode {
+			buf = e.AppendJSON(buf[:0])
+			size += len(buf)
 		}
-	})
+	}
+	el := time.Since(start)
+	runtime.ReadMemStats(&m1)
 	return simResult{
-		perSec: float64(r.N) / r.T.Seconds(),
-		allocs: float64(r.MemAllocs) / float64(r.N),
-		bytes:  float64(size) / float64(r.N),
+		perSec: n / el.Seconds(),
+		allocs: float64(m1.Mallocs-m0.Mallocs) / n,
+		bytes:  float64(size) / n,
 	}
 }
 
@@ -170,6 +177,7 @@ func (rp runningProducer) stop(b *testing.B) {
 // saturate runs one producer far above what it can do (1M events/s) and
 // measures what Kafka acknowledged over the window after a 5 s warm-up.
 func saturate(b *testing.B, broker *kafkatest.Broker, bin, codec, linger string) maxResult {
+	progress("max sustained rate, " + codec + ", linger " + linger)
 	topic := newTopic(b, broker, "max-"+codec)
 	rp := startProducer(b, broker, bin, topic, map[string]string{
 		"PRODUCER_RATE":        "1000000",
@@ -238,6 +246,7 @@ type accResult struct {
 // accuracy runs one producer at rate and measures the window (see the
 // package documentation) after a 3 s warm-up.
 func accuracy(b *testing.B, broker *kafkatest.Broker, bin string, rate float64) accResult {
+	progress(fmt.Sprintf("rate accuracy at %g/s", rate))
 	topic := newTopic(b, broker, "rate")
 	rp := startProducer(b, broker, bin, topic, map[string]string{"PRODUCER_RATE": strconv.FormatFloat(rate, 'f', -1, 64)})
 	defer rp.stop(b)
@@ -266,6 +275,12 @@ func accuracy(b *testing.B, broker *kafkatest.Broker, bin string, rate float64) 
 		failed: m1.Sum("playpulse_producer_events_failed_total")}
 	b.Logf("rate %g: %s; p50 %.2f ms p99 %.2f ms; err %v", rate, res, r.p50*1e3, r.p99*1e3, r.err)
 	return r
+}
+
+// progress tells the person waiting what is being measured (stderr: go
+// test prints a benchmark's log only at its end).
+func progress(what string) {
+	fmt.Fprintf(os.Stderr, "%s benchproducer: %s\n", time.Now().Format("15:04:05"), what)
 }
 
 type cpu struct{ proc, jvm, busy float64 } // CPU seconds
@@ -332,17 +347,27 @@ func brokerPID(dataDir string) int {
 }
 
 type report struct {
-	cores    int
-	cpuModel string
-	goVer    string
-	kafkaJVM bool
-	simNext  simResult
-	simJSON  simResult
-	max      []maxResult
-	acc      []accResult
+	loadStart string
+	cores     int
+	cpuModel  string
+	goVer     string
+	kafkaJVM  bool
+	simNext   simResult
+	simJSON   simResult
+	max       []maxResult
+	acc       []accResult
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.Join(strings.Fields(string(b))[:3], " ")
 }
 
 func (r *report) machine() {
+	r.loadStart = loadavg()
 	r.cores = runtime.NumCPU()
 	r.goVer = runtime.Version()
 	r.cpuModel = "unknown"
@@ -364,8 +389,9 @@ func verdict(ok bool) string {
 }
 
 func (r *report) print(out io.Writer) {
-	fmt.Fprintf(out, "\nPlaypulse producer benchmark — %d cores, %s, %s, %s/%s, Apache Kafka %s (single broker on this machine, acks=all)\n\n",
+	fmt.Fprintf(out, "\nPlaypulse producer benchmark — %d cores, %s, %s, %s/%s, Apache Kafka %s (single broker on this machine, acks=all)\n",
 		r.cores, r.cpuModel, r.goVer, runtime.GOOS, runtime.GOARCH, kafkatest.KafkaVersion)
+	fmt.Fprintf(out, "load average at start %s, at end %s (other processes share these cores: compare \"whole machine\" with producer + broker)\n\n", r.loadStart, loadavg())
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "measure\tresult\ttarget\tverdict\tnotes")
 	fmt.Fprintf(w, "simulator Next, one core\t%.0f events/s, %.2f allocs/event\t-\t-\t\n", r.simNext.perSec, r.simNext.allocs)
@@ -377,8 +403,9 @@ func (r *report) print(out io.Writer) {
 		if m.codec == "lz4" && m.linger == "5ms" {
 			target, v = fmt.Sprintf("≥ %d", targetMaxRate), verdict(m.rate >= targetMaxRate && m.failed == 0)
 		}
-		fmt.Fprintf(w, "max sustained, %s, linger %s\t%.0f events/s\t%s\t%s\t%.1f B/event on disk; CPU cores: producer %.2f, broker %.2f, machine %.2f of %d; latency p50 %.1f ms, p99 %.1f ms; failed %.0f\n",
-			m.codec, m.linger, m.rate, target, v, m.bytesPerEvent, m.prodCPU, m.brokerCPU, m.machineCPU, r.cores, m.p50*1e3, m.p99*1e3, m.failed)
+		fmt.Fprintf(w, "max sustained, %s, linger %s\t%.0f events/s\t%s\t%s\t%.1f B/event on disk; CPU per event: producer %.1f µs, broker %.1f µs; cores busy: producer %.2f, broker %.2f, whole machine %.2f of %d; latency p50 %.1f ms, p99 %.1f ms; failed %.0f\n",
+			m.codec, m.linger, m.rate, target, v, m.bytesPerEvent, 1e6*m.prodCPU/m.rate, 1e6*m.brokerCPU/m.rate,
+			m.prodCPU, m.brokerCPU, m.machineCPU, r.cores, m.p50*1e3, m.p99*1e3, m.failed)
 	}
 	for _, a := range r.acc {
 		fmt.Fprintf(w, "rate accuracy at %g/s (10 s in Kafka)\t%d by timestamp (%+.2f%%), %d high-water (%+.2f%%)\t±%.0f%%\t%s\tlate records %d\n",

@@ -41,7 +41,7 @@ func TestDashboardUnderLoad(t *testing.T) {
 	// life; here all of it runs on the same 2 cores. The producer and the
 	// fan-out run at a lower priority, so they take the CPU time the page
 	// leaves, rather than stretching the page's tasks by preempting them.
-	for _, p := range []*harness.Proc{s.fanout, s.producer} {
+	for _, p := range []*harness.Proc{s.producer} {
 		if err := syscall.Setpriority(syscall.PRIO_PGRP, p.Pid(), 10); err != nil {
 			t.Fatalf("renice %s: %v", p.Name, err)
 		}

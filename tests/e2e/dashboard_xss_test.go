@@ -57,7 +57,9 @@ func TestDashboardHostileData(t *testing.T) {
 
 	// The tail shows the three events with the payloads as text.
 	b.wait(30*time.Second, `document.querySelectorAll("#tail tr.ev").length >= 3`)
-	text := func(sel string) string { return evalJS[string](b, fmt.Sprintf(`document.querySelector(%q).textContent`, sel)) }
+	text := func(sel string) string {
+		return evalJS[string](b, fmt.Sprintf(`document.querySelector(%q).textContent`, sel))
+	}
 	tail := text("#tail")
 	for _, k := range []string{"movie_id", "user_id", "device", "stream", "country", "cdn", "network", "error_code"} {
 		if !strings.Contains(tail, payload[k]) {

@@ -171,7 +171,7 @@ func checkExactlyOnce(t *testing.T, recs []record) int {
 	t.Helper()
 	ids := make(map[string]struct{}, len(recs))
 	lastSeq := map[string]uint64{}
-	lastTS := map[int32]time.Time{}
+	lastTS := map[string]time.Time{} // per session: several producers interleave in a partition
 	for _, r := range recs {
 		if _, dup := ids[r.ev.EventID]; dup {
 			t.Fatalf("event %s is in the topic twice (partition %d offset %d)", r.ev.EventID, r.partition, r.offset)
@@ -180,10 +180,10 @@ func checkExactlyOnce(t *testing.T, recs []record) int {
 		if r.key != r.ev.SessionID {
 			t.Fatalf("key %q != session_id %q", r.key, r.ev.SessionID)
 		}
-		if r.ts.Before(lastTS[r.partition]) {
-			t.Fatalf("partition %d offset %d: timestamp %s before the previous record's %s", r.partition, r.offset, r.ts, lastTS[r.partition])
+		if r.ts.Before(lastTS[r.ev.SessionID]) {
+			t.Fatalf("session %s (partition %d offset %d): timestamp %s before its previous event's %s", r.ev.SessionID, r.partition, r.offset, r.ts, lastTS[r.ev.SessionID])
 		}
-		lastTS[r.partition] = r.ts
+		lastTS[r.ev.SessionID] = r.ts
 		if prev := lastSeq[r.ev.SessionID]; r.ev.Seq != prev+1 {
 			t.Fatalf("session %s: seq %d after %d (partition %d offset %d): an event is missing or out of order", r.ev.SessionID, r.ev.Seq, prev, r.partition, r.offset)
 		}

@@ -167,19 +167,36 @@ func floorSec(ms int64) int64 {
 // order (they do: one goroutine per partition).
 func (a *Aggregator) Add(r *consume.Record) {
 	nowMS := a.opts.Now().UnixMilli()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.add(r, a.partition(r.Topic, r.Partition), nowMS)
+}
+
+// AddBatch is Add for records in order, under one lock.
+func (a *Aggregator) AddBatch(rs []consume.Record) {
+	nowMS := a.opts.Now().UnixMilli()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var p *partition
+	for i := range rs {
+		r := &rs[i]
+		if i == 0 || r.Partition != rs[i-1].Partition || r.Topic != rs[i-1].Topic {
+			p = a.partition(r.Topic, r.Partition)
+		}
+		a.add(r, p, nowMS)
+	}
+}
+
+func (a *Aggregator) add(r *consume.Record, p *partition, nowMS int64) {
 	ts := r.Timestamp.UnixMilli()
 	if ts > nowMS {
 		ts = nowMS // clock skew: count it now
 	}
 	sec := floorSec(ts)
 	e := &r.Event
-
-	a.mu.Lock()
-	defer a.mu.Unlock()
 	a.total++
 	a.tick++
 	a.lastTS = max(a.lastTS, ts)
-	p := a.partition(r.Topic, r.Partition)
 	p.lastTS = max(p.lastTS, ts)
 	p.behind = r.Lag > 0
 

@@ -34,9 +34,14 @@ type Record struct {
 	Event     event.Event
 }
 
-// Handler receives valid records. It is called from one goroutine per
-// partition, so records of one session arrive in order.
-type Handler func(*Record)
+// Handler receives valid records, in batches of what had arrived (at most
+// MaxBatch). It is called from one goroutine per partition, so records of
+// one session arrive in order. It must not keep the slice or the records.
+type Handler func([]Record)
+
+// MaxBatch is the most records handed over at once: consumers take their
+// locks once per batch, not once per record.
+const MaxBatch = 256
 
 // Options configure a Consumer.
 type Options struct {
@@ -106,7 +111,9 @@ func New(sc *sarama.Config, brokers []string, opts Options) *Consumer {
 	sc.Consumer.Fetch.Default = 1 << 20
 	sc.Consumer.MaxWaitTime = 100 * time.Millisecond
 	sc.Consumer.Retry.Backoff = time.Second
-	sc.ChannelBufferSize = 1024
+	// Room for a whole fetch response (1 MiB ≈ 2300 events) per partition, so
+	// sarama fetches the next one while we process this one.
+	sc.ChannelBufferSize = 4096
 	sc.Net.DialTimeout = 5 * time.Second
 	sc.Metadata.Retry.Max = 1
 	if opts.Refresh == 0 {
@@ -413,25 +420,61 @@ func (c *Consumer) partitionLoop(ctx context.Context, tp topicPartition, st *par
 	partLabel := fmt.Sprint(tp.partition)
 	lag := c.m.lag.WithLabelValues(tp.topic, partLabel)
 	pos := c.m.offset.WithLabelValues(tp.topic, partLabel)
-	rec := &Record{Topic: tp.topic, Partition: tp.partition}
-	for msg := range pc.Messages() {
-		c.lastOK.Store(time.Now().UnixNano())
-		st.next.Store(msg.Offset + 1)
-		st.hwm.Store(pc.HighWaterMarkOffset())
-		pos.Set(float64(msg.Offset))
-		behind := max(pc.HighWaterMarkOffset()-msg.Offset-1, 0)
-		lag.Set(float64(behind))
+	batch := make([]Record, MaxBatch)
+	var events float64
+	take := func(msg *sarama.ConsumerMessage, n int) int {
 		if !st.caughtUp.Load() && msg.Offset+1 >= st.target {
 			st.caughtUp.Store(true)
 		}
+		rec := &batch[n]
 		if err := event.Decode(msg.Value, &rec.Event); err != nil {
 			reason := event.ReasonOf(err)
 			c.m.bad.WithLabelValues(reason).Inc()
 			c.warn.Warn("bad:"+reason, "skipping bad record", "reason", reason, "topic", tp.topic, "partition", tp.partition, "offset", msg.Offset, "err", err)
-			continue
+			return n
 		}
-		c.m.events.Inc()
-		rec.Offset, rec.Timestamp, rec.Lag, rec.Value = msg.Offset, msg.Timestamp, behind, msg.Value
-		handle(rec)
+		events++
+		rec.Topic, rec.Partition = tp.topic, tp.partition
+		rec.Offset, rec.Timestamp, rec.Value = msg.Offset, msg.Timestamp, msg.Value
+		return n + 1
+	}
+	msgs := pc.Messages()
+	for msg := range msgs {
+		// Take what has already arrived, up to MaxBatch.
+		n, last, open := take(msg, 0), msg, true
+	drain:
+		for n < MaxBatch {
+			select {
+			case m, ok := <-msgs:
+				if !ok {
+					open = false
+					break drain
+				}
+				n, last = take(m, n), m
+			default:
+				break drain
+			}
+		}
+		hwm := pc.HighWaterMarkOffset()
+		behind := max(hwm-last.Offset-1, 0)
+		for i := range n {
+			batch[i].Lag = max(hwm-batch[i].Offset-1, 0)
+		}
+		c.lastOK.Store(time.Now().UnixNano())
+		st.next.Store(last.Offset + 1)
+		st.hwm.Store(hwm)
+		pos.Set(float64(last.Offset))
+		lag.Set(float64(behind))
+		c.m.events.Add(events)
+		events = 0
+		if n > 0 {
+			handle(batch[:n])
+		}
+		for i := range n {
+			batch[i].Value = nil // do not pin sarama's fetch buffers
+		}
+		if !open {
+			return
+		}
 	}
 }

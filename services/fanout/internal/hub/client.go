@@ -245,17 +245,12 @@ var frameBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); ret
 func (c *client) write() {
 	defer c.shutdown(websocket.CloseNormalClosure, "")
 	h := c.h
-	period := time.Second / time.Duration(h.opts.FrameHz)
-	frame := time.NewTicker(period)
-	defer frame.Stop()
-	ping := time.NewTicker(pingEvery)
-	defer ping.Stop()
 	perFrame := max(1, h.opts.TailRate/h.opts.FrameHz)
 
 	var snapVersion uint64
 	var dedupe map[uint32]int64
 	skipped, lost := 0, 0
-	lastFrame := time.Now()
+	_, _, lastSeq := h.wait()
 
 	fail := func(err error) bool {
 		r := writeFailure(err)
@@ -312,6 +307,7 @@ func (c *client) write() {
 		}
 	}
 	for {
+		tick, ping, seq := h.wait()
 		select {
 		case <-c.closing:
 			return
@@ -324,29 +320,51 @@ func (c *client) write() {
 			if dedupe, ok = c.doResume(req, send); !ok {
 				return
 			}
-		case <-ping.C:
+		case <-ping:
 			_ = c.conn.SetWriteDeadline(time.Now().Add(h.opts.WriteTimeout))
 			if err := c.conn.WriteMessage(websocket.PingMessage, nil); err != nil {
 				fail(err)
 				return
 			}
-		case now := <-frame.C:
-			if missed := int(now.Sub(lastFrame)/period) - 1; missed > 0 {
+		case <-tick:
+			// seq+1 is this tick; ticks in between were missed while this
+			// client's writer was blocked.
+			if missed := seq - lastSeq; missed > 0 {
 				h.m.droppedFrames.Add(float64(missed))
 			}
-			lastFrame = now
+			lastSeq = seq + 1
 			if !sendSnapshot() {
 				return
+			}
+			f := c.filter.Load()
+			cursor := c.cursor.Load()
+			sf := h.shared.Load()
+			if f.all && len(dedupe) == 0 && skipped == 0 && lost == 0 && cursor == sf.from {
+				// In step with the clock: the shared frame is exactly ours.
+				c.cursor.Store(sf.to)
+				if sf.pm == nil {
+					continue
+				}
+				_ = c.conn.SetWriteDeadline(time.Now().Add(h.opts.WriteTimeout))
+				if err := c.conn.WritePreparedMessage(sf.pm); err != nil {
+					fail(err)
+					return
+				}
+				h.m.sent.Add(float64(sf.n))
+				h.m.skipped.Add(float64(sf.skipped))
+				h.m.lost.Add(float64(sf.lost))
+				continue
 			}
 			bp := frameBuffers.Get().(*[]byte)
 			buf := append((*bp)[:0], `{"type":"tail","skipped":`...)
 			mark := len(buf)
 			buf = append(buf, `00000000000,"lost":00000000000,"events":[`...)
 			n := 0
-			cursor := c.cursor.Load()
 			wall := time.Now().UnixMilli()
 			var s, l int
-			buf, s, l = h.collect(buf, &n, &cursor, c.filter.Load(), perFrame, dedupe, func(ts int64) { h.m.latency.Observe(float64(wall-ts) / 1000) })
+			// Up to the tick's end, so that from the next tick on this
+			// client can take the shared frame.
+			buf, s, l = h.collect(buf, &n, &cursor, max(sf.to, cursor), f, perFrame, dedupe, func(ts int64) { h.m.latency.Observe(float64(wall-ts) / 1000) })
 			c.cursor.Store(cursor)
 			skipped += s
 			lost += l

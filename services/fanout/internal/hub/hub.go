@@ -95,6 +95,17 @@ type Hub struct {
 	cmu     sync.Mutex
 	clients map[*client]struct{}
 	closed  bool
+
+	// One frame clock for all clients: closed and replaced when there is
+	// something new to look at, so idle clients never wake.
+	tmu      sync.Mutex
+	shared   atomic.Pointer[sharedFrame]
+	tick     chan struct{}
+	tickSeq  uint64
+	ping     chan struct{}
+	stop     chan struct{}
+	stopOnce sync.Once
+	clockWG  sync.WaitGroup
 }
 
 type snapshot struct {
@@ -126,9 +137,102 @@ func New(opts Options) *Hub {
 	if opts.Replica == "" {
 		opts.Replica, _ = os.Hostname()
 	}
-	h := &Hub{opts: opts, ring: make([]item, opts.RingSize), clients: map[*client]struct{}{}, pids: map[topicPartition]uint32{}}
+	h := &Hub{opts: opts, ring: make([]item, opts.RingSize), clients: map[*client]struct{}{}, pids: map[topicPartition]uint32{},
+		tick: make(chan struct{}), ping: make(chan struct{}), stop: make(chan struct{})}
 	h.m = newMetrics(opts.Registerer, h)
+	h.clockWG.Add(1)
+	go h.clock()
 	return h
+}
+
+// sharedFrame is the tail frame of one tick for every client without a
+// filter that was served up to the previous tick: encoded once.
+type sharedFrame struct {
+	from, to uint64 // ring positions the frame covers
+	pm       *websocket.PreparedMessage
+	n        int // events in it
+	skipped  int
+	lost     int
+}
+
+// buildShared encodes the newest events of [from, to) up to the per-client
+// share, as every unfiltered client would.
+func (h *Hub) buildShared(from, to uint64) *sharedFrame {
+	perFrame := max(1, h.opts.TailRate/h.opts.FrameHz)
+	bp := frameBuffers.Get().(*[]byte)
+	defer frameBuffers.Put(bp)
+	buf := (*bp)[:0]
+	n := 0
+	wall := time.Now().UnixMilli()
+	cursor := from
+	all := compiled{all: true}
+	var events []byte
+	events, skipped, lost := h.collect(buf, &n, &cursor, to, &all, perFrame, nil, func(ts int64) { h.m.latency.Observe(float64(wall-ts) / 1000) })
+	sf := &sharedFrame{from: from, to: cursor, n: n, skipped: skipped, lost: lost}
+	if n > 0 || skipped > 0 || lost > 0 {
+		msg := make([]byte, 0, len(events)+64)
+		msg = append(msg, `{"type":"tail","skipped":`...)
+		msg = strconv.AppendInt(msg, int64(skipped), 10)
+		msg = append(msg, `,"lost":`...)
+		msg = strconv.AppendInt(msg, int64(lost), 10)
+		msg = append(msg, `,"events":[`...)
+		msg = append(msg, events...)
+		msg = append(msg, "]}"...)
+		sf.pm, _ = websocket.NewPreparedMessage(websocket.TextMessage, msg)
+	}
+	*bp = events
+	return sf
+}
+
+// clock ticks FrameHz times a second and wakes the clients when events or
+// a snapshot arrived since the last tick, or when a ping is due.
+func (h *Hub) clock() {
+	defer h.clockWG.Done()
+	t := time.NewTicker(time.Second / time.Duration(h.opts.FrameHz))
+	defer t.Stop()
+	var lastHead, lastSnap uint64
+	lastHead = h.head()
+	h.shared.Store(&sharedFrame{from: lastHead, to: lastHead})
+	nextPing := time.Now().Add(pingEvery)
+	for {
+		var now time.Time
+		select {
+		case <-h.stop:
+			return
+		case now = <-t.C:
+		}
+		head := h.head()
+		var snap uint64
+		if s := h.snap.Load(); s != nil {
+			snap = s.version
+		}
+		h.tmu.Lock()
+		if head != lastHead || snap != lastSnap {
+			if head != lastHead {
+				h.shared.Store(h.buildShared(lastHead, head))
+			} else {
+				h.shared.Store(&sharedFrame{from: head, to: head})
+			}
+			lastHead, lastSnap = head, snap
+			close(h.tick)
+			h.tick = make(chan struct{})
+			h.tickSeq++
+		}
+		if now.After(nextPing) {
+			nextPing = now.Add(pingEvery)
+			close(h.ping)
+			h.ping = make(chan struct{})
+		}
+		h.tmu.Unlock()
+	}
+}
+
+// wait returns the channels closed by the next frame tick and ping, and
+// the sequence number of the last tick.
+func (h *Hub) wait() (tick, ping <-chan struct{}, seq uint64) {
+	h.tmu.Lock()
+	defer h.tmu.Unlock()
+	return h.tick, h.ping, h.tickSeq
 }
 
 // pid returns the id of a partition; the caller holds mu for writing.
@@ -158,6 +262,27 @@ func (h *Hub) PartitionStarted(topic string, partition int32, offset int64) {
 // consumer goroutine. The event is the record value as written by the
 // producer (already validated), or re-encoded when the record has none.
 func (h *Hub) Publish(r *consume.Record) {
+	it := encode(r)
+	h.mu.Lock()
+	h.insert(r, it)
+	h.mu.Unlock()
+}
+
+// PublishBatch is Publish for records in order: encoded outside the lock,
+// inserted under one lock.
+func (h *Hub) PublishBatch(rs []consume.Record) {
+	its := make([]item, len(rs))
+	for i := range rs {
+		its[i] = encode(&rs[i])
+	}
+	h.mu.Lock()
+	for i := range rs {
+		h.insert(&rs[i], its[i])
+	}
+	h.mu.Unlock()
+}
+
+func encode(r *consume.Record) item {
 	n := len(r.Value)
 	if n == 0 {
 		n = 512
@@ -180,15 +305,18 @@ func (h *Hub) Publish(r *consume.Record) {
 	}
 	b = append(b, '}')
 	e := &r.Event
-	it := item{offset: r.Offset, ts: ts, typ: e.Type, stream: hash(e.Stream), movie: hash(e.MovieID), user: hash(e.UserID), device: hash(e.Device), json: b}
+	return item{offset: r.Offset, ts: ts, typ: e.Type, stream: hash(e.Stream), movie: hash(e.MovieID), user: hash(e.UserID), device: hash(e.Device), json: b}
+}
+
+// insert puts an encoded item in the ring; the caller holds mu.
+func (h *Hub) insert(r *consume.Record, it item) {
 	size := uint64(len(h.ring))
-	h.mu.Lock()
 	it.pid = h.pid(r.Topic, r.Partition)
 	if h.covered[it.pid] == -1<<62 {
 		h.covered[it.pid] = r.Offset - 1
 	}
 	// Make room: the slot of the new item, and bytes over the budget.
-	for h.first < h.next && (h.next-h.first >= size || h.bytes+len(b) > h.opts.RingBytes) {
+	for h.first < h.next && (h.next-h.first >= size || h.bytes+len(it.json) > h.opts.RingBytes) {
 		old := &h.ring[h.first%size]
 		h.covered[old.pid] = max(h.covered[old.pid], old.offset)
 		h.bytes -= len(old.json)
@@ -197,9 +325,8 @@ func (h *Hub) Publish(r *consume.Record) {
 	}
 	it.seq = h.next
 	h.ring[h.next%size] = it
-	h.bytes += len(b)
+	h.bytes += len(it.json)
 	h.next++
-	h.mu.Unlock()
 }
 
 // SetSnapshot replaces the snapshot that every client receives next; the
@@ -285,15 +412,15 @@ func (h *Hub) Clients() int {
 // does not grow with the ingest rate either.
 const scanFactor = 64
 
-// collect appends to dst the newest events after *cursor that match f, at
+// collect appends to dst the newest events in [*cursor, end) that match f, at
 // most limit of them, oldest first, advances the cursor, and returns how
 // many matching events were left out and how many were never looked at
 // (they left the ring before this client was served, or were beyond the
 // scan bound).
-func (h *Hub) collect(dst []byte, n *int, cursor *uint64, f *compiled, limit int, dedupe map[uint32]int64, lat func(int64)) (out []byte, skipped, lost int) {
+func (h *Hub) collect(dst []byte, n *int, cursor *uint64, end uint64, f *compiled, limit int, dedupe map[uint32]int64, lat func(int64)) (out []byte, skipped, lost int) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	from, to := *cursor, h.next
+	from, to := *cursor, min(h.next, end)
 	if oldest := h.first; from < oldest {
 		lost += int(oldest - from)
 		from = oldest
@@ -391,4 +518,6 @@ func (h *Hub) Close() {
 	for _, c := range cs {
 		<-c.done
 	}
+	h.stopOnce.Do(func() { close(h.stop) })
+	h.clockWG.Wait()
 }

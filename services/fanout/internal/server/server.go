@@ -82,9 +82,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		_ = s.cons.Run(ctx, func(r *consume.Record) {
-			s.agg.Add(r)
-			s.hub.Publish(r)
+		_ = s.cons.Run(ctx, func(rs []consume.Record) {
+			s.agg.AddBatch(rs)
+			s.hub.PublishBatch(rs)
 		})
 	}()
 	go func() { defer wg.Done(); s.snapshots(ctx) }()

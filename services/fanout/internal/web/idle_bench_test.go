@@ -2,10 +2,10 @@ package web_test
 
 import (
 	"net/http"
-	"os"
-	"runtime/pprof"
 	"net/http/httptest"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"testing"
 	"time"

@@ -119,9 +119,9 @@ type Publisher struct {
 	connected    atomic.Bool
 	// resMu guards closed: once the flush timed out and what was left was
 	// counted as failed, late results from sarama are not counted again.
-	resMu  sync.Mutex
-	closed bool
-	probeErr     atomic.Pointer[error]
+	resMu    sync.Mutex
+	closed   bool
+	probeErr atomic.Pointer[error]
 
 	statsMu  sync.Mutex
 	simStats sim.Stats

@@ -92,8 +92,9 @@ class Chart {
       series,
       scales: { x: { time: true }, y: { range: zeroBased } },
       axes: [
-        { stroke: fg, font, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } },
-        { stroke: fg, font, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 }, values: yValues, size: fontPx * 4 },
+        // Spacing grows with the font (wall screens): labels never overlap.
+        { stroke: fg, font, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 }, space: fontPx * 6, size: Math.round(fontPx * 3.6) },
+        { stroke: fg, font, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 }, values: yValues, size: fontPx * 4, space: Math.round(fontPx * 2.6) },
       ],
       cursor: { drag: { x: false, y: false, setScale: false }, points: { size: 6 } },
       legend: { live: true },

@@ -92,12 +92,26 @@ function render() {
 
 const kpiCache = new Map();
 
+// A KPI is its number in large type and its unit in small type: two text
+// nodes made once per tile and rewritten in place.
+const kpiNodes = new Map();
+
 function setKPI(id, value, formatted) {
+  if (kpiCache.get(id) === formatted) return;
+  kpiCache.set(id, formatted);
   const el = $(id);
-  const s = formatted;
-  if (kpiCache.get(id) === s) return;
-  kpiCache.set(id, s);
-  el.textContent = s;
+  let n = kpiNodes.get(id);
+  if (!n) {
+    const unit = document.createElement("span");
+    unit.className = "unit";
+    n = { num: document.createTextNode(""), unit: document.createTextNode("") };
+    unit.appendChild(n.unit);
+    el.replaceChildren(n.num, unit);
+    kpiNodes.set(id, n);
+  }
+  const sp = formatted.lastIndexOf(" ");
+  n.num.data = sp > 0 ? formatted.slice(0, sp) : formatted;
+  n.unit.data = sp > 0 ? formatted.slice(sp) : "";
   el.dataset.value = f.ok(value) ? String(value) : "";
 }
 

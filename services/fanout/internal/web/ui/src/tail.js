@@ -148,12 +148,9 @@ export class Tail {
     if (e.kind === MARKER) {
       if (row.kind !== MARKER) {
         row.kind = MARKER;
-        row.c[0].colSpan = NCOLS;
-        for (let i = 1; i < NCOLS; i++) {
-          row.c[i].hidden = true;
-          row.t[i].data = "";
-        }
+        for (let i = 1; i < NCOLS; i++) row.t[i].data = "";
         row.type = "";
+        if (row.tr.title) row.tr.removeAttribute("title");
       }
       const cls = "marker " + e.cls;
       if (row.tr.className !== cls) row.tr.className = cls;
@@ -164,8 +161,6 @@ export class Tail {
     if (row.kind !== EVENT) {
       row.kind = EVENT;
       row.tr.className = "ev";
-      row.c[0].colSpan = 1;
-      for (let i = 1; i < NCOLS; i++) row.c[i].hidden = false;
     }
     const it = e.item;
     row.item = it;
