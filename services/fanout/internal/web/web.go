@@ -55,7 +55,7 @@ func Mount(mux interface {
 	}
 	s.upgrader = websocket.Upgrader{
 		ReadBufferSize:    1024,
-		WriteBufferSize:   16 << 10,
+		WriteBufferSize:   4 << 10,                                  // pooled; large messages go out in one writev anyway
 		WriteBufferPool:   &sync.Pool{},                             // an idle client holds no write buffer
 		CheckOrigin:       func(*http.Request) bool { return true }, // checked before, with a 403
 		EnableCompression: true,                                     // used for shared snapshots only (compressed once); tail frames are sent uncompressed
