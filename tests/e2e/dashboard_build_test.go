@@ -78,7 +78,9 @@ func TestDashboardBundleFresh(t *testing.T) {
 		}
 	}
 	if os.Getenv("CI") != "" {
-		cmd := exec.Command("git", "status", "--porcelain", "--", bundleDir)
+		// The .gz files are left out: another zlib may compress the same
+		// bytes differently (their content was compared above).
+		cmd := exec.Command("git", "status", "--porcelain", "--", bundleDir, ":(exclude)"+bundleDir+"/**/*.gz", ":(exclude)"+bundleDir+"/*.gz")
 		cmd.Dir = root
 		b, err := cmd.CombinedOutput()
 		if err != nil {

@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # Builds the dashboard bundle that the fan-out embeds (../dashboard/) from
 # src/ with the npm packages locked in package-lock.json: `make dashboard`,
-# and every `make build`, `make run` and `make test`.
+# and `make test` before it builds.
 #
 # npm ci runs only when node_modules does not match the lock file. Without
-# npm: as root on Debian it installs nodejs and npm with apt (as
-# hack/deps.sh does for the other tools); otherwise it keeps the committed
-# bundle and says so (`go build` needs no Node; the test that compares the
-# bundle with a fresh build fails loudly without npm).
+# npm: in CI (CI set), as root on Debian, it installs nodejs and npm with apt
+# (as hack/deps.sh does for the other tools); otherwise it keeps the
+# committed bundle and says so: `go build` and `make run` need no Node, and
+# the test that compares the bundle with a fresh build fails loudly
+# without npm.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 if ! command -v npm >/dev/null 2>&1; then
-  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+  if [[ -n ${CI:-} && $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
     echo "dashboard: installing nodejs and npm (apt)" >&2
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >&2

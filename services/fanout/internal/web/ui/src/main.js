@@ -188,7 +188,11 @@ function renderStatus() {
 
 let countdown = 0;
 
+const announced = { live: "Connected, live", reconnecting: "Connection lost, reconnecting", offline: "Offline", connecting: "Connecting" };
+
 function onConnState(st, info) {
+  // Screen readers hear state changes, not the countdown.
+  if (st !== state.connState || !$("status-announce").textContent) setText($("status-announce"), announced[st] || st);
   state.connState = st;
   state.connInfo = info;
   clearInterval(countdown);
@@ -226,6 +230,7 @@ function renderFreshness() {
   if (state.connState !== "live") parts.push("figures from " + f.ago(snapAge));
   el.textContent = parts.join(" · ");
   el.dataset.state = srcState;
+  el.dataset.eventsTotal = f.ok(s.events_total) ? String(s.events_total) : "";
 
   let msg = "";
   const since = src && f.ok(src.since) ? " since " + f.clock(src.since).slice(0, 8) : "";

@@ -11,8 +11,8 @@ export const MAX_ROWS = 50;
  * burst of ROWS_BURST): faster than anyone reads, and a fixed cost whatever
  * the server sends. Events over it are counted as "not drawn".
  */
-export const ROWS_PER_SECOND = 20;
-export const ROWS_BURST = 10;
+export const ROWS_PER_SECOND = 15;
+export const ROWS_BURST = 8;
 const NCOLS = 11;
 
 /** Entry kinds. */
