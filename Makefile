@@ -6,6 +6,10 @@ BIN := bin
 SERVICES := producer fanout controller
 MODULES := services/playback services/producer services/fanout services/controller tests
 TEST_FLAGS ?= -race -count=1 -p 1 -timeout 30m
+# Stamped into every binary (ops.Version, ops.Revision), as the image builds do.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -X playpulse.dev/services/playback/ops.Version=$(VERSION) -X playpulse.dev/services/playback/ops.Revision=$(REVISION)
 
 .PHONY: all build run test test-unit deps bench fuzz docs tidy vet clean help envtest generate
 
@@ -16,7 +20,7 @@ help: ## list targets
 
 build: ## build bin/producer, bin/fanout, bin/controller, bin/devstack
 	@mkdir -p $(BIN)
-	$(GO) build -trimpath -o $(BIN)/ ./services/producer/cmd/producer ./services/fanout/cmd/fanout ./services/controller/cmd/controller ./tests/cmd/devstack
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/ ./services/producer/cmd/producer ./services/fanout/cmd/fanout ./services/controller/cmd/controller ./tests/cmd/devstack
 
 .PHONY: dashboard
 dashboard: ## rebuild the committed dashboard bundle (services/fanout/internal/web/dashboard) from web/ui: npm ci from the lock file, esbuild
@@ -68,7 +72,7 @@ clean: ## remove build output
 .PHONY: chart-crds chart images helm kind-up kind-down test-packaging
 CHART := charts/playpulse
 CONTROLLER_CRDS := services/controller/config/crd
-IMAGE_TAG ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+IMAGE_TAG ?= $(VERSION)
 
 chart-crds: ## copy the generated PlaybackStream CRD and RBAC rules into the chart (after make generate)
 	@files=$$(ls $(CONTROLLER_CRDS)/*.yaml $(CONTROLLER_CRDS)/bases/*.yaml 2>/dev/null); \
@@ -86,7 +90,7 @@ chart: ## helm lint --strict and helm template the chart (quick; make test-packa
 
 images: ## print the docker build commands of the three images (no Docker engine here)
 	@for s in producer fanout controller; do \
-	  echo "docker build -f build/$$s.Dockerfile -t playpulse/$$s:$(IMAGE_TAG) --build-arg VERSION=$(IMAGE_TAG) --build-arg REVISION=$$(git rev-parse HEAD 2>/dev/null || echo unknown) --build-arg CREATED=$$(date -u +%Y-%m-%dT%H:%M:%SZ) --build-arg SOURCE=$$(git remote get-url origin 2>/dev/null) ."; \
+	  echo "docker build -f build/$$s.Dockerfile -t playpulse/$$s:$(IMAGE_TAG) --build-arg VERSION=$(IMAGE_TAG) --build-arg REVISION=$(REVISION) --build-arg CREATED=$$(date -u +%Y-%m-%dT%H:%M:%SZ) --build-arg SOURCE=$$(git remote get-url origin 2>/dev/null) ."; \
 	done
 
 kind-up: ## kind cluster + local registry + cloud-provider-kind + Strimzi (needs Docker); then tilt up

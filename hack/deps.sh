@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs what `make test` needs and is missing: Debian's chromium and kcat
-# (as root), the Kafka jars (Maven Central, cached outside the repo) and the
+# Installs what `make test` needs and is missing: Debian's chromium, kcat,
+# Java, Maven, Node.js and npm (as root), the Kafka jars (Maven Central, cached outside the repo) and the
 # Go modules. Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +10,7 @@ command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v kcat >/dev/null 2>&1 || need_apt+=(kcat)
 command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
+command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm) # the dashboard bundle
 if ((${#need_apt[@]})); then
   if [[ $(id -u) -ne 0 ]]; then
     echo "deps: missing ${need_apt[*]}; run as root or install them: apt-get install ${need_apt[*]}" >&2
@@ -22,4 +23,4 @@ if ((${#need_apt[@]})); then
 fi
 
 hack/kafka.sh fetch >/dev/null
-echo "deps: ok (chromium, kcat, java, Kafka jars)" >&2
+echo "deps: ok (chromium, kcat, java, maven, npm, Kafka jars)" >&2

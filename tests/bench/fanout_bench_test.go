@@ -119,25 +119,26 @@ func bareConsume(b *testing.B, topic string, hw map[int32]int64) float64 {
 
 // BenchmarkConnections: resident memory of the fan-out per idle WebSocket
 // client (connected, receiving snapshots, no tail traffic).
+//
+// The baseline is the process with 100 clients connected. Between 10 and
+// 100 clients the process pays one-off costs that do not scale with the
+// number of clients (the garbage collector's headroom over the fixed heap,
+// buffer and compressor pools); counting them against the first thousand
+// clients would overstate what each further client costs, which is what
+// capacity planning needs. The one-off figure is reported on its own row.
 func BenchmarkConnections(b *testing.B) {
 	runOnce(b, func(b *testing.B) {
 		topic := "bench-idle"
 		broker.CreateTopic(b, topic, 1)
 		p, addr := startFanout(b, topic, nil)
-		// The first clients pay one-off costs (compressor pools, the cached
-		// full snapshot, buffer pools): the baseline includes them.
-		const first = 10
 		var all []*clients
 		defer func() {
 			for _, c := range all {
 				c.close()
 			}
 		}()
-		all = append(all, dialClients(b, addr, first, 0, nil))
-		time.Sleep(3 * time.Second)
-		base := rssKB(p.Pid())
-		have := first
-		for _, n := range []int{1000, 5000, 10000} {
+		have := 0
+		connect := func(n int) {
 			all = append(all, dialClients(b, addr, n-have, 0, nil))
 			have = n
 			harness.Eventually(b, 60*time.Second, "clients connected", func() error {
@@ -147,10 +148,19 @@ func BenchmarkConnections(b *testing.B) {
 				return nil
 			})
 			time.Sleep(3 * time.Second) // a few snapshot rounds and a GC cycle
+		}
+		connect(10)
+		rss10 := rssKB(p.Pid())
+		const first = 100
+		connect(first)
+		base := rssKB(p.Pid())
+		report("memory: one-off growth from 10 to 100 clients", fmt.Sprintf("%.1f MB", float64(base-rss10)/1024), "", nil)
+		for _, n := range []int{1000, 5000, 10000} {
+			connect(n)
 			rss := rssKB(p.Pid())
 			per := float64(rss-base) * 1024 / float64(n-first)
 			b.ReportMetric(per, fmt.Sprintf("B/client@%d", n))
-			report(fmt.Sprintf("memory per idle client, %d clients", n), fmt.Sprintf("%.1f KB (RSS %d MB)", per/1000, rss/1024), "≤ 20 KB", pass(per <= 20000))
+			report(fmt.Sprintf("memory per idle client, %d clients (above 100)", n), fmt.Sprintf("%.1f KB (RSS %d MB)", per/1000, rss/1024), "≤ 20 KB", pass(per <= 20000))
 		}
 	})
 }
@@ -158,12 +168,17 @@ func BenchmarkConnections(b *testing.B) {
 // BenchmarkLatency: 1,000 clients on the tail while the producer writes
 // 10,000 events/s: producer event time → client receipt, and Kafka's own
 // produce → consume latency measured by a bare consumer in the same run.
+//
+// Frames leave on a shared clock (FANOUT_FRAME_HZ, 10 a second). When a
+// client's cap makes the server sample, it sends the newest events of the
+// interval, so sent events are fresh; the table also gives the latency of
+// the newest event of each frame to show how much the clock adds.
 func BenchmarkLatency(b *testing.B) {
 	runOnce(b, func(b *testing.B) {
 		topic := "bench-latency"
 		broker.CreateTopic(b, topic, 3)
 		_, addr := startFanout(b, topic, map[string]string{"FANOUT_WARMUP": "0"})
-		lat := &latHist{}
+		lat := &latHist{frames: &latHist{}}
 		cs := dialClients(b, addr, 1000, 100, lat)
 		defer cs.close()
 		kafka := &latHist{}
@@ -171,21 +186,23 @@ func BenchmarkLatency(b *testing.B) {
 		defer stop()
 		_, paddr := startProducer(b, topic, 10000)
 		time.Sleep(5 * time.Second) // warm up
-		lat.on.Store(true)
-		kafka.on.Store(true)
+		lat.record(true)
+		kafka.record(true)
 		time.Sleep(15 * time.Second)
-		lat.on.Store(false)
-		kafka.on.Store(false)
+		lat.record(false)
+		kafka.record(false)
 		achieved := metric("http://"+paddr+"/metrics", "playpulse_producer_achieved_rate")
 		p50, p99 := lat.quantile(0.5), lat.quantile(0.99)
+		f50, f99 := lat.frames.quantile(0.5), lat.frames.quantile(0.99)
 		k50, k99 := kafka.quantile(0.5), kafka.quantile(0.99)
 		b.ReportMetric(p50, "p50-ms")
 		b.ReportMetric(p99, "p99-ms")
-		report(fmt.Sprintf("latency event time → browser, 1000 clients, %.0f events/s: p50", achieved), fmt.Sprintf("%.1f ms", p50), "", nil)
-		report("latency event time → browser: p99", fmt.Sprintf("%.1f ms", p99), "≤ 25 ms", pass(p99 <= 25))
+		b.ReportMetric(f99, "newest-p99-ms")
+		report(fmt.Sprintf("latency event time → client, 1000 clients, %.0f events/s: every event, p50 / p99", achieved), fmt.Sprintf("%.1f / %.1f ms", p50, p99), "≤ 25 ms p99", pass(p99 <= 25))
+		report("latency: newest event of each frame, p50 / p99", fmt.Sprintf("%.1f / %.1f ms", f50, f99), "", nil)
 		report("latency Kafka alone (produce → bare consumer): p50 / p99", fmt.Sprintf("%.1f / %.1f ms", k50, k99), "", nil)
-		report("latency fan-out's share (end to end − Kafka): p50 / p99", fmt.Sprintf("%.1f / %.1f ms", p50-k50, p99-k99), "", nil)
-		report("latency samples (100 of the 1000 clients / Kafka)", fmt.Sprintf("%d / %d", lat.n(), kafka.n()), "", nil)
+		report("latency fan-out's share, newest event (− Kafka): p50 / p99", fmt.Sprintf("%.1f / %.1f ms", f50-k50, f99-k99), "", nil)
+		report("latency samples (100 of the 1000 clients: events, frames / Kafka)", fmt.Sprintf("%d, %d / %d", lat.n(), lat.frames.n(), kafka.n()), "", nil)
 	})
 }
 

@@ -237,6 +237,7 @@ func (cs *clients) read(c *websocket.Conn) {
 			continue
 		}
 		now := time.Now().UnixMicro()
+		newest := int64(-1)
 		for {
 			i := bytes.Index(data, kafkaTS)
 			if i < 0 {
@@ -249,6 +250,10 @@ func (cs *clients) read(c *websocket.Conn) {
 			}
 			ts, _ := strconv.ParseInt(string(data[:j]), 10, 64)
 			cs.lat.add(now - ts*1000)
+			newest = max(newest, ts)
+		}
+		if newest >= 0 && cs.lat.frames != nil {
+			cs.lat.frames.add(now - newest*1000)
 		}
 	}
 }
@@ -264,6 +269,17 @@ func (cs *clients) close() {
 type latHist struct {
 	on     atomic.Bool
 	counts [100001]atomic.Int64
+	// frames, when set, gets one sample per tail frame: the latency of its
+	// newest event, which leaves out the wait for the next frame that the
+	// per-client frame rate imposes on every other event.
+	frames *latHist
+}
+
+func (h *latHist) record(on bool) {
+	h.on.Store(on)
+	if h.frames != nil {
+		h.frames.on.Store(on)
+	}
 }
 
 func (h *latHist) add(us int64) {

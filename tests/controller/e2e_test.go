@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -13,6 +14,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"playpulse.dev/services/controller/api/v1alpha1"
+	fanoutcfg "playpulse.dev/services/fanout/config"
+	"playpulse.dev/services/playback/envconf"
 )
 
 // rateMeter measures the rate of a stream in its Kafka topic by event time:
@@ -43,10 +46,55 @@ func newRateMeter(t *testing.T, addr, topic string) *rateMeter {
 // may arrive out of timestamp order by up to the delivery delay.
 const settle = 3 * time.Second
 
+// record is what the meter keeps of an event: when, from which producer
+// process, and for start events the viewer, title and device drawn.
+type record struct {
+	ts       time.Time
+	instance string // the session id without its counter: the producer's instance id
+	start    string // "user movie device" of a start event, else ""
+}
+
+// parseRecord reads a record's value. A value that is not an event of the
+// producer's form fails the test: the topic holds nothing else.
+func parseRecord(t *testing.T, msg *sarama.ConsumerMessage) record {
+	t.Helper()
+	var ev struct {
+		SessionID string `json:"session_id"`
+		Type      string `json:"event_type"`
+		UserID    string `json:"user_id"`
+		MovieID   string `json:"movie_id"`
+		Device    string `json:"device"`
+	}
+	if err := json.Unmarshal(msg.Value, &ev); err != nil {
+		t.Fatalf("record %d/%d: %v: %s", msg.Partition, msg.Offset, err, msg.Value)
+	}
+	i := strings.LastIndexByte(ev.SessionID, '-')
+	if i <= 0 {
+		t.Fatalf("record %d/%d: session id %q lacks the instance prefix", msg.Partition, msg.Offset, ev.SessionID)
+	}
+	r := record{ts: msg.Timestamp, instance: ev.SessionID[:i]}
+	if ev.Type == "start" {
+		r.start = ev.UserID + " " + ev.MovieID + " " + ev.Device
+	}
+	return r
+}
+
 // timestamps returns the timestamps of the topic's records in [from, to),
-// sorted. It waits (up to a minute) until every partition holds a record
-// stamped at or after to+settle.
+// sorted.
 func (m *rateMeter) timestamps(t *testing.T, from, to time.Time) []time.Time {
+	t.Helper()
+	recs := m.records(t, from, to)
+	out := make([]time.Time, len(recs))
+	for i, r := range recs {
+		out[i] = r.ts
+	}
+	return out
+}
+
+// records returns the topic's records in [from, to), sorted by timestamp.
+// It waits (up to a minute) until every partition holds a record stamped at
+// or after to+settle.
+func (m *rateMeter) records(t *testing.T, from, to time.Time) []record {
 	t.Helper()
 	if err := m.client.RefreshMetadata(m.topic); err != nil {
 		t.Fatal(err)
@@ -60,7 +108,7 @@ func (m *rateMeter) timestamps(t *testing.T, from, to time.Time) []time.Time {
 		t.Fatal(err)
 	}
 	defer consumer.Close()
-	var out []time.Time
+	var out []record
 	deadline := time.After(time.Until(to.Add(settle)) + time.Minute)
 	for _, p := range parts {
 		start, err := m.client.GetOffset(m.topic, p, from.Add(-settle).UnixMilli())
@@ -85,7 +133,7 @@ func (m *rateMeter) timestamps(t *testing.T, from, to time.Time) []time.Time {
 					break read
 				}
 				if !ts.Before(from) && ts.Before(to) {
-					out = append(out, ts)
+					out = append(out, parseRecord(t, msg))
 				}
 			case <-deadline:
 				pc.Close()
@@ -94,7 +142,7 @@ func (m *rateMeter) timestamps(t *testing.T, from, to time.Time) []time.Time {
 		}
 		pc.Close()
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Before(out[j]) })
+	sort.SliceStable(out, func(i, j int) bool { return out[i].ts.Before(out[j].ts) })
 	return out
 }
 
@@ -104,6 +152,20 @@ func (m *rateMeter) measure(t *testing.T, from time.Time, d time.Duration) float
 	t.Helper()
 	ts := m.timestamps(t, from, from.Add(d))
 	return float64(len(ts)) / d.Seconds()
+}
+
+// byInstance measures the window [from, from+d) per producer process: its
+// rate, and the first n start events it drew.
+func (m *rateMeter) byInstance(t *testing.T, from time.Time, d time.Duration, n int) (map[string]float64, map[string][]string) {
+	t.Helper()
+	rates, starts := map[string]float64{}, map[string][]string{}
+	for _, r := range m.records(t, from, from.Add(d)) {
+		rates[r.instance] += 1 / d.Seconds()
+		if r.start != "" && len(starts[r.instance]) < n {
+			starts[r.instance] = append(starts[r.instance], r.start)
+		}
+	}
+	return rates, starts
 }
 
 // follow returns the end of the first window of length w, measured from
@@ -161,6 +223,33 @@ func checkStreamField(t *testing.T, addr, topic, stream string) {
 	}
 }
 
+// checkFanoutServes: the stream's topic is the controller's default form,
+// and a fan-out with its default configuration serves it, so the stream
+// shows on the dashboard with no configuration (tests/e2e checks that the
+// fan-out does discover such a topic while it runs).
+func checkFanoutServes(t *testing.T, got, want string) {
+	t.Helper()
+	if got != want {
+		t.Errorf("status.topicName %q, want %q", got, want)
+	}
+	vars, err := envconf.Vars(&fanoutcfg.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := fanoutcfg.Config{}
+	for _, v := range vars {
+		switch v.Name {
+		case "FANOUT_TOPICS":
+			c.Topics = strings.Split(v.Default, ",")
+		case "FANOUT_TOPIC_PATTERN":
+			c.TopicPattern = v.Default
+		}
+	}
+	if p := c.Pattern(); !slices.Contains(c.Topics, got) && (p == nil || !p.MatchString(got)) {
+		t.Errorf("topic %q is not served by a fan-out with the default FANOUT_TOPICS %v and FANOUT_TOPIC_PATTERN %q", got, c.Topics, c.TopicPattern)
+	}
+}
+
 func within(got, want, tol float64) bool { return math.Abs(got-want) <= tol*want }
 
 // TestEndToEnd is the way users change the load: kubectl apply a stream at
@@ -214,6 +303,7 @@ spec:
 		t.Errorf("rate %.1f/s, want 200 ± 5%%", r200)
 	}
 	checkStreamField(t, b.Addr(), topic, name)
+	checkFanoutServes(t, getStream(t, p, ns, name).Status.TopicName, topic)
 
 	start = apply(2000)
 	took, r := m.follow(t, start, 2000, 0.05, 2*time.Second, 15*time.Second)
@@ -239,9 +329,45 @@ spec:
 	if got := envOf(t, d)["PRODUCER_RATE"]; !strings.HasPrefix(got, "666.66") {
 		t.Errorf("PRODUCER_RATE %q, want 2000/3", got)
 	}
-	r3 := m.measure(t, time.Now(), 10*time.Second)
-	t.Logf("measured at 2000/s, 3 replicas: %.1f events/s over 10 s", r3)
+	seed := envOf(t, d)["PRODUCER_SEED"]
+	if seed == "" || seed == "0" {
+		t.Errorf("PRODUCER_SEED %q: every stream gets a seed, derived from its UID when spec.profile.seed is unset", seed)
+	}
+	// The three processes, seen in Kafka: each sends its share, and, though
+	// they share PRODUCER_SEED, they simulate different viewers.
+	const firstStarts = 20
+	rates, starts := m.byInstance(t, time.Now(), 10*time.Second, firstStarts)
+	r3 := 0.0
+	for _, r := range rates {
+		r3 += r
+	}
+	var each []string
+	for inst, r := range rates {
+		each = append(each, fmt.Sprintf("%s %.1f/s", inst, r))
+	}
+	sort.Strings(each)
+	t.Logf("measured at 2000/s, 3 replicas: %.1f events/s over 10 s; by producer process: %s", r3, strings.Join(each, ", "))
 	if !within(r3, 2000, 0.05) {
 		t.Errorf("rate %.1f/s with 3 replicas, want 2000 ± 5%%", r3)
+	}
+	if len(rates) != 3 {
+		t.Errorf("%d producer processes wrote to the topic, want 3: %v", len(rates), rates)
+	}
+	for inst, r := range rates {
+		if !within(r, 2000.0/3, 0.10) {
+			t.Errorf("producer %s: %.1f events/s, want its share 666.7 ± 10%%", inst, r)
+		}
+	}
+	seen := map[string]string{}
+	for inst, st := range starts {
+		if len(st) < firstStarts {
+			t.Errorf("producer %s: %d start events in 10 s, want at least %d", inst, len(st), firstStarts)
+			continue
+		}
+		key := strings.Join(st, "|")
+		if other, ok := seen[key]; ok {
+			t.Errorf("producers %s and %s (seed %s) drew the same first %d viewers, titles and devices: replicas repeat each other", other, inst, seed, firstStarts)
+		}
+		seen[key] = inst
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -19,12 +18,11 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
 	"playpulse.dev/services/controller/api/v1alpha1"
+	"playpulse.dev/tests/kubetest"
 )
 
 // Paths, relative to the repository root.
@@ -67,15 +65,12 @@ var scheme = func() *k8sruntime.Scheme {
 // plane is one kube-apiserver + etcd with the PlaybackStream CRD installed
 // and, when strimzi is set, the test copy of Strimzi's KafkaTopic CRD.
 type plane struct {
+	*kubetest.Plane
 	strimzi bool
-	env     *envtest.Environment
-	cfg     *rest.Config
 	c       client.Client // cluster admin
 
 	adminKubeconfig      string
 	controllerKubeconfig string
-	kubectlBin           string
-	dir                  string
 }
 
 var (
@@ -104,67 +99,37 @@ func stopPlanes() {
 	planesMu.Lock()
 	defer planesMu.Unlock()
 	for k, p := range planes {
-		if err := p.env.Stop(); err != nil {
+		if err := p.Stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "stopping envtest:", err)
 		}
-		os.RemoveAll(p.dir)
 		delete(planes, k)
 	}
 }
 
 func startPlane(strimzi bool) (*plane, error) {
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	for _, b := range []string{"kube-apiserver", "etcd", "kubectl"} {
-		if _, err := os.Stat(filepath.Join(assets, b)); err != nil {
-			return nil, fmt.Errorf("KUBEBUILDER_ASSETS=%s lacks %s (%v): run export KUBEBUILDER_ASSETS=\"$(hack/envtest.sh | tail -1)\"", assets, b, err)
-		}
-	}
 	paths := []string{repoPath(crdDir)}
 	if strimzi {
 		paths = append(paths, repoPath(kafkaTopicCRD))
 	}
-	p := &plane{strimzi: strimzi, kubectlBin: filepath.Join(assets, "kubectl")}
-	p.env = &envtest.Environment{
-		BinaryAssetsDirectory: assets,
-		CRDInstallOptions:     envtest.CRDInstallOptions{Paths: paths, ErrorIfPathMissing: true},
-	}
-	start := time.Now()
-	cfg, err := p.env.Start()
+	kp, err := kubetest.Start(os.Getenv("KUBEBUILDER_ASSETS"), paths...)
 	if err != nil {
-		return nil, fmt.Errorf("starting envtest from %s: %w", assets, err)
+		return nil, err
 	}
-	fmt.Fprintf(os.Stderr, "tests/controller: control plane (strimzi=%v) up in %s\n", strimzi, time.Since(start).Round(time.Millisecond))
-	p.cfg = cfg
-	fail := func(err error) (*plane, error) { _ = p.env.Stop(); return nil, err }
-	if p.c, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
+	p := &plane{Plane: kp, strimzi: strimzi}
+	fail := func(err error) (*plane, error) { _ = kp.Stop(); return nil, err }
+	if p.c, err = client.New(kp.Config, client.Options{Scheme: scheme}); err != nil {
 		return fail(err)
 	}
-	if p.dir, err = os.MkdirTemp("", "playpulse-controller-test-"); err != nil {
+	if p.adminKubeconfig, err = kp.Kubeconfig("admin", "system:masters"); err != nil {
 		return fail(err)
 	}
-	if p.adminKubeconfig, err = p.kubeconfig("admin", []string{"system:masters"}); err != nil {
-		return fail(err)
-	}
-	if p.controllerKubeconfig, err = p.kubeconfig(controllerUser, nil); err != nil {
+	if p.controllerKubeconfig, err = kp.Kubeconfig(controllerUser); err != nil {
 		return fail(err)
 	}
 	if err := p.grantControllerRBAC(); err != nil {
 		return fail(err)
 	}
 	return p, nil
-}
-
-func (p *plane) kubeconfig(user string, groups []string) (string, error) {
-	u, err := p.env.AddUser(envtest.User{Name: user, Groups: groups}, nil)
-	if err != nil {
-		return "", err
-	}
-	kc, err := u.KubeConfig()
-	if err != nil {
-		return "", err
-	}
-	path := filepath.Join(p.dir, user+".kubeconfig")
-	return path, os.WriteFile(path, kc, 0o600)
 }
 
 // grantControllerRBAC binds the generated ClusterRole to controllerUser,
@@ -225,17 +190,10 @@ func (p *plane) kubectl(t testing.TB, stdin string, args ...string) string {
 	return out
 }
 
-// kubectlRun runs kubectl and returns stdout, stderr and the error.
+// kubectlRun runs kubectl as cluster admin and returns stdout, stderr and
+// the error.
 func (p *plane) kubectlRun(stdin string, args ...string) (string, string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	args = append([]string{"--kubeconfig", p.adminKubeconfig}, args...)
-	cmd := exec.CommandContext(ctx, p.kubectlBin, args...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	return stdout.String(), stderr.String(), err
+	return p.RunKubectl(p.adminKubeconfig, stdin, args...)
 }
 
 // kafkaTopic gets a KafkaTopic as unstructured.

@@ -52,7 +52,7 @@ func TestCRDDefaults(t *testing.T) {
 		}
 	}
 	if pr.Seed != nil {
-		t.Errorf("profile.seed defaults to %d, want unset (each producer picks its own)", *pr.Seed)
+		t.Errorf("profile.seed defaults to %d, want unset (the controller derives one per stream)", *pr.Seed)
 	}
 }
 

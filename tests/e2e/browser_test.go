@@ -199,7 +199,7 @@ func (b *browser) heap() float64 {
 }
 
 // screenshot writes a full-page PNG to $PLAYPULSE_SCREENSHOT (the README's
-// docs/img/dashboard.png, relative to the repository root) or, when it is
+// docs/images/dashboard.png, relative to the repository root) or, when it is
 // not set, into the test's temporary directory, and returns the path.
 func (b *browser) screenshot() string {
 	b.t.Helper()
@@ -284,7 +284,9 @@ func startDashStack(t *testing.T, o dashOpts) *dashStack {
 		"KAFKA_BROKERS": broker.Addr(),
 		"FANOUT_ADDR":   s.fanAddr,
 		"FANOUT_TOPICS": s.topic,
-		"LOG_LEVEL":     "warn",
+		// Only this stack's topic, not every playback-* topic on the broker.
+		"FANOUT_TOPIC_PATTERN": "",
+		"LOG_LEVEL":            "warn",
 	}
 	maps.Copy(s.fanoutEnv, o.fanoutEnv)
 	s.startFanout(t)

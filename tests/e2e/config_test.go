@@ -34,7 +34,7 @@ func TestBadConfigExits2(t *testing.T) {
 		{"producer", "PRODUCER_CATALOG_SIZE", "0"},
 		{"producer", "LOG_LEVEL", "loud"},
 		{"fanout", "KAFKA_BROKERS", ""},
-		{"fanout", "FANOUT_TOPICS", ""},
+		{"fanout", "FANOUT_TOPIC_PATTERN", "("},
 		{"fanout", "FANOUT_WRITE_TIMEOUT", "soon"},
 		{"fanout", "FANOUT_ALLOWED_ORIGINS", "not a url"},
 		{"fanout", "KAFKA_SASL_MECHANISM", "GSSAPI"},

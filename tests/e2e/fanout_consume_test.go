@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"maps"
 	"strings"
 	"syscall"
 	"testing"
@@ -237,4 +238,60 @@ func TestFanoutDiscoversTopicsAndPartitions(t *testing.T) {
 		return nil
 	})
 	t.Logf("new topic and partition consumed %s after their creation", time.Since(start).Round(100*time.Millisecond))
+}
+
+// TestFanoutDiscoversStreamTopicsByDefault: a fan-out started with no topic
+// configuration at all serves the topic the controller gives a
+// PlaybackStream by default, playback-<stream>, including one created while
+// it runs, so a new stream reaches the dashboard without configuration.
+func TestFanoutDiscoversStreamTopicsByDefault(t *testing.T) {
+	nano := time.Now().UnixNano()
+	// Stream names as the controller gets them (Kubernetes names), and
+	// their topics as it names them by default.
+	early, late := fmt.Sprintf("early-%d", nano), fmt.Sprintf("foo-%d", nano)
+	earlyTopic, lateTopic := "playback-"+early, "playback-"+late
+	broker.CreateTopic(t, earlyTopic, 1) // readiness needs one partition to serve
+	f := &fanout{addr: harness.FreeAddr(t)}
+	// No FANOUT_TOPICS, FANOUT_TOPIC_PATTERN or FANOUT_DISCOVERY_INTERVAL: the defaults are
+	// under test. Other tests' playback-* topics are served too; their
+	// streams are not these.
+	f.proc = harness.Start(t, "fanout", map[string]string{
+		"KAFKA_BROKERS": broker.Addr(), "FANOUT_ADDR": f.addr, "LOG_LEVEL": "warn",
+	})
+	harness.WaitReady(t, f.url("/readyz"), 60*time.Second)
+	broker.CreateTopic(t, lateTopic, 2)
+	created := time.Now()
+	p := syncProducer(t, broker.Addr())
+	for i, c := range []struct {
+		topic, stream string
+		partition     int32
+	}{{earlyTopic, early, 0}, {lateTopic, late, 0}, {lateTopic, late, 1}} {
+		now := time.Now()
+		e := event.Event{V: 1, EventID: fmt.Sprint("dflt", i, "-1"), SessionID: fmt.Sprint("dflt", i), Seq: 1, Stream: c.stream, UserID: "u1",
+			MovieID: "m0001", Type: event.Start, Device: "tv", TS: now}
+		send(t, p, c.topic, c.partition, now, e.AppendJSON(nil))
+	}
+	want := map[string]uint64{early: 1, late: 2}
+	harness.Eventually(t, 15*time.Second, "events of both stream topics", func() error {
+		var got struct {
+			Streams []struct {
+				Name        string `json:"name"`
+				EventsTotal uint64 `json:"events_total"`
+			} `json:"streams"`
+		}
+		if err := getJSON(f.url("/api/streams"), &got); err != nil {
+			return err
+		}
+		seen := map[string]uint64{}
+		for _, s := range got.Streams {
+			if _, ok := want[s.Name]; ok {
+				seen[s.Name] = s.EventsTotal
+			}
+		}
+		if !maps.Equal(seen, want) {
+			return fmt.Errorf("events by stream %v, want %v", seen, want)
+		}
+		return nil
+	})
+	t.Logf("topic %s served %s after its creation, with the default configuration", lateTopic, time.Since(created).Round(100*time.Millisecond))
 }

@@ -25,7 +25,7 @@ func TestFanoutNeverReadingClient(t *testing.T) {
 	bin := harness.FastBin(t)
 	fanAddr, prodAddr := harness.FreeAddr(t), harness.FreeAddr(t)
 	harness.StartFrom(t, bin, "fanout", map[string]string{
-		"KAFKA_BROKERS": broker.Addr(), "FANOUT_ADDR": fanAddr, "FANOUT_TOPICS": topic, "FANOUT_TAIL_RATE": "100000",
+		"KAFKA_BROKERS": broker.Addr(), "FANOUT_ADDR": fanAddr, "FANOUT_TOPICS": topic, "FANOUT_TOPIC_PATTERN": "", "FANOUT_TAIL_RATE": "100000",
 		"FANOUT_FRAME_HZ": "20", "FANOUT_WRITE_TIMEOUT": "2s", "LOG_LEVEL": "warn",
 	})
 	harness.WaitReady(t, "http://"+fanAddr+"/readyz", 60*time.Second)

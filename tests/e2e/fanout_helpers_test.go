@@ -31,12 +31,15 @@ func startFanout(t *testing.T, brokers, topic string, env map[string]string) *fa
 	t.Helper()
 	f := &fanout{addr: harness.FreeAddr(t)}
 	e := map[string]string{
-		"KAFKA_BROKERS":    brokers,
-		"FANOUT_ADDR":      f.addr,
-		"FANOUT_TOPICS":    topic,
-		"FANOUT_TAIL_RATE": "100000",
-		"FANOUT_FRAME_HZ":  "20",
-		"LOG_LEVEL":        "warn",
+		"KAFKA_BROKERS": brokers,
+		"FANOUT_ADDR":   f.addr,
+		"FANOUT_TOPICS": topic,
+		// Only the test's own topic: the default pattern, playback-.*,
+		// would also serve every other test's topic on the shared broker.
+		"FANOUT_TOPIC_PATTERN": "",
+		"FANOUT_TAIL_RATE":     "100000",
+		"FANOUT_FRAME_HZ":      "20",
+		"LOG_LEVEL":            "warn",
 	}
 	for k, v := range env {
 		e[k] = v

@@ -73,6 +73,7 @@ func TestProducerKafkaOutage(t *testing.T) {
 	}
 	recs := readAll(t, b, "outage")
 	sessions := checkExactlyOnce(t, recs)
+	checkPartitionTimes(t, recs)
 	if int64(len(recs)) != c.Acknowledged {
 		t.Fatalf("the topic holds %d records, the producer acknowledged %d", len(recs), c.Acknowledged)
 	}

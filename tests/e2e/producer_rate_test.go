@@ -172,6 +172,7 @@ func TestProducerRestartNewRate(t *testing.T) {
 	c := stopProducer(t, p)
 	recs := readAll(t, broker, name)
 	sessions := checkExactlyOnce(t, recs)
+	checkPartitionTimes(t, recs) // one process after the other
 	if prefixes := sessionPrefixes(recs); len(prefixes) != 2 {
 		t.Errorf("session id prefixes %v, want one per process", prefixes)
 	}

@@ -162,11 +162,11 @@ func readAll(t *testing.T, b *kafkatest.Broker, topic string) []record {
 	return out
 }
 
-// checkExactlyOnce checks what a set of producers wrote to a topic: no
-// event id twice, keys equal session ids, timestamps never going backwards
-// within a partition, and each session's events in order with seq 1, 2, 3,
-// ... from its start (every session starts in the topic). It returns the
-// number of sessions.
+// checkExactlyOnce checks what producers wrote to a topic: no event id
+// twice, keys equal session ids, each session's events in order with seq 1,
+// 2, 3, ... from its start (every session starts in the topic) and
+// timestamps never going backwards within a session. It returns the number
+// of sessions.
 func checkExactlyOnce(t *testing.T, recs []record) int {
 	t.Helper()
 	ids := make(map[string]struct{}, len(recs))
@@ -190,4 +190,19 @@ func checkExactlyOnce(t *testing.T, recs []record) int {
 		lastSeq[r.ev.SessionID] = r.ev.Seq
 	}
 	return len(lastSeq)
+}
+
+// checkPartitionTimes checks that record timestamps never go backwards
+// within a partition, which one producer guarantees (events are stamped
+// with their due times and each partition is written in order) and the
+// rate measurement by timestamp relies on.
+func checkPartitionTimes(t *testing.T, recs []record) {
+	t.Helper()
+	last := map[int32]time.Time{}
+	for _, r := range recs {
+		if r.ts.Before(last[r.partition]) {
+			t.Fatalf("partition %d offset %d: timestamp %s before the previous record's %s", r.partition, r.offset, r.ts, last[r.partition])
+		}
+		last[r.partition] = r.ts
+	}
 }

@@ -40,12 +40,14 @@ func startStack(t *testing.T, o stackOpts) *stack {
 	}
 	s := &stack{topic: newTopic(t, o.partitions), fanAddr: harness.FreeAddr(t), prodAddr: harness.FreeAddr(t)}
 	env := map[string]string{
-		"KAFKA_BROKERS":    broker.Addr(),
-		"FANOUT_ADDR":      s.fanAddr,
-		"FANOUT_TOPICS":    s.topic,
-		"FANOUT_TAIL_RATE": "100000", // the tests count every event
-		"FANOUT_FRAME_HZ":  "20",
-		"LOG_LEVEL":        "warn",
+		"KAFKA_BROKERS": broker.Addr(),
+		"FANOUT_ADDR":   s.fanAddr,
+		"FANOUT_TOPICS": s.topic,
+		// Only this stack's topic, not every playback-* topic on the broker.
+		"FANOUT_TOPIC_PATTERN": "",
+		"FANOUT_TAIL_RATE":     "100000", // the tests count every event
+		"FANOUT_FRAME_HZ":      "20",
+		"LOG_LEVEL":            "warn",
 	}
 	for k, v := range o.fanoutEnv {
 		env[k] = v

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -22,18 +21,16 @@ import (
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"playpulse.dev/tests/kubetest"
 )
 
 // controlPlane is one kube-apiserver + etcd for the whole package, started on
 // first use and stopped by TestMain.
 type controlPlane struct {
-	env        *envtest.Environment
-	cfg        *rest.Config
-	kubeconfig string // admin kubeconfig file, for helm and kubectl
-	kubectl    string
+	*kubetest.Plane
+	kubeconfig string // cluster admin, for helm and kubectl
 	clientset  *kubernetes.Clientset
 	dynamic    dynamic.Interface
 	mapper     *restmapper.DeferredDiscoveryRESTMapper
@@ -48,7 +45,7 @@ var (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if cp != nil {
-		if err := cp.env.Stop(); err != nil {
+		if err := cp.Stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "stopping envtest:", err)
 		}
 	}
@@ -71,6 +68,9 @@ func apiServer(t testing.TB) *controlPlane {
 	return cp
 }
 
+// startControlPlane builds the envtest binaries itself when
+// KUBEBUILDER_ASSETS is not set (hack/envtest.sh caches them), so that
+// `go test ./tests/packaging` works on its own.
 func startControlPlane() (*controlPlane, error) {
 	assets := os.Getenv("KUBEBUILDER_ASSETS")
 	if assets == "" {
@@ -79,50 +79,22 @@ func startControlPlane() (*controlPlane, error) {
 			return nil, err
 		}
 	}
-	for _, b := range []string{"kube-apiserver", "etcd", "kubectl"} {
-		if _, err := os.Stat(filepath.Join(assets, b)); err != nil {
-			return nil, fmt.Errorf("envtest binary missing (%v): run hack/envtest.sh", err)
-		}
-	}
-	env := &envtest.Environment{
-		BinaryAssetsDirectory: assets,
-		CRDInstallOptions: envtest.CRDInstallOptions{
-			Paths:              []string{repoPath(testCRDDir)},
-			ErrorIfPathMissing: true,
-		},
-	}
-	start := time.Now()
-	cfg, err := env.Start()
+	kp, err := kubetest.Start(assets, repoPath(testCRDDir))
 	if err != nil {
-		return nil, fmt.Errorf("starting envtest from %s: %w", assets, err)
+		return nil, err
 	}
-	fmt.Fprintf(os.Stderr, "packaging: envtest control plane up in %s\n", time.Since(start).Round(time.Millisecond))
-	c := &controlPlane{env: env, cfg: cfg, kubectl: filepath.Join(assets, "kubectl")}
-	fail := func(err error) (*controlPlane, error) { _ = env.Stop(); return nil, err }
-
-	user, err := env.AddUser(envtest.User{Name: "packaging-admin", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
+	c := &controlPlane{Plane: kp}
+	fail := func(err error) (*controlPlane, error) { _ = kp.Stop(); return nil, err }
+	if c.kubeconfig, err = kp.Kubeconfig("packaging-admin", "system:masters"); err != nil {
 		return fail(err)
 	}
-	kc, err := user.KubeConfig()
-	if err != nil {
+	if c.clientset, err = kubernetes.NewForConfig(kp.Config); err != nil {
 		return fail(err)
 	}
-	dir, err := os.MkdirTemp("", "playpulse-envtest-")
-	if err != nil {
+	if c.dynamic, err = dynamic.NewForConfig(kp.Config); err != nil {
 		return fail(err)
 	}
-	c.kubeconfig = filepath.Join(dir, "kubeconfig")
-	if err := os.WriteFile(c.kubeconfig, kc, 0o600); err != nil {
-		return fail(err)
-	}
-	if c.clientset, err = kubernetes.NewForConfig(cfg); err != nil {
-		return fail(err)
-	}
-	if c.dynamic, err = dynamic.NewForConfig(cfg); err != nil {
-		return fail(err)
-	}
-	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	dc, err := discovery.NewDiscoveryClientForConfig(kp.Config)
 	if err != nil {
 		return fail(err)
 	}
@@ -199,15 +171,14 @@ func (c *controlPlane) helm(t testing.TB, args ...string) string {
 	return mustHelm(t, append(args, "--kubeconfig", c.kubeconfig)...)
 }
 
-func (c *controlPlane) kubectlRun(t testing.TB, args ...string) string {
+// kubectl runs kubectl as cluster admin and returns its stdout.
+func (c *controlPlane) kubectl(t testing.TB, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(c.kubectl, append([]string{"--kubeconfig", c.kubeconfig}, args...)...)
-	cmd.Dir = repoRoot
-	out, err := cmd.CombinedOutput()
+	out, stderr, err := c.RunKubectl(c.kubeconfig, "", args...)
 	if err != nil {
-		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, stderr)
 	}
-	return string(out)
+	return out
 }
 
 // TestAPIServer applies everything the chart and k8s/ can create to a real
@@ -251,9 +222,9 @@ func TestAPIServer(t *testing.T) {
 			t.Errorf("helm upgrade output:\n%s", out)
 		}
 		for _, kind := range []string{"ingress", "hpa", "servicemonitor", "kafka", "kafkanodepool", "playbackstream"} {
-			c.kubectlRun(t, "--namespace", "helm-release", "get", kind, "-o", "name")
+			c.kubectl(t, "--namespace", "helm-release", "get", kind, "-o", "name")
 		}
-		if out := c.kubectlRun(t, "--namespace", "helm-release", "get", "playbackstream", "-o", "name"); !strings.Contains(out, "playbackstream.playpulse.dev/default") {
+		if out := c.kubectl(t, "--namespace", "helm-release", "get", "playbackstream", "-o", "name"); !strings.Contains(out, "playbackstream.playpulse.dev/default") {
 			t.Errorf("no default PlaybackStream after the upgrade: %q", out)
 		}
 	})

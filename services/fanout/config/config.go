@@ -23,7 +23,7 @@ type Config struct {
 
 	Addr                 string        `envconfig:"FANOUT_ADDR" default:":8080" desc:"listen address of the dashboard, /ws, /api and the ops endpoints"`
 	Topics               []string      `envconfig:"FANOUT_TOPICS" default:"playback-events" desc:"comma-separated topics to serve; every replica reads every partition of each (may be empty when FANOUT_TOPIC_PATTERN is set)"`
-	TopicPattern         string        `envconfig:"FANOUT_TOPIC_PATTERN" desc:"regular expression (anchored) of more topics to serve, e.g. playback-.*; new matching topics and partitions are picked up within FANOUT_DISCOVERY_INTERVAL"`
+	TopicPattern         string        `envconfig:"FANOUT_TOPIC_PATTERN" default:"playback-.*" desc:"regular expression (anchored) of more topics to serve; new matching topics and partitions are picked up within FANOUT_DISCOVERY_INTERVAL. The default matches the topic the controller gives a stream by default (playback- and the stream name), so new streams show without configuration; empty serves FANOUT_TOPICS only"`
 	DiscoveryInterval    time.Duration `envconfig:"FANOUT_DISCOVERY_INTERVAL" default:"5s" desc:"how often to look for new topics and partitions"`
 	AllowedOrigins       []string      `envconfig:"FANOUT_ALLOWED_ORIGINS" desc:"extra origins allowed to open /ws (scheme://host[:port]); same-origin is always allowed"`
 	AuthToken            string        `envconfig:"FANOUT_AUTH_TOKEN" desc:"bearer token required on /ws and /api (Authorization: Bearer, or ?access_token= for browsers); empty = no token"`

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"playpulse.dev/services/playback/envconf"
@@ -24,8 +25,48 @@ func TestDefaultsAreValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Token() != "" || c.MaxConnectionsPerIP != 100 || c.ResumeWindow.Seconds() != 60 || c.Pattern() != nil {
+	if c.Token() != "" || c.MaxConnectionsPerIP != 100 || c.ResumeWindow.Seconds() != 60 {
 		t.Fatalf("defaults %+v", c)
+	}
+}
+
+// TestDefaultTopics: with no configuration the fan-out serves the
+// producer's default topic and every topic the controller names by default,
+// playback-<stream>, so a new PlaybackStream shows on the dashboard at once.
+// An empty FANOUT_TOPIC_PATTERN turns the pattern off.
+func TestDefaultTopics(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		topic   string
+		served  bool
+		noMatch bool // Pattern() is nil
+	}{
+		{"producer default", nil, "playback-events", true, false},
+		{"controller default", nil, "playback-prime-time", true, false},
+		{"controller default, dotted stream", nil, "playback-tv.eu", true, false},
+		{"no stream part", nil, "playback", false, false},
+		{"prefix inside", nil, "xplayback-x", false, false},
+		{"other topic", nil, "orders", false, false},
+		{"pattern off", map[string]string{"FANOUT_TOPIC_PATTERN": ""}, "playback-prime-time", false, true},
+		{"pattern off, listed topic", map[string]string{"FANOUT_TOPIC_PATTERN": ""}, "playback-events", true, true},
+		{"own pattern", map[string]string{"FANOUT_TOPICS": "", "FANOUT_TOPIC_PATTERN": "tv-.*"}, "playback-events", false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := load(t, tt.env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := c.Pattern()
+			if (p == nil) != tt.noMatch {
+				t.Fatalf("Pattern() = %v", p)
+			}
+			served := slices.Contains(c.Topics, tt.topic) || (p != nil && p.MatchString(tt.topic))
+			if served != tt.served {
+				t.Errorf("topic %q served %v, want %v (topics %v, pattern %v)", tt.topic, served, tt.served, c.Topics, p)
+			}
+		})
 	}
 }
 

@@ -21,6 +21,11 @@ import (
 // same as flag's, so scripts can tell "fix your config" from "crashed".
 const ExitInvalid = 2
 
+// Version, when set, is printed by -h under the usage line. ops sets it from
+// the version linked into the binary; it lives here because ops imports this
+// package, not the other way round.
+var Version string
+
 // Validator is implemented by config structs with rules beyond types.
 type Validator interface {
 	Validate() error
@@ -125,7 +130,11 @@ func Usage(w io.Writer, name string, spec any) {
 		fmt.Fprintf(w, "%s: %v\n", name, err)
 		return
 	}
-	fmt.Fprintf(w, "Usage: %s\n\nConfigured only through environment variables:\n\n", name)
+	fmt.Fprintf(w, "Usage: %s\n\n", name)
+	if Version != "" {
+		fmt.Fprintf(w, "%s %s\n\n", name, Version)
+	}
+	fmt.Fprint(w, "Configured only through environment variables:\n\n")
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "VARIABLE\tDEFAULT\tDESCRIPTION")
 	for _, v := range vars {

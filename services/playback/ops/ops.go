@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -64,10 +65,13 @@ type check struct {
 	fn   func() error
 }
 
-// NewServer returns a server with Go and process metrics registered.
+// NewServer returns a server with Go, process and build-info metrics
+// registered. Every service builds its one Server at startup, so this is
+// also where the build is logged.
 func NewServer(log *slog.Logger) *Server {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), BuildInfo())
+	log.Info("build", "version", Version, "revision", Revision, "goversion", runtime.Version())
 	s := &Server{mux: http.NewServeMux(), reg: reg, log: log}
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -32,7 +32,7 @@ type Config struct {
 	DailyUTCOffset int           `envconfig:"DAILY_UTC_OFFSET" default:"0" desc:"hours added to UTC to get the viewers' local time for the daily profile"`
 
 	MaxSessions int    `envconfig:"MAX_SESSIONS" default:"500000" desc:"hard cap on live sessions (memory bound, about 300 bytes each)"`
-	Seed        uint64 `envconfig:"SEED" default:"0" desc:"random seed; 0 picks a random one (Sim.Seed reports it); the same seed and the same sequence of Next times give the same events"`
+	Seed        uint64 `envconfig:"SEED" default:"0" desc:"random seed; 0 picks a random one (Sim.Seed reports it); mixed with the instance id, so processes sharing a seed simulate different viewers; the same seed, instance id and sequence of Next times give the same events"`
 }
 
 // DefaultConfig returns the configuration with every default applied; it is

@@ -80,8 +80,11 @@
 //
 // Model choices: EXIT_BEFORE_START_RATE=0.05, PLAYBACK_ERROR_RATE=0.005,
 // USERS=200000, MAX_SESSIONS=500000, DAILY_UTC_OFFSET=0, SEED=0 (random;
-// Sim.Seed reports it). A given seed with the same sequence of Next times
-// reproduces the events byte for byte.
+// Sim.Seed reports it). A given seed and session prefix (the producer's
+// instance id) with the same sequence of Next times reproduce the events
+// byte for byte. The prefix is part of the random source, so processes that
+// share a seed, as the replicas of one PlaybackStream do, simulate different
+// viewers instead of repeating each other.
 //
 // TestStatistics checks the measured rates against these values; see its
 // comment for the tolerances.

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"errors"
+	"hash/fnv"
 	"math"
 	"math/rand/v2"
 	"strconv"
@@ -101,7 +102,10 @@ type entry struct {
 // processes: the producer should pass e.g. the pod name plus a random suffix
 // chosen at start-up. Session ids are sessionPrefix + "-" + a base-36
 // counter ("s" + counter if sessionPrefix is empty); event ids are the
-// session id + "-" + seq. The rate starts at 0: call SetRate before Next.
+// session id + "-" + seq. sessionPrefix is also mixed into the random
+// source, so the replicas of one stream, which share a seed, simulate
+// different viewers; the same seed and sessionPrefix reproduce a run. The
+// rate starts at 0: call SetRate before Next.
 // The first New for a configuration calibrates the model (~0.1 s); later
 // ones with the same configuration (any seed) reuse it.
 func New(cfg Config, stream, sessionPrefix string) (*Sim, error) {
@@ -127,13 +131,27 @@ func New(cfg Config, stream, sessionPrefix string) (*Sim, error) {
 	}
 	s.g = gen{
 		m:      getModel(cfg),
-		rng:    rand.New(rand.NewPCG(seed, splitmix(seed))),
+		rng:    rand.New(rand.NewPCG(seed, splitmix(seed)^instanceKey(sessionPrefix))),
 		hb:     int64(cfg.HeartbeatInterval),
 		stream: stream,
 		prefix: prefix,
 		buf:    make([]byte, 0, 64),
 	}
 	return s, nil
+}
+
+// instanceKey is 0 for an empty prefix, which keeps the random source of
+// earlier versions for it, and a 64-bit FNV-1a hash of the prefix otherwise.
+// Without it, replicas given one PRODUCER_SEED would draw the same titles,
+// devices and stalls in the same order: the stream would look like one
+// audience repeated, not a larger one.
+func instanceKey(prefix string) uint64 {
+	if prefix == "" {
+		return 0
+	}
+	h := fnv.New64a()
+	h.Write([]byte(prefix))
+	return h.Sum64()
 }
 
 // Seed returns the seed in use (the configured one, or the random one

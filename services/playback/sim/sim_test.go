@@ -413,3 +413,46 @@ func TestExtremeConfigs(t *testing.T) {
 		})
 	}
 }
+
+// TestInstancesDiffer: replicas of one stream share PRODUCER_SEED, so the
+// session prefix (the instance id) must set them apart: their viewers,
+// titles, devices and event types differ, while one prefix with one seed
+// still reproduces the same behaviour.
+func TestInstancesDiffer(t *testing.T) {
+	behaviour := func(seed uint64, prefix string) [32]byte {
+		cfg := DefaultConfig()
+		cfg.Seed = seed
+		s, err := New(cfg, "default", prefix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.SetRate(1000)
+		h := sha256.New()
+		pace(s, t0, 1000, 5000, func(_ time.Time, e *event.Event) {
+			// Everything but the ids, which carry the prefix by design.
+			fmt.Fprintln(h, e.Seq, e.Type, e.UserID, e.MovieID, e.Device, e.Position, e.Bitrate, e.CDN, e.StallMS, e.StartupMS)
+		})
+		return [32]byte(h.Sum(nil))
+	}
+	tests := []struct {
+		name     string
+		a, b     string
+		seedA    uint64
+		seedB    uint64
+		wantSame bool
+	}{
+		{"same seed, same instance", "live-producer-7d9-a1", "live-producer-7d9-a1", 42, 42, true},
+		{"same seed, other replica", "live-producer-7d9-a1", "live-producer-7d9-b2", 42, 42, false},
+		{"same seed, restarted replica", "live-producer-7d9-a1", "live-producer-7d9-a1x", 42, 42, false},
+		{"same instance, other seed", "pod-a", "pod-a", 42, 43, false},
+		{"no prefix, same seed", "", "", 7, 7, true},
+		{"no prefix and a prefix", "", "pod-a", 7, 7, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if same := behaviour(tt.seedA, tt.a) == behaviour(tt.seedB, tt.b); same != tt.wantSame {
+				t.Errorf("%q seed %d vs %q seed %d: same behaviour %v, want %v", tt.a, tt.seedA, tt.b, tt.seedB, same, tt.wantSame)
+			}
+		})
+	}
+}

@@ -46,7 +46,7 @@ type Config struct {
 	Rate   float64 `envconfig:"PRODUCER_RATE" default:"100" desc:"target events per second for this process; 0 pauses (stays connected, sends nothing)"`
 	Stream string  `envconfig:"PRODUCER_STREAM" default:"default" desc:"stream name written into every event (the PlaybackStream's name)"`
 	Addr   string  `envconfig:"PRODUCER_ADDR" default:":8081" desc:"listen address of /healthz, /readyz and /metrics"`
-	ID     string  `envconfig:"PRODUCER_ID" desc:"instance id that prefixes session ids; it must differ between processes writing the same topic, restarts included, so leave it empty except to reproduce a run; default: host name plus a random suffix, unique per process"`
+	ID     string  `envconfig:"PRODUCER_ID" desc:"instance id that prefixes session ids and is mixed into PRODUCER_SEED (replicas sharing a seed simulate different viewers); it must differ between processes writing the same topic, restarts included, so leave it empty except to reproduce a run; default: host name plus a random suffix, unique per process"`
 
 	// Sim holds the simulator knobs, read as PRODUCER_<knob>.
 	Sim sim.Config `envconfig:"PRODUCER"`

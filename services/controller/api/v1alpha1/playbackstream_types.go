@@ -161,9 +161,12 @@ type ProfileSpec struct {
 	StartFailureRate *float64 `json:"startFailureRate,omitempty"`
 
 	// Seed of the simulator (PRODUCER_SEED), for reproducible events. Absent
-	// or 0: every producer process picks its own random seed. Every replica
-	// gets the same seed, so with more than one replica they send the same
-	// sequence of events (with different session ids).
+	// or 0: the controller derives a seed from the stream's UID, stable for
+	// the stream's life (it never rolls the producers by itself) and
+	// different for every stream. Every replica gets the same seed and mixes
+	// its own instance id into it, so replicas simulate different viewers;
+	// a producer run with the same seed and PRODUCER_ID draws the same
+	// audience again.
 	// +kubebuilder:validation:Minimum=0
 	// +optional
 	Seed *int64 `json:"seed,omitempty"`

@@ -132,8 +132,12 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		Help: "Always 1; topic_mode is how topics are managed (Strimzi or Kafka).",
 	}, []string{"topic_mode"})
 	info.WithLabelValues(string(mode)).Set(1)
-	if err := crmetrics.Registry.Register(info); err != nil {
-		return err
+	// /metrics below serves controller-runtime's registry, not ops.Server's,
+	// so the build-info gauge goes there too.
+	for _, c := range []prometheus.Collector{info, ops.BuildInfo()} {
+		if err := crmetrics.Registry.Register(c); err != nil {
+			return err
+		}
 	}
 
 	// /readyz: ready once the informers have synced (at once on a standby

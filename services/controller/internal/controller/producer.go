@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -56,10 +57,25 @@ func producerEnv(s *v1alpha1.PlaybackStream, e effective) []corev1.EnvVar {
 	if p.StartFailureRate != nil {
 		env = append(env, corev1.EnvVar{Name: "PRODUCER_START_FAILURE_RATE", Value: formatRate(*p.StartFailureRate)})
 	}
-	if p.Seed != nil && *p.Seed > 0 {
-		env = append(env, corev1.EnvVar{Name: "PRODUCER_SEED", Value: strconv.FormatInt(*p.Seed, 10)})
-	}
+	env = append(env, corev1.EnvVar{Name: "PRODUCER_SEED", Value: strconv.FormatInt(streamSeed(s), 10)})
 	return env
+}
+
+// streamSeed is the simulator seed of a stream: spec.profile.seed when set,
+// else one derived from the stream's UID. Derived, not random, because the
+// seed is in the pod template: a new value on every reconcile would roll the
+// producers each time. The UID (not the name) makes a stream deleted and
+// created again a new audience. Replicas share the seed; the producer mixes
+// its instance id in, so they still simulate different viewers.
+func streamSeed(s *v1alpha1.PlaybackStream) int64 {
+	if p := s.Spec.Profile.Seed; p != nil && *p > 0 {
+		return *p
+	}
+	sum := sha256.Sum256([]byte(s.UID))
+	// 63 bits, so that the value can be copied into spec.profile.seed
+	// (an int64 ≥ 0) to reproduce the stream; never 0, which would ask
+	// every producer to pick its own.
+	return int64(max(binary.BigEndian.Uint64(sum[:8])>>1, 1))
 }
 
 // defaultResources fit one producer at a few thousand events/s: its memory

@@ -2,6 +2,8 @@ package controller
 
 import (
 	"encoding/json"
+	"math"
+	"strconv"
 	"testing"
 	"time"
 
@@ -9,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"playpulse.dev/services/controller/api/v1alpha1"
 )
@@ -67,6 +70,7 @@ func TestProducerEnv(t *testing.T) {
 		"PRODUCER_DEVICE_MIX":         "tv:72,mobile:12,desktop:11,tablet:5",
 		"PRODUCER_REBUFFER_RATIO":     "0.005",
 		"PRODUCER_START_FAILURE_RATE": "0.02",
+		"PRODUCER_SEED":               "5847149694768934564", // from the UID: see TestStreamSeed
 	}
 	got := env(d)
 	for k, v := range want {
@@ -77,9 +81,6 @@ func TestProducerEnv(t *testing.T) {
 	if len(got) != len(want) {
 		t.Errorf("env %v has extra variables", got)
 	}
-	if _, ok := got["PRODUCER_SEED"]; ok {
-		t.Errorf("PRODUCER_SEED set without spec.profile.seed")
-	}
 
 	// Kafka admin mode: the controller's brokers; a stream's own win.
 	if got := env(deployment(t, testStream(nil), v1alpha1.TopicModeKafka))["KAFKA_BROKERS"]; got != "kafka-0:9092,kafka-1:9092" {
@@ -89,9 +90,52 @@ func TestProducerEnv(t *testing.T) {
 	if got := env(deployment(t, own, v1alpha1.TopicModeStrimzi))["KAFKA_BROKERS"]; got != "b:9093" {
 		t.Errorf("own bootstrap KAFKA_BROKERS %q", got)
 	}
-	seeded := testStream(func(s *v1alpha1.PlaybackStream) { v := int64(42); s.Spec.Profile.Seed = &v })
-	if got := env(deployment(t, seeded, v1alpha1.TopicModeStrimzi))["PRODUCER_SEED"]; got != "42" {
-		t.Errorf("PRODUCER_SEED %q", got)
+}
+
+// TestStreamSeed: every stream gets a seed ("a seed per stream"): its own
+// when spec.profile.seed is set, else one derived from its UID, which is the
+// same on every reconcile (so it never rolls the producers by itself) and
+// differs between streams.
+func TestStreamSeed(t *testing.T) {
+	seed := func(v int64) func(*v1alpha1.PlaybackStream) {
+		return func(s *v1alpha1.PlaybackStream) { s.Spec.Profile.Seed = &v }
+	}
+	uid := func(u types.UID) func(*v1alpha1.PlaybackStream) {
+		return func(s *v1alpha1.PlaybackStream) { s.UID = u }
+	}
+	tests := []struct {
+		name   string
+		mutate func(*v1alpha1.PlaybackStream)
+		want   string
+	}{
+		{"given", seed(42), "42"},
+		{"given, largest", seed(math.MaxInt64), "9223372036854775807"},
+		// A change of the derivation would roll every stream's producers
+		// on upgrade: these values are part of the contract.
+		{"unset: from the UID", nil, "5847149694768934564"},
+		{"0: from the UID", seed(0), "5847149694768934564"},
+		{"another stream", uid("u-2"), "1148757337810897386"},
+		{"a real UID", uid("9f1c2d3e-0000-4000-8000-000000000001"), "1272161144580120466"},
+		{"same UID, other name and namespace", func(s *v1alpha1.PlaybackStream) { s.Name, s.Namespace = "late", "radio" }, "5847149694768934564"},
+		{"same UID, other rate, replicas and profile", func(s *v1alpha1.PlaybackStream) {
+			s.Spec.EventsPerSecond, s.Spec.Replicas, s.Spec.Profile.ZipfAlpha = 9000, 5, 1.3
+		}, "5847149694768934564"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := testStream(tt.mutate)
+			got := env(deployment(t, s, v1alpha1.TopicModeStrimzi))["PRODUCER_SEED"]
+			if got != tt.want {
+				t.Errorf("PRODUCER_SEED %q, want %q", got, tt.want)
+			}
+			again := env(deployment(t, s.DeepCopy(), v1alpha1.TopicModeKafka))["PRODUCER_SEED"]
+			if again != got {
+				t.Errorf("PRODUCER_SEED %q on a second reconcile (Kafka mode), first %q", again, got)
+			}
+			if n, err := strconv.ParseInt(got, 10, 64); err != nil || n <= 0 {
+				t.Errorf("PRODUCER_SEED %q is not a seed spec.profile.seed accepts (> 0): %v", got, err)
+			}
+		})
 	}
 }
 

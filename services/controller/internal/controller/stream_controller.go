@@ -103,6 +103,16 @@ func (deletionStarted) Update(e event.UpdateEvent) bool {
 
 // Reconcile implements reconcile.Reconciler.
 func (r *StreamReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	res, err := r.reconcile(ctx, req)
+	if err != nil && ctx.Err() != nil {
+		// The manager is stopping: the half-done work is not a failure, and
+		// whichever controller leads next lists every stream again.
+		return ctrl.Result{}, nil
+	}
+	return res, err
+}
+
+func (r *StreamReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var s v1alpha1.PlaybackStream
 	if err := r.client.Get(ctx, req.NamespacedName, &s); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)

@@ -422,12 +422,16 @@ func (c *Consumer) partitionLoop(ctx context.Context, tp topicPartition, st *par
 	pos := c.m.offset.WithLabelValues(tp.topic, partLabel)
 	batch := make([]Record, MaxBatch)
 	var events float64
+	// One decoder per partition: it interns the low-cardinality strings
+	// (stream, title, device, ...), so most records decode without
+	// allocating them again.
+	var dec event.Decoder
 	take := func(msg *sarama.ConsumerMessage, n int) int {
 		if !st.caughtUp.Load() && msg.Offset+1 >= st.target {
 			st.caughtUp.Store(true)
 		}
 		rec := &batch[n]
-		if err := event.Decode(msg.Value, &rec.Event); err != nil {
+		if err := dec.Decode(msg.Value, &rec.Event); err != nil {
 			reason := event.ReasonOf(err)
 			c.m.bad.WithLabelValues(reason).Inc()
 			c.warn.Warn("bad:"+reason, "skipping bad record", "reason", reason, "topic", tp.topic, "partition", tp.partition, "offset", msg.Offset, "err", err)

@@ -4,8 +4,6 @@ package main
 
 import (
 	"context"
-	"net/http"
-	_ "net/http/pprof" // TEMP-PPROF
 	"os"
 	"os/signal"
 	"syscall"
@@ -30,7 +28,11 @@ func main() {
 		log.Error("kafka config", "err", err)
 		os.Exit(envconf.ExitInvalid)
 	}
-	source, err := sim.New(cfg.Sim, cfg.Stream, cfg.InstanceID())
+	// The instance id is random per process unless PRODUCER_ID is set, and
+	// the simulator mixes it into its seed: it is logged with the seed so
+	// that a run can be reproduced.
+	instance := cfg.InstanceID()
+	source, err := sim.New(cfg.Sim, cfg.Stream, instance)
 	if err != nil {
 		log.Error("simulator config", "err", err)
 		os.Exit(envconf.ExitInvalid)
@@ -42,14 +44,13 @@ func main() {
 		Log: log, Registerer: srv.Registry(),
 	})
 	srv.AddReadiness("kafka", pub.Ready)
-	srv.Handle("/debug/pprof/", http.DefaultServeMux) // TEMP-PPROF
 	ln, err := ops.Listen(cfg.Addr)
 	if err != nil {
 		log.Error("listen", "err", err)
 		os.Exit(1)
 	}
 	log.Info("producer starting", "topic", cfg.Topic, "rate", cfg.Rate, "stream", cfg.Stream, "brokers", cfg.Brokers,
-		"compression", cfg.Compression, "linger", cfg.Linger, "daily_profile", cfg.Sim.DailyProfile, "seed", source.Seed())
+		"compression", cfg.Compression, "linger", cfg.Linger, "daily_profile", cfg.Sim.DailyProfile, "seed", source.Seed(), "instance", instance)
 
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- srv.Serve(ctx, ln) }()

@@ -86,9 +86,13 @@ const (
 	// schedule restarts rather than bursting a backlog that would distort
 	// the rate.
 	maxCatchUp = time.Second
-	// minSleep: at high rates the pacer wakes at most this often and sends
-	// every event that fell due meanwhile, each stamped with its due time.
-	minSleep = 500 * time.Microsecond
+	// minSleep: above 1/minSleep events/s the pacer wakes at most this often
+	// and sends every event that fell due meanwhile, each stamped with its
+	// due time. Bursts let sarama's goroutines hand events on in runs
+	// instead of waking for each: 2 ms costs 20% less CPU per event than
+	// 0.5 ms at 40,000 events/s, for at most 2 ms more latency at high rates
+	// (at low rates the pacer sleeps until each event is due).
+	minSleep = 2 * time.Millisecond
 	// staleAfter is how long events may wait without any acknowledgement
 	// before the publisher reports itself not ready.
 	staleAfter = 5 * time.Second
@@ -106,12 +110,13 @@ type Publisher struct {
 	src     Source
 	m       *metrics
 	warn    *ratelog.Logger
-	// free recycles records once Kafka answered. Unlike a sync.Pool it is
-	// not emptied by every garbage collection, which at high rates would
-	// reallocate the whole in-flight set each cycle.
-	free chan *record
+	free    freeList
 
-	generated, acked, failed atomic.Int64
+	// Each counter has its own cache line: the pacer writes generated, the
+	// collectors acked and failed, hundreds of thousands of times a second.
+	generated padded
+	acked     padded
+	failed    padded
 	// lastProgress is the unix nanos of the last acknowledgement or failure,
 	// or of the send that found nothing in flight: readiness measures how
 	// long events have waited from it.
@@ -138,9 +143,10 @@ func New(sc *sarama.Config, brokers []string, src Source, opts Options) *Publish
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	p := &Publisher{opts: opts, brokers: brokers, sc: sc, src: src, warn: ratelog.New(opts.Log, 10*time.Second),
-		free: make(chan *record, min(opts.MaxBuffered, 1<<16))}
+	p := &Publisher{opts: opts, brokers: brokers, sc: sc, src: src, warn: ratelog.New(opts.Log, 10*time.Second)}
+	p.free.max = min(opts.MaxBuffered, 1<<16)
 	p.m = newMetrics(opts.Registerer, p)
+	src.SetRate(opts.Rate)
 	p.m.target.Set(src.Rate(time.Now()))
 	return p
 }
@@ -196,6 +202,12 @@ func expBackoff(first, most time.Duration) func(retries, maxRetries int) time.Du
 		}
 		return d
 	}
+}
+
+// padded is an atomic counter alone on its cache line.
+type padded struct {
+	atomic.Int64
+	_ [56]byte
 }
 
 // Stats is a consistent-enough view of the counters for logs and tests.
@@ -491,7 +503,6 @@ func (s *schedule) catchUp(now time.Time) {
 
 // pace generates events on the schedule until ctx ends.
 func (p *Publisher) pace(ctx context.Context, prod sarama.AsyncProducer) {
-	p.src.SetRate(p.opts.Rate)
 	stats, hasStats := p.src.(StatsSource)
 	if p.opts.Rate <= 0 {
 		p.opts.Log.Info("rate is 0: paused, connected, sending nothing")
@@ -523,20 +534,27 @@ func (p *Publisher) pace(ctx context.Context, prod sarama.AsyncProducer) {
 			timer.Reset(250 * time.Millisecond)
 			continue
 		}
+		n := p.inflight()
+		if n == 0 {
+			// Nothing waits: readiness measures waiting from here.
+			p.lastProgress.Store(now.UnixNano())
+		}
+		// budget is how many events may be generated before the buffer is
+		// full; acks only raise it, so it is re-read only when spent (the
+		// acked counter is written by another core at the same rate).
+		budget := int64(p.opts.MaxBuffered) - n
 		for {
 			due := sch.due()
 			if wait := due.Sub(now); wait > 0 {
 				timer.Reset(max(wait, minSleep))
 				break
 			}
-			n := p.inflight()
-			if n >= int64(p.opts.MaxBuffered) {
-				// Backpressure: wait for acks instead of growing a buffer.
-				timer.Reset(10 * time.Millisecond)
-				break
-			}
-			if n == 0 {
-				p.lastProgress.Store(now.UnixNano())
+			if budget <= 0 {
+				if budget = int64(p.opts.MaxBuffered) - p.inflight(); budget <= 0 {
+					// Backpressure: wait for acks instead of growing a buffer.
+					timer.Reset(10 * time.Millisecond)
+					break
+				}
 			}
 			p.src.Next(due, &ev)
 			r := p.newRecord(&ev, due)
@@ -551,6 +569,7 @@ func (p *Publisher) pace(ctx context.Context, prod sarama.AsyncProducer) {
 				}
 			}
 			p.generated.Add(1)
+			budget--
 			sch.k++
 		}
 	}
@@ -593,12 +612,7 @@ func (v *valueEncoder) Length() int             { return len(v.buf) - v.keyLen }
 var schemaHeader = []sarama.RecordHeader{{Key: []byte(event.HeaderSchema), Value: []byte{'0' + event.Version}}}
 
 func (p *Publisher) newRecord(e *event.Event, created time.Time) *record {
-	var r *record
-	select {
-	case r = <-p.free:
-	default:
-		r = new(record)
-	}
+	r := p.free.get()
 	if r.buf == nil {
 		r.buf = make([]byte, 0, 512)
 	}
@@ -623,10 +637,42 @@ func (p *Publisher) release(r *record) {
 		r.buf = nil // an unusually large event: do not keep its buffer
 	}
 	r.msg = sarama.ProducerMessage{}
-	select {
-	case p.free <- r:
-	default: // enough spares
+	p.free.put(r)
+}
+
+// freeList recycles records once Kafka answered. Unlike a sync.Pool it is
+// not emptied by every garbage collection (which at high rates would
+// reallocate the whole in-flight set each cycle), and it hands out the
+// most recently released records first, which are still in the CPU cache.
+// get is called by the pacer only; put by the result collectors.
+type freeList struct {
+	mu     sync.Mutex
+	shared []*record // released, most recent last
+	local  []*record // the pacer's, taken from shared in one swap
+	max    int
+}
+
+func (f *freeList) get() *record {
+	if len(f.local) == 0 {
+		f.mu.Lock()
+		f.local, f.shared = f.shared, f.local
+		f.mu.Unlock()
+		if len(f.local) == 0 {
+			return new(record)
+		}
 	}
+	r := f.local[len(f.local)-1]
+	f.local[len(f.local)-1] = nil
+	f.local = f.local[:len(f.local)-1]
+	return r
+}
+
+func (f *freeList) put(r *record) {
+	f.mu.Lock()
+	if len(f.shared) < f.max {
+		f.shared = append(f.shared, r)
+	}
+	f.mu.Unlock()
 }
 
 func (p *Publisher) collectSuccesses(prod sarama.AsyncProducer) {

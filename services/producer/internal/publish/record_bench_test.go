@@ -27,7 +27,8 @@ func BenchmarkGenerate(b *testing.B) {
 		now = now.Add(time.Second / rate)
 		s.Next(now, &e)
 	}
-	p := &Publisher{opts: Options{Topic: "t"}, free: make(chan *record, 1024)}
+	p := &Publisher{opts: Options{Topic: "t"}}
+	p.free.max = 1024
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
