@@ -50,14 +50,14 @@ func TestDashboardUnderLoad(t *testing.T) {
 	b := newBrowser(t)
 	b.open(s.fanAddr)
 	b.wait(30*time.Second, `document.getElementById("status").dataset.state === "live"`)
-	// Wait until the load reaches the fan-out (the KPI is its 10 s rate). On
-	// this 2-core machine, shared by the broker, the producer, the fan-out
-	// and the browser, the fan-out may read less than the producer writes:
-	// it must read at least a fifth of it over the window, 10,000 events/s,
-	// 50 times what the server sends one browser and more than the original
-	// demo froze at. The page's own cost does not depend on the rate beyond
-	// the server's per-browser caps; the log says what was reached.
-	minRate := loadRate / 5
+	// Wait until the load reaches the fan-out (the KPI is its 10 s rate),
+	// and require it to carry at least 90% of the producer's rate over the
+	// window: on this 2-core machine, shared by the broker, the producer,
+	// the fan-out and the browser, it reads all of it when nothing else runs
+	// (make bench: about 400,000 events/s of ingest headroom). The page's
+	// own cost does not depend on the rate beyond the server's per-browser
+	// caps; the log says what was reached.
+	minRate := loadRate * 9 / 10
 	b.wait(90*time.Second, fmt.Sprintf(`Number(document.getElementById("kpi-rate").dataset.value) >= %d`, minRate))
 	b.wait(30*time.Second, `Number(document.getElementById("tail-stats").dataset.skipped) > 0 && document.querySelector("#tail tr.m-skip") !== null`)
 

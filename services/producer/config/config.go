@@ -54,7 +54,7 @@ type Config struct {
 	MaxBuffered int `envconfig:"PRODUCER_MAX_BUFFERED" default:"200000" desc:"events generated but not yet acknowledged before the producer stops generating (backpressure while Kafka is slow or down)"`
 
 	Compression string        `envconfig:"PRODUCER_COMPRESSION" default:"lz4" desc:"record batch compression: none, snappy, lz4 or zstd (lz4: the highest throughput in make bench, 4.6x smaller than none)"`
-	Linger      time.Duration `envconfig:"PRODUCER_LINGER" default:"5ms" desc:"longest time an event waits for more to share its batch; bounds the latency added at low rates (0 sends each event at once)"`
+	Linger      time.Duration `envconfig:"PRODUCER_LINGER" default:"5ms" desc:"longest time an event waits for more to share its batch; not used when PRODUCER_RATE × linger < 1 (no other event would come), so low rates add no latency (0: send each event at once)"`
 }
 
 // Validate checks values beyond their types.

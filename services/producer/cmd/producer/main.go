@@ -50,7 +50,7 @@ func main() {
 		os.Exit(1)
 	}
 	log.Info("producer starting", "topic", cfg.Topic, "rate", cfg.Rate, "stream", cfg.Stream, "brokers", cfg.Brokers,
-		"compression", cfg.Compression, "linger", cfg.Linger, "daily_profile", cfg.Sim.DailyProfile, "seed", source.Seed(), "instance", instance)
+		"compression", cfg.Compression, "linger", publish.EffectiveLinger(cfg.Linger, cfg.Rate), "daily_profile", cfg.Sim.DailyProfile, "seed", source.Seed(), "instance", instance)
 
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- srv.Serve(ctx, ln) }()

@@ -126,3 +126,23 @@ func TestExpBackoff(t *testing.T) {
 		t.Errorf("huge retry count: %s", got)
 	}
 }
+
+func TestEffectiveLinger(t *testing.T) {
+	for _, tc := range []struct {
+		linger time.Duration
+		rate   float64
+		want   time.Duration
+	}{
+		{5 * time.Millisecond, 0, 0},
+		{5 * time.Millisecond, 10, 0},
+		{5 * time.Millisecond, 199, 0},
+		{5 * time.Millisecond, 200, 5 * time.Millisecond},
+		{5 * time.Millisecond, 50000, 5 * time.Millisecond},
+		{20 * time.Millisecond, 100, 20 * time.Millisecond},
+		{0, 1e6, 0},
+	} {
+		if got := EffectiveLinger(tc.linger, tc.rate); got != tc.want {
+			t.Errorf("EffectiveLinger(%s, %g) = %s, want %s", tc.linger, tc.rate, got, tc.want)
+		}
+	}
+}
