@@ -118,6 +118,19 @@ func TestInvalidSpecsAreRefused(t *testing.T) {
 		}, []string{"spec.topic.retention", "at least 1m"}},
 		{"name longer than a label value", func(s *v1alpha1.PlaybackStream) { s.Name = strings.Repeat("a", 64) },
 			[]string{"metadata.name must be at most 63 characters"}},
+		{"unknown authentication type", func(s *v1alpha1.PlaybackStream) {
+			s.Spec.Kafka.Authentication = &v1alpha1.KafkaAuthentication{Type: "oauth", Username: "u", PasswordSecret: &v1alpha1.PasswordSecretSource{SecretName: "s", Password: "p"}}
+		}, []string{"spec.kafka.authentication.type", `Unsupported value: "oauth"`}},
+		{"scram without its password", func(s *v1alpha1.PlaybackStream) {
+			s.Spec.Kafka.Authentication = &v1alpha1.KafkaAuthentication{Type: "scram-sha-512", Username: "u"}
+		}, []string{"spec.kafka.authentication", "need username and passwordSecret"}},
+		{"mutual TLS without a trusted CA", func(s *v1alpha1.PlaybackStream) {
+			s.Spec.Kafka.Authentication = &v1alpha1.KafkaAuthentication{Type: "tls", CertificateAndKey: &v1alpha1.CertAndKeySecretSource{SecretName: "u", Certificate: "user.crt", Key: "user.key"}}
+		}, []string{"spec.kafka", "set kafka.tls.trustedCertificates too"}},
+		{"two trusted certificates", func(s *v1alpha1.PlaybackStream) {
+			c := v1alpha1.CertSecretSource{SecretName: "ca", Certificate: "ca.crt"}
+			s.Spec.Kafka.TLS = &v1alpha1.KafkaTLS{TrustedCertificates: []v1alpha1.CertSecretSource{c, c}}
+		}, []string{"spec.kafka.tls.trustedCertificates", "must have at most 1 item"}},
 	}
 	for i, c := range creates {
 		t.Run("create/"+c.name, func(t *testing.T) {
@@ -126,6 +139,20 @@ func TestInvalidSpecsAreRefused(t *testing.T) {
 			requireInvalid(t, err, c.want...)
 		})
 	}
+
+	t.Run("secured Kafka specs are accepted", func(t *testing.T) {
+		ca := &v1alpha1.KafkaTLS{TrustedCertificates: []v1alpha1.CertSecretSource{{SecretName: "playpulse-cluster-ca-cert", Certificate: "ca.crt"}}}
+		for name, k := range map[string]v1alpha1.KafkaSpec{
+			"good-mtls": {TLS: ca, Authentication: &v1alpha1.KafkaAuthentication{Type: "tls",
+				CertificateAndKey: &v1alpha1.CertAndKeySecretSource{SecretName: "viewer", Certificate: "user.crt", Key: "user.key"}}},
+			"good-scram": {TLS: ca, Authentication: &v1alpha1.KafkaAuthentication{Type: "scram-sha-512", Username: "viewer",
+				PasswordSecret: &v1alpha1.PasswordSecretSource{SecretName: "viewer", Password: "password"}}},
+		} {
+			if err := p.c.Create(ctx, stream(ns, name, func(s *v1alpha1.PlaybackStream) { s.Spec.Kafka = k })); err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+		}
+	})
 
 	t.Run("kubectl shows the reason", func(t *testing.T) {
 		yaml := "apiVersion: playpulse.dev/v1alpha1\nkind: PlaybackStream\nmetadata:\n  name: typo\n  namespace: " + ns +

@@ -77,6 +77,7 @@ type TopicSpec struct {
 // KafkaSpec says which Kafka cluster a stream uses.
 //
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.cluster) || (has(self.cluster) && self.cluster == oldSelf.cluster)",message="kafka.cluster cannot change once set: the KafkaTopic belongs to its cluster's Topic Operator; create a new PlaybackStream instead"
+// +kubebuilder:validation:XValidation:rule="!has(self.authentication) || self.authentication.type != 'tls' || has(self.tls)",message="authentication type tls is mutual TLS: set kafka.tls.trustedCertificates too"
 type KafkaSpec struct {
 	// Cluster is the Strimzi Kafka cluster's name (the KafkaTopic's
 	// strimzi.io/cluster label). Default: the controller's
@@ -94,6 +95,87 @@ type KafkaSpec struct {
 	// +kubebuilder:validation:Pattern=`^[^,\s:]+:[0-9]{1,5}(,[^,\s:]+:[0-9]{1,5})*$`
 	// +optional
 	BootstrapServers string `json:"bootstrapServers,omitempty"`
+
+	// TLS makes the producers connect with TLS, trusting the given CA
+	// (Strimzi: the <cluster>-cluster-ca-cert secret, key ca.crt). With
+	// Strimzi and no bootstrapServers, the derived address uses port 9093,
+	// Strimzi's TLS listener.
+	// +optional
+	TLS *KafkaTLS `json:"tls,omitempty"`
+
+	// Authentication of the producers, in Strimzi's KafkaUser terms.
+	// +optional
+	Authentication *KafkaAuthentication `json:"authentication,omitempty"`
+}
+
+// KafkaTLS is the trust the producers need for a TLS listener. The shape
+// follows Strimzi's own clients (KafkaConnect, KafkaBridge).
+type KafkaTLS struct {
+	// TrustedCertificates: the CA certificate to trust (one; the
+	// producers read a single PEM file, which may hold several CAs).
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=1
+	TrustedCertificates []CertSecretSource `json:"trustedCertificates"`
+}
+
+// CertSecretSource names a certificate in a Secret of the stream's
+// namespace.
+type CertSecretSource struct {
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	SecretName string `json:"secretName"`
+	// Certificate is the key of the PEM certificate in the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Certificate string `json:"certificate"`
+}
+
+// KafkaAuthentication says how the producers authenticate.
+//
+// +kubebuilder:validation:XValidation:rule="self.type == 'tls' ? has(self.certificateAndKey) && !has(self.passwordSecret) : has(self.username) && has(self.passwordSecret) && !has(self.certificateAndKey)",message="authentication type tls needs certificateAndKey; the SASL types (scram-sha-512, scram-sha-256, plain) need username and passwordSecret"
+type KafkaAuthentication struct {
+	// Type: tls (mutual TLS, needs spec.kafka.tls), scram-sha-512,
+	// scram-sha-256 or plain.
+	// +kubebuilder:validation:Enum=tls;scram-sha-512;scram-sha-256;plain
+	Type string `json:"type"`
+	// Username for the SASL types (Strimzi: the KafkaUser's name).
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	Username string `json:"username,omitempty"`
+	// PasswordSecret for the SASL types (Strimzi: the KafkaUser's
+	// secret, key password).
+	// +optional
+	PasswordSecret *PasswordSecretSource `json:"passwordSecret,omitempty"`
+	// CertificateAndKey for type tls (Strimzi: the KafkaUser's secret,
+	// keys user.crt and user.key).
+	// +optional
+	CertificateAndKey *CertAndKeySecretSource `json:"certificateAndKey,omitempty"`
+}
+
+// PasswordSecretSource names a password in a Secret of the stream's
+// namespace.
+type PasswordSecretSource struct {
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	SecretName string `json:"secretName"`
+	// Password is the key of the password in the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Password string `json:"password"`
+}
+
+// CertAndKeySecretSource names a client certificate and its key in a
+// Secret of the stream's namespace.
+type CertAndKeySecretSource struct {
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	SecretName string `json:"secretName"`
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Certificate string `json:"certificate"`
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Key string `json:"key"`
 }
 
 // DeviceMix is the share of viewing time per device, as relative weights

@@ -58,8 +58,66 @@ func producerEnv(s *v1alpha1.PlaybackStream, e effective) []corev1.EnvVar {
 		env = append(env, corev1.EnvVar{Name: "PRODUCER_START_FAILURE_RATE", Value: formatRate(*p.StartFailureRate)})
 	}
 	env = append(env, corev1.EnvVar{Name: "PRODUCER_SEED", Value: strconv.FormatInt(streamSeed(s), 10)})
+	env = append(env, kafkaSecurity(s.Spec.Kafka).env...)
 	return env
 }
+
+// Where the producer finds the Kafka credentials the stream names: each
+// Secret is mounted read-only on its own path, projecting only the keys
+// named, so the pod sees nothing else of it.
+const (
+	kafkaCAPath       = "/etc/playpulse/kafka/ca"
+	kafkaUserPath     = "/etc/playpulse/kafka/user"
+	kafkaPasswordPath = "/etc/playpulse/kafka/password"
+)
+
+// security is the part of a producer pod that spec.kafka.tls and
+// spec.kafka.authentication add: variables of kafkacfg, and secret volumes.
+type security struct {
+	env     []corev1.EnvVar
+	volumes []*corev1ac.VolumeApplyConfiguration
+	mounts  []*corev1ac.VolumeMountApplyConfiguration
+}
+
+func kafkaSecurity(k v1alpha1.KafkaSpec) security {
+	var sec security
+	mount := func(name, secret, path string, keys ...string) {
+		items := make([]*corev1ac.KeyToPathApplyConfiguration, len(keys))
+		for i, k := range keys {
+			items[i] = corev1ac.KeyToPath().WithKey(k).WithPath(k)
+		}
+		sec.volumes = append(sec.volumes, corev1ac.Volume().WithName(name).
+			WithSecret(corev1ac.SecretVolumeSource().WithSecretName(secret).WithItems(items...).WithDefaultMode(0o440)))
+		sec.mounts = append(sec.mounts, corev1ac.VolumeMount().WithName(name).WithMountPath(path).WithReadOnly(true))
+	}
+	add := func(name, value string) { sec.env = append(sec.env, corev1.EnvVar{Name: name, Value: value}) }
+	if t := k.TLS; t != nil && len(t.TrustedCertificates) > 0 {
+		c := t.TrustedCertificates[0]
+		mount("kafka-ca", c.SecretName, kafkaCAPath, c.Certificate)
+		add("KAFKA_TLS", "true")
+		add("KAFKA_TLS_CA_FILE", kafkaCAPath+"/"+c.Certificate)
+	}
+	a := k.Authentication
+	switch {
+	case a == nil:
+	case a.Type == "tls" && a.CertificateAndKey != nil:
+		ck := a.CertificateAndKey
+		mount("kafka-user", ck.SecretName, kafkaUserPath, ck.Certificate, ck.Key)
+		add("KAFKA_TLS_CERT_FILE", kafkaUserPath+"/"+ck.Certificate)
+		add("KAFKA_TLS_KEY_FILE", kafkaUserPath+"/"+ck.Key)
+	case a.PasswordSecret != nil:
+		ps := a.PasswordSecret
+		mount("kafka-password", ps.SecretName, kafkaPasswordPath, ps.Password)
+		add("KAFKA_SASL_MECHANISM", saslMechanisms[a.Type])
+		add("KAFKA_SASL_USERNAME", a.Username)
+		add("KAFKA_SASL_PASSWORD_FILE", kafkaPasswordPath+"/"+ps.Password)
+	}
+	return sec
+}
+
+// saslMechanisms maps the CRD's (Strimzi's) authentication types to
+// KAFKA_SASL_MECHANISM.
+var saslMechanisms = map[string]string{"scram-sha-512": "SCRAM-SHA-512", "scram-sha-256": "SCRAM-SHA-256", "plain": "PLAIN"}
 
 // streamSeed is the simulator seed of a stream: spec.profile.seed when set,
 // else one derived from the stream's UID. Derived, not random, because the
@@ -117,6 +175,7 @@ func buildDeployment(s *v1alpha1.PlaybackStream, e effective) *appsv1ac.Deployme
 	if len(res.Limits) > 0 {
 		resAC.WithLimits(res.Limits)
 	}
+	sec := kafkaSecurity(s.Spec.Kafka)
 	container := corev1ac.Container().
 		WithName(producerContainer).
 		WithImage(e.Image).
@@ -126,6 +185,7 @@ func buildDeployment(s *v1alpha1.PlaybackStream, e effective) *appsv1ac.Deployme
 		WithLivenessProbe(probe("/healthz", 10, 3)).
 		WithReadinessProbe(probe("/readyz", 5, 3)).
 		WithResources(resAC).
+		WithVolumeMounts(sec.mounts...).
 		WithSecurityContext(corev1ac.SecurityContext().
 			WithRunAsNonRoot(true).
 			WithAllowPrivilegeEscalation(false).
@@ -135,6 +195,7 @@ func buildDeployment(s *v1alpha1.PlaybackStream, e effective) *appsv1ac.Deployme
 
 	podSpec := corev1ac.PodSpec().
 		WithContainers(container).
+		WithVolumes(sec.volumes...).
 		WithAutomountServiceAccountToken(false).
 		WithEnableServiceLinks(false).
 		// The producer flushes unacknowledged events for up to 8 s on SIGTERM.
@@ -144,6 +205,12 @@ func buildDeployment(s *v1alpha1.PlaybackStream, e effective) *appsv1ac.Deployme
 			WithRunAsUser(producerUID).
 			WithRunAsGroup(producerUID).
 			WithSeccompProfile(corev1ac.SeccompProfile().WithType(corev1.SeccompProfileTypeRuntimeDefault)))
+
+	if len(sec.volumes) > 0 {
+		// Secret files are mode 0440, group-owned by the fsGroup: readable
+		// by the producer's user and no one else.
+		podSpec.SecurityContext.WithFSGroup(producerUID)
+	}
 
 	template := corev1ac.PodTemplateSpec().
 		WithLabels(objectLabels(s.Name, componentProducer)).

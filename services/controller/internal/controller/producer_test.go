@@ -233,3 +233,84 @@ func TestResolve(t *testing.T) {
 		}
 	}
 }
+
+// TestKafkaSecurity: spec.kafka.tls and spec.kafka.authentication become
+// kafkacfg variables pointing into read-only secret volumes that project
+// only the named keys; without them the pod template is unchanged.
+func TestKafkaSecurity(t *testing.T) {
+	ca := &v1alpha1.KafkaTLS{TrustedCertificates: []v1alpha1.CertSecretSource{{SecretName: "playpulse-cluster-ca-cert", Certificate: "ca.crt"}}}
+	for _, tc := range []struct {
+		name    string
+		kafka   v1alpha1.KafkaSpec
+		brokers string
+		env     map[string]string
+		volumes map[string][]string // secret volume name → secret name, then its keys
+	}{
+		{name: "plain", brokers: "playpulse-kafka-bootstrap:9092"},
+		{name: "tls", kafka: v1alpha1.KafkaSpec{TLS: ca}, brokers: "playpulse-kafka-bootstrap:9093",
+			env:     map[string]string{"KAFKA_TLS": "true", "KAFKA_TLS_CA_FILE": "/etc/playpulse/kafka/ca/ca.crt"},
+			volumes: map[string][]string{"kafka-ca": {"playpulse-cluster-ca-cert", "ca.crt"}}},
+		{name: "mutual tls", brokers: "playpulse-kafka-bootstrap:9093",
+			kafka: v1alpha1.KafkaSpec{TLS: ca, Authentication: &v1alpha1.KafkaAuthentication{Type: "tls",
+				CertificateAndKey: &v1alpha1.CertAndKeySecretSource{SecretName: "viewer", Certificate: "user.crt", Key: "user.key"}}},
+			env: map[string]string{"KAFKA_TLS": "true", "KAFKA_TLS_CA_FILE": "/etc/playpulse/kafka/ca/ca.crt",
+				"KAFKA_TLS_CERT_FILE": "/etc/playpulse/kafka/user/user.crt", "KAFKA_TLS_KEY_FILE": "/etc/playpulse/kafka/user/user.key"},
+			volumes: map[string][]string{"kafka-ca": {"playpulse-cluster-ca-cert", "ca.crt"}, "kafka-user": {"viewer", "user.crt", "user.key"}}},
+		{name: "scram over plain", brokers: "playpulse-kafka-bootstrap:9092",
+			kafka: v1alpha1.KafkaSpec{Authentication: &v1alpha1.KafkaAuthentication{Type: "scram-sha-512", Username: "viewer",
+				PasswordSecret: &v1alpha1.PasswordSecretSource{SecretName: "viewer", Password: "password"}}},
+			env: map[string]string{"KAFKA_SASL_MECHANISM": "SCRAM-SHA-512", "KAFKA_SASL_USERNAME": "viewer",
+				"KAFKA_SASL_PASSWORD_FILE": "/etc/playpulse/kafka/password/password"},
+			volumes: map[string][]string{"kafka-password": {"viewer", "password"}}},
+		{name: "plain sasl, given address", brokers: "kafka.example:9095",
+			kafka: v1alpha1.KafkaSpec{BootstrapServers: "kafka.example:9095", TLS: ca, Authentication: &v1alpha1.KafkaAuthentication{Type: "plain", Username: "u",
+				PasswordSecret: &v1alpha1.PasswordSecretSource{SecretName: "s", Password: "p"}}},
+			env: map[string]string{"KAFKA_TLS": "true", "KAFKA_TLS_CA_FILE": "/etc/playpulse/kafka/ca/ca.crt",
+				"KAFKA_SASL_MECHANISM": "PLAIN", "KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD_FILE": "/etc/playpulse/kafka/password/p"},
+			volumes: map[string][]string{"kafka-ca": {"playpulse-cluster-ca-cert", "ca.crt"}, "kafka-password": {"s", "p"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := deployment(t, testStream(func(s *v1alpha1.PlaybackStream) { s.Spec.Kafka = tc.kafka }), v1alpha1.TopicModeStrimzi)
+			got := env(d)
+			if got["KAFKA_BROKERS"] != tc.brokers {
+				t.Errorf("KAFKA_BROKERS = %q, want %q", got["KAFKA_BROKERS"], tc.brokers)
+			}
+			for k, v := range got {
+				if len(k) > 6 && k[:6] == "KAFKA_" && k != "KAFKA_BROKERS" && tc.env[k] != v {
+					t.Errorf("%s = %q, want %q", k, v, tc.env[k])
+				}
+			}
+			for k, v := range tc.env {
+				if got[k] != v {
+					t.Errorf("%s = %q, want %q", k, got[k], v)
+				}
+			}
+			pod := d.Spec.Template.Spec
+			mounts := map[string]corev1.VolumeMount{}
+			for _, m := range pod.Containers[0].VolumeMounts {
+				mounts[m.Name] = m
+			}
+			if len(pod.Volumes) != len(tc.volumes) || len(mounts) != len(tc.volumes) {
+				t.Fatalf("volumes %+v, mounts %+v; want %v", pod.Volumes, mounts, tc.volumes)
+			}
+			for _, v := range pod.Volumes {
+				want := tc.volumes[v.Name]
+				if v.Secret == nil || v.Secret.SecretName != want[0] || len(v.Secret.Items) != len(want)-1 || *v.Secret.DefaultMode != 0o440 {
+					t.Fatalf("volume %s: %+v, want secret %v mode 0440", v.Name, v.Secret, want)
+				}
+				for i, it := range v.Secret.Items {
+					if it.Key != want[i+1] || it.Path != want[i+1] {
+						t.Errorf("volume %s item %d: %+v, want key %s", v.Name, i, it, want[i+1])
+					}
+				}
+				if m := mounts[v.Name]; !m.ReadOnly {
+					t.Errorf("mount %s is not read-only", v.Name)
+				}
+			}
+			fs := pod.SecurityContext.FSGroup
+			if (len(tc.volumes) > 0) != (fs != nil) || (fs != nil && *fs != producerUID) {
+				t.Errorf("fsGroup %v with %d secret volumes", fs, len(tc.volumes))
+			}
+		})
+	}
+}

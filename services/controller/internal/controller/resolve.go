@@ -102,7 +102,12 @@ func resolve(s *v1alpha1.PlaybackStream, mode v1alpha1.TopicMode, o Options) eff
 	}
 	if e.Brokers == "" {
 		if mode == v1alpha1.TopicModeStrimzi {
-			e.Brokers = e.Cluster + "-kafka-bootstrap:9092"
+			// Strimzi's conventional listeners: plain on 9092, TLS on 9093.
+			port := "9092"
+			if s.Spec.Kafka.TLS != nil {
+				port = "9093"
+			}
+			e.Brokers = e.Cluster + "-kafka-bootstrap:" + port
 		} else {
 			e.Brokers = strings.Join(o.DefaultBrokers, ",")
 		}
