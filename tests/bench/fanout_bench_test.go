@@ -260,9 +260,9 @@ func BenchmarkClientCPU(b *testing.B) {
 			pp, paddr := startProducer(b, topic, rate)
 			measure := func() float64 {
 				time.Sleep(3 * time.Second)
-				c0, t0 := cpuSeconds(fp.Pid()), time.Now()
+				c0, t0 := harness.CPUSeconds(fp.Pid()), time.Now()
 				time.Sleep(10 * time.Second)
-				return (cpuSeconds(fp.Pid()) - c0) / time.Since(t0).Seconds()
+				return (harness.CPUSeconds(fp.Pid()) - c0) / time.Since(t0).Seconds()
 			}
 			cpu0 := measure()
 			cs := dialClients(b, addr, 1000, 0, nil)

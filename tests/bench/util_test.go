@@ -93,19 +93,6 @@ func rssKB(pid int) int64 {
 	return 0
 }
 
-// cpuSeconds is the user+system CPU time a process has used.
-func cpuSeconds(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	ut, _ := strconv.ParseFloat(f[11], 64)
-	st, _ := strconv.ParseFloat(f[12], 64)
-	return (ut + st) / 100 // USER_HZ
-}
-
 // prefill writes n simulated events to topic, timestamped over the last
 // span, as fast as the broker takes them.
 func prefill(b testing.TB, topic string, n int, span time.Duration) {

@@ -292,44 +292,7 @@ func progress(what string) {
 type cpu struct{ proc, jvm, busy float64 } // CPU seconds
 
 func cpuSnapshot(pid, jvm int) cpu {
-	return cpu{proc: procCPU(pid), jvm: procCPU(jvm), busy: machineBusy()}
-}
-
-const clkTck = 100 // USER_HZ on Linux
-
-// procCPU is utime+stime of pid in seconds.
-func procCPU(pid int) float64 {
-	if pid == 0 {
-		return 0
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	ut, _ := strconv.ParseFloat(f[11], 64)
-	st, _ := strconv.ParseFloat(f[12], 64)
-	return (ut + st) / clkTck
-}
-
-// machineBusy is the non-idle CPU time of the machine in seconds.
-func machineBusy() float64 {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)[1:]
-	var busy float64
-	for i, x := range f {
-		v, _ := strconv.ParseFloat(x, 64)
-		if i == 3 || i == 4 { // idle, iowait
-			continue
-		}
-		busy += v
-	}
-	return busy / clkTck
+	return cpu{proc: harness.CPUSeconds(pid), jvm: harness.CPUSeconds(jvm), busy: harness.MachineBusySeconds()}
 }
 
 // brokerPID finds the broker JVM by its data directory on the command line.

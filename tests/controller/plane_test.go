@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +21,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"playpulse.dev/services/controller/api/v1alpha1"
+	"playpulse.dev/tests/harness"
 	"playpulse.dev/tests/kubetest"
 )
 
@@ -37,17 +37,7 @@ const (
 // grants in its own namespace), so the tests prove the RBAC rules suffice.
 const controllerUser = "playpulse-controller"
 
-var repoRoot = func() string {
-	_, file, _, ok := runtime.Caller(0)
-	if !ok {
-		panic("runtime.Caller failed")
-	}
-	root, err := filepath.Abs(filepath.Join(filepath.Dir(file), "..", ".."))
-	if err != nil {
-		panic(err)
-	}
-	return root
-}()
+var repoRoot = harness.MustRoot()
 
 func repoPath(rel string) string { return filepath.Join(repoRoot, filepath.FromSlash(rel)) }
 

@@ -45,6 +45,16 @@ func Root() (string, error) {
 	}
 }
 
+// MustRoot is Root for package-level variables: outside the repository
+// no test could run, so it panics.
+func MustRoot() string {
+	root, err := Root()
+	if err != nil {
+		panic(err)
+	}
+	return root
+}
+
 // Bin returns the directory with freshly built producer, fanout and
 // controller binaries (built once per test process, with the race detector
 // when the tests run with it).

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -18,6 +17,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
+
+	"playpulse.dev/tests/harness"
 )
 
 // Paths of the things under test, relative to the repository root.
@@ -30,18 +31,7 @@ const (
 	testNamespace = "playpulse"
 )
 
-// repoRoot is the repository root: this file lives in tests/packaging.
-var repoRoot = func() string {
-	_, file, _, ok := runtime.Caller(0)
-	if !ok {
-		panic("runtime.Caller failed")
-	}
-	root, err := filepath.Abs(filepath.Join(filepath.Dir(file), "..", ".."))
-	if err != nil {
-		panic(err)
-	}
-	return root
-}()
+var repoRoot = harness.MustRoot()
 
 func repoPath(rel string) string { return filepath.Join(repoRoot, filepath.FromSlash(rel)) }
 

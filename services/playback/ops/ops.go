@@ -132,17 +132,23 @@ func Listen(addr string) (net.Listener, error) {
 // ShutdownTimeout. Hijacked connections (WebSockets) are the caller's to
 // close.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	return Serve(ctx, ln, s.mux, s.log)
+}
+
+// Serve serves h on ln like Server.Serve, for a service that builds its
+// own handler (the controller serves controller-runtime's metrics).
+func Serve(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
 	srv := &http.Server{
-		Handler:           s.mux,
+		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	s.log.Info("http listening", "addr", ln.Addr().String())
+	log.Info("http listening", "addr", ln.Addr().String())
 	select {
 	case err := <-errc:
 		return err

@@ -5,10 +5,8 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -167,7 +165,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return err
 	}
 	httpDone := make(chan error, 1)
-	go func() { httpDone <- serve(ctx, ln, mux, log) }()
+	go func() { httpDone <- ops.Serve(ctx, ln, mux, log) }()
 
 	err = mgr.Start(ctx)
 	if herr := <-httpDone; err == nil {
@@ -226,28 +224,3 @@ type nonLeaderRunnable func(context.Context) error
 
 func (f nonLeaderRunnable) Start(ctx context.Context) error { return f(ctx) }
 func (nonLeaderRunnable) NeedLeaderElection() bool          { return false }
-
-// serve serves h on ln until ctx ends, then drains for ops.ShutdownTimeout.
-func serve(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
-	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	log.Info("http listening", "addr", ln.Addr().String())
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), ops.ShutdownTimeout)
-	defer cancel()
-	err := srv.Shutdown(sctx)
-	<-errc
-	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return err
-	}
-	return nil
-}

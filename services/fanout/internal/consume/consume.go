@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"playpulse.dev/services/playback/event"
+	"playpulse.dev/services/playback/kafkacfg"
 	"playpulse.dev/services/playback/ratelog"
 )
 
@@ -235,21 +236,15 @@ func (c *Consumer) Run(ctx context.Context, handle Handler) error {
 }
 
 func (c *Consumer) connect(ctx context.Context) (sarama.Client, error) {
-	backoff := 500 * time.Millisecond
-	for {
-		client, err := sarama.NewClient(c.brokers, c.sc)
-		if err == nil {
-			return client, nil
-		}
+	var client sarama.Client
+	err := kafkacfg.Retry(ctx, func() (err error) {
+		client, err = sarama.NewClient(c.brokers, c.sc)
+		return err
+	}, func(err error, wait time.Duration) {
 		c.lastErr.Store(&err)
-		c.warn.Warn("connect", "cannot reach Kafka, retrying", "brokers", c.brokers, "err", err, "retry_in", backoff)
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, 10*time.Second)
-	}
+		c.warn.Warn("connect", "cannot reach Kafka, retrying", "brokers", c.brokers, "err", err, "retry_in", wait)
+	})
+	return client, err
 }
 
 // probe asks Kafka for every partition's high-water mark once a second:

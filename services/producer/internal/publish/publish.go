@@ -39,6 +39,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"playpulse.dev/services/playback/event"
+	"playpulse.dev/services/playback/kafkacfg"
 	"playpulse.dev/services/playback/ratelog"
 	"playpulse.dev/services/playback/sim"
 )
@@ -362,10 +363,8 @@ func (p *Publisher) connectProbe(ctx context.Context) (sarama.Client, error) {
 	pc.Net.DialTimeout = min(pc.Net.DialTimeout, 5*time.Second)
 	pc.Net.ReadTimeout = min(pc.Net.ReadTimeout, 5*time.Second)
 	pc.Net.WriteTimeout = min(pc.Net.WriteTimeout, 5*time.Second)
-	backoff := 500 * time.Millisecond
 	var client sarama.Client
-	for {
-		var err error
+	err := kafkacfg.Retry(ctx, func() (err error) {
 		if client == nil {
 			client, err = sarama.NewClient(p.brokers, &pc)
 		}
@@ -373,44 +372,37 @@ func (p *Publisher) connectProbe(ctx context.Context) (sarama.Client, error) {
 			err = p.checkTopic(client)
 		}
 		p.setProbeErr(err)
-		if err == nil {
-			return client, nil
+		return err
+	}, func(err error, wait time.Duration) {
+		p.warn.Warn("connect", "Kafka not reachable or topic not ready, retrying", "brokers", p.brokers, "topic", p.opts.Topic, "err", err, "retry_in", wait)
+	})
+	if err != nil {
+		if client != nil {
+			_ = client.Close()
 		}
-		p.warn.Warn("connect", "Kafka not reachable or topic not ready, retrying", "brokers", p.brokers, "topic", p.opts.Topic, "err", err, "retry_in", backoff)
-		select {
-		case <-ctx.Done():
-			if client != nil {
-				_ = client.Close()
-			}
-			return nil, ctx.Err()
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, 10*time.Second)
+		return nil, err
 	}
+	return client, nil
 }
 
 // connectProducer creates the producer's client and AsyncProducer. Kafka
 // answered the probe just before, so this normally succeeds at once.
-func (p *Publisher) connectProducer(ctx context.Context) (sarama.Client, sarama.AsyncProducer, error) {
-	backoff := 500 * time.Millisecond
-	for {
-		client, err := sarama.NewClient(p.brokers, p.sc)
-		if err == nil {
-			var prod sarama.AsyncProducer
-			prod, err = sarama.NewAsyncProducerFromClient(client) // InitProducerId
-			if err == nil {
-				return client, prod, nil
-			}
+func (p *Publisher) connectProducer(ctx context.Context) (client sarama.Client, prod sarama.AsyncProducer, err error) {
+	err = kafkacfg.Retry(ctx, func() (err error) {
+		if client, err = sarama.NewClient(p.brokers, p.sc); err != nil {
+			return err
+		}
+		if prod, err = sarama.NewAsyncProducerFromClient(client); err != nil { // InitProducerId
 			_ = client.Close()
 		}
-		p.warn.Warn("connect", "cannot create the Kafka producer, retrying", "brokers", p.brokers, "err", err, "retry_in", backoff)
-		select {
-		case <-ctx.Done():
-			return nil, nil, ctx.Err()
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, 10*time.Second)
+		return err
+	}, func(err error, wait time.Duration) {
+		p.warn.Warn("connect", "cannot create the Kafka producer, retrying", "brokers", p.brokers, "err", err, "retry_in", wait)
+	})
+	if err != nil {
+		return nil, nil, err
 	}
+	return client, prod, nil
 }
 
 // checkTopic refreshes the topic's metadata and requires a leader for every
