@@ -29,6 +29,7 @@ const (
 type client struct {
 	h       *Hub
 	conn    *websocket.Conn
+	phase   *phase
 	filter  atomic.Pointer[compiled]
 	c0      uint64 // ring position when the client connected
 	cursor  atomic.Uint64
@@ -61,11 +62,19 @@ func (h *Hub) Serve(conn *websocket.Conn) error {
 	}
 	c.c0 = h.head()
 	c.cursor.Store(c.c0)
+	c.phase = h.phases[0]
+	for _, p := range h.phases[1:] {
+		if p.clients < c.phase.clients {
+			c.phase = p
+		}
+	}
+	c.phase.clients++
 	h.clients[c] = struct{}{}
 	h.cmu.Unlock()
 	h.m.clients.Inc()
 	defer func() {
 		h.cmu.Lock()
+		c.phase.clients--
 		delete(h.clients, c)
 		h.cmu.Unlock()
 		h.m.clients.Dec()
@@ -250,7 +259,7 @@ func (c *client) write() {
 	var snapVersion uint64
 	var dedupe map[uint32]int64
 	skipped, lost := 0, 0
-	_, _, lastSeq := h.wait()
+	_, _, lastSeq := h.wait(c.phase)
 
 	fail := func(err error) bool {
 		r := writeFailure(err)
@@ -260,9 +269,21 @@ func (c *client) write() {
 		}
 		return false
 	}
+	// Held, because WriteMessage writes its header and payload as two
+	// buffers, which only a *net.TCPConn turns into one system call.
+	bc, _ := c.conn.NetConn().(*batchConn)
 	send := func(b []byte) bool {
+		if bc != nil {
+			bc.hold()
+		}
 		_ = c.conn.SetWriteDeadline(time.Now().Add(h.opts.WriteTimeout))
-		if err := c.conn.WriteMessage(websocket.TextMessage, b); err != nil {
+		err := c.conn.WriteMessage(websocket.TextMessage, b)
+		if bc != nil {
+			if ferr := bc.flush(); err == nil {
+				err = ferr
+			}
+		}
+		if err != nil {
 			return fail(err)
 		}
 		return true
@@ -306,8 +327,78 @@ func (c *client) write() {
 			return
 		}
 	}
+	// frame sends what one tick of the clock has for this client: the
+	// snapshot if there is a new one, and a tail frame.
+	frame := func(seq uint64) bool {
+		// seq+1 is this tick; ticks in between were missed while this
+		// client's writer was blocked.
+		if missed := seq - lastSeq; missed > 0 {
+			h.m.droppedFrames.Add(float64(missed))
+		}
+		lastSeq = seq + 1
+		if !sendSnapshot() {
+			return false
+		}
+		f := c.filter.Load()
+		cursor := c.cursor.Load()
+		sf := c.phase.shared.Load()
+		if f.all && len(dedupe) == 0 && skipped == 0 && lost == 0 && cursor == sf.from {
+			// In step with the clock: the shared frame is exactly ours.
+			c.cursor.Store(sf.to)
+			if sf.pm == nil {
+				return true
+			}
+			_ = c.conn.SetWriteDeadline(time.Now().Add(h.opts.WriteTimeout))
+			if err := c.conn.WritePreparedMessage(sf.pm); err != nil {
+				fail(err)
+				return false
+			}
+			h.m.sent.Add(float64(sf.n))
+			h.m.skipped.Add(float64(sf.skipped))
+			h.m.lost.Add(float64(sf.lost))
+			return true
+		}
+		bp := frameBuffers.Get().(*[]byte)
+		buf := append((*bp)[:0], `{"type":"tail","skipped":`...)
+		mark := len(buf)
+		buf = append(buf, `00000000000,"lost":00000000000,"events":[`...)
+		n := 0
+		wall := time.Now().UnixMilli()
+		var s, l int
+		// Up to the tick's end, so that from the next tick on this
+		// client can take the shared frame.
+		buf, s, l = h.collect(buf, &n, &cursor, max(sf.to, cursor), f, perFrame, dedupe, func(ts int64) { h.m.latency.Observe(float64(wall-ts) / 1000) })
+		c.cursor.Store(cursor)
+		skipped += s
+		lost += l
+		if n == 0 && skipped == 0 && lost == 0 {
+			*bp = buf
+			frameBuffers.Put(bp)
+			return true
+		}
+		buf = append(buf, "]}"...)
+		// Fill the counters into the fixed-width placeholders.
+		head := strconv.AppendInt(nil, int64(skipped), 10)
+		head = append(head, `,"lost":`...)
+		head = strconv.AppendInt(head, int64(lost), 10)
+		head = append(head, `,"events":[`...)
+		start := len(`00000000000,"lost":00000000000,"events":[`) - len(head)
+		copy(buf[start:], buf[:mark])
+		copy(buf[start+mark:], head)
+		ok := send(buf[start:])
+		*bp = buf
+		frameBuffers.Put(bp)
+		if !ok {
+			return false
+		}
+		h.m.sent.Add(float64(n))
+		h.m.skipped.Add(float64(skipped))
+		h.m.lost.Add(float64(lost))
+		skipped, lost = 0, 0
+		return true
+	}
 	for {
-		tick, ping, seq := h.wait()
+		tick, ping, seq := h.wait(c.phase)
 		select {
 		case <-c.closing:
 			return
@@ -327,71 +418,20 @@ func (c *client) write() {
 				return
 			}
 		case <-tick:
-			// seq+1 is this tick; ticks in between were missed while this
-			// client's writer was blocked.
-			if missed := seq - lastSeq; missed > 0 {
-				h.m.droppedFrames.Add(float64(missed))
+			// One tick's messages leave in one write: a snapshot and a
+			// tail frame cost the receiver one read and one ACK, not two.
+			if bc != nil {
+				bc.hold()
 			}
-			lastSeq = seq + 1
-			if !sendSnapshot() {
-				return
-			}
-			f := c.filter.Load()
-			cursor := c.cursor.Load()
-			sf := h.shared.Load()
-			if f.all && len(dedupe) == 0 && skipped == 0 && lost == 0 && cursor == sf.from {
-				// In step with the clock: the shared frame is exactly ours.
-				c.cursor.Store(sf.to)
-				if sf.pm == nil {
-					continue
+			ok := frame(seq)
+			if bc != nil {
+				if err := bc.flush(); err != nil && ok {
+					ok = fail(err)
 				}
-				_ = c.conn.SetWriteDeadline(time.Now().Add(h.opts.WriteTimeout))
-				if err := c.conn.WritePreparedMessage(sf.pm); err != nil {
-					fail(err)
-					return
-				}
-				h.m.sent.Add(float64(sf.n))
-				h.m.skipped.Add(float64(sf.skipped))
-				h.m.lost.Add(float64(sf.lost))
-				continue
 			}
-			bp := frameBuffers.Get().(*[]byte)
-			buf := append((*bp)[:0], `{"type":"tail","skipped":`...)
-			mark := len(buf)
-			buf = append(buf, `00000000000,"lost":00000000000,"events":[`...)
-			n := 0
-			wall := time.Now().UnixMilli()
-			var s, l int
-			// Up to the tick's end, so that from the next tick on this
-			// client can take the shared frame.
-			buf, s, l = h.collect(buf, &n, &cursor, max(sf.to, cursor), f, perFrame, dedupe, func(ts int64) { h.m.latency.Observe(float64(wall-ts) / 1000) })
-			c.cursor.Store(cursor)
-			skipped += s
-			lost += l
-			if n == 0 && skipped == 0 && lost == 0 {
-				*bp = buf
-				frameBuffers.Put(bp)
-				continue
-			}
-			buf = append(buf, "]}"...)
-			// Fill the counters into the fixed-width placeholders.
-			head := strconv.AppendInt(nil, int64(skipped), 10)
-			head = append(head, `,"lost":`...)
-			head = strconv.AppendInt(head, int64(lost), 10)
-			head = append(head, `,"events":[`...)
-			start := len(`00000000000,"lost":00000000000,"events":[`) - len(head)
-			copy(buf[start:], buf[:mark])
-			copy(buf[start+mark:], head)
-			ok := send(buf[start:])
-			*bp = buf
-			frameBuffers.Put(bp)
 			if !ok {
 				return
 			}
-			h.m.sent.Add(float64(n))
-			h.m.skipped.Add(float64(skipped))
-			h.m.lost.Add(float64(lost))
-			skipped, lost = 0, 0
 		}
 	}
 }

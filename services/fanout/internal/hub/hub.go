@@ -96,16 +96,38 @@ type Hub struct {
 	clients map[*client]struct{}
 	closed  bool
 
-	// One frame clock for all clients: closed and replaced when there is
-	// something new to look at, so idle clients never wake.
+	// One frame clock, in phases: each client belongs to one phase, and
+	// the phases tick in turn, spread over the frame interval. Waking
+	// every client on the same tick made the writes one burst that held
+	// both cores for milliseconds, delaying the last clients of the burst
+	// and the broker alike. A phase's tick channel is closed and replaced
+	// only when there is something new to look at, so idle clients never
+	// wake.
 	tmu      sync.Mutex
-	shared   atomic.Pointer[sharedFrame]
-	tick     chan struct{}
-	tickSeq  uint64
-	ping     chan struct{}
+	phases   []*phase
 	stop     chan struct{}
 	stopOnce sync.Once
 	clockWG  sync.WaitGroup
+}
+
+// phaseSlot is the target time between two phases' ticks.
+const phaseSlot = 5 * time.Millisecond
+
+// phase is one group of clients that get their frames on the same tick.
+type phase struct {
+	shared   atomic.Pointer[sharedFrame]
+	tick     chan struct{} // guarded by Hub.tmu
+	tickSeq  uint64        // guarded by Hub.tmu
+	ping     chan struct{} // guarded by Hub.tmu
+	nextPing time.Time     // used by the clock only
+	lastHead uint64        // used by the clock only
+	lastSnap uint64        // used by the clock only
+	clients  int           // guarded by Hub.cmu
+}
+
+// phaseCount spreads the frame interval into slots of about phaseSlot.
+func phaseCount(frameHz int) int {
+	return max(1, int((time.Second/time.Duration(frameHz)+phaseSlot/2)/phaseSlot))
 }
 
 type snapshot struct {
@@ -138,7 +160,12 @@ func New(opts Options) *Hub {
 		opts.Replica, _ = os.Hostname()
 	}
 	h := &Hub{opts: opts, ring: make([]item, opts.RingSize), clients: map[*client]struct{}{}, pids: map[topicPartition]uint32{},
-		tick: make(chan struct{}), ping: make(chan struct{}), stop: make(chan struct{})}
+		stop: make(chan struct{})}
+	for range phaseCount(opts.FrameHz) {
+		p := &phase{tick: make(chan struct{}), ping: make(chan struct{})}
+		p.shared.Store(&sharedFrame{})
+		h.phases = append(h.phases, p)
+	}
 	h.m = newMetrics(opts.Registerer, h)
 	h.clockWG.Add(1)
 	go h.clock()
@@ -184,55 +211,59 @@ func (h *Hub) buildShared(from, to uint64) *sharedFrame {
 	return sf
 }
 
-// clock ticks FrameHz times a second and wakes the clients when events or
-// a snapshot arrived since the last tick, or when a ping is due.
+// clock ticks the phases in turn, each FrameHz times a second, and wakes
+// a phase's clients when events or a snapshot arrived since that phase's
+// last tick, or when a ping is due (pings are spread like frames).
 func (h *Hub) clock() {
 	defer h.clockWG.Done()
-	t := time.NewTicker(time.Second / time.Duration(h.opts.FrameHz))
+	t := time.NewTicker(time.Second / time.Duration(h.opts.FrameHz*len(h.phases)))
 	defer t.Stop()
-	var lastHead, lastSnap uint64
-	lastHead = h.head()
-	h.shared.Store(&sharedFrame{from: lastHead, to: lastHead})
-	nextPing := time.Now().Add(pingEvery)
-	for {
+	head := h.head()
+	for _, p := range h.phases {
+		p.lastHead = head
+		p.shared.Store(&sharedFrame{from: head, to: head})
+		p.nextPing = time.Now().Add(pingEvery)
+	}
+	for k := 0; ; k = (k + 1) % len(h.phases) {
 		var now time.Time
 		select {
 		case <-h.stop:
 			return
 		case now = <-t.C:
 		}
+		p := h.phases[k]
 		head := h.head()
 		var snap uint64
 		if s := h.snap.Load(); s != nil {
 			snap = s.version
 		}
 		h.tmu.Lock()
-		if head != lastHead || snap != lastSnap {
-			if head != lastHead {
-				h.shared.Store(h.buildShared(lastHead, head))
+		if head != p.lastHead || snap != p.lastSnap {
+			if head != p.lastHead {
+				p.shared.Store(h.buildShared(p.lastHead, head))
 			} else {
-				h.shared.Store(&sharedFrame{from: head, to: head})
+				p.shared.Store(&sharedFrame{from: head, to: head})
 			}
-			lastHead, lastSnap = head, snap
-			close(h.tick)
-			h.tick = make(chan struct{})
-			h.tickSeq++
+			p.lastHead, p.lastSnap = head, snap
+			close(p.tick)
+			p.tick = make(chan struct{})
+			p.tickSeq++
 		}
-		if now.After(nextPing) {
-			nextPing = now.Add(pingEvery)
-			close(h.ping)
-			h.ping = make(chan struct{})
+		if now.After(p.nextPing) {
+			p.nextPing = now.Add(pingEvery)
+			close(p.ping)
+			p.ping = make(chan struct{})
 		}
 		h.tmu.Unlock()
 	}
 }
 
-// wait returns the channels closed by the next frame tick and ping, and
-// the sequence number of the last tick.
-func (h *Hub) wait() (tick, ping <-chan struct{}, seq uint64) {
+// wait returns the channels closed by the next tick of phase p and the
+// next ping, and the sequence number of p's last tick.
+func (h *Hub) wait(p *phase) (tick, ping <-chan struct{}, seq uint64) {
 	h.tmu.Lock()
 	defer h.tmu.Unlock()
-	return h.tick, h.ping, h.tickSeq
+	return p.tick, p.ping, p.tickSeq
 }
 
 // pid returns the id of a partition; the caller holds mu for writing.

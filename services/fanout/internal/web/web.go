@@ -3,6 +3,7 @@
 package web
 
 import (
+	"bufio"
 	"crypto/subtle"
 	"encoding/json"
 	"log/slog"
@@ -244,7 +245,7 @@ func (s *wsServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.mu.Unlock()
 		}
 	}
-	conn, err := s.upgrader.Upgrade(w, r, nil)
+	conn, err := s.upgrader.Upgrade(batching{w}, r, nil)
 	if err != nil {
 		release()
 		return // the upgrader has answered
@@ -256,4 +257,16 @@ func (s *wsServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer release()
 		_ = s.hub.Serve(conn)
 	}()
+}
+
+// batching hands the upgrader a connection on which the hub writes each
+// clock tick's messages with one system call (hub.Batching).
+type batching struct{ http.ResponseWriter }
+
+func (b batching) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, rw, err := http.NewResponseController(b.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	return hub.Batching(c), rw, nil
 }

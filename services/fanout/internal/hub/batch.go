@@ -1,0 +1,81 @@
+package hub
+
+import (
+	"net"
+	"sync"
+)
+
+// Batching wraps the connection under a client's WebSocket so that the
+// hub can write the messages of one clock tick with one system call.
+// Without it (any other net.Conn) every message is its own write.
+func Batching(c net.Conn) net.Conn { return &batchConn{Conn: c} }
+
+// batchConn gathers writes between hold and flush. On loopback and on a
+// real NIC alike, a send costs more per call (the TCP transmit path, the
+// receiver's read and ACK) than per byte, and a tick that carries a
+// snapshot and a tail frame would otherwise cost two.
+type batchConn struct {
+	net.Conn
+	mu    sync.Mutex
+	depth int     // holds not yet flushed
+	buf   *[]byte // non-nil while held; from frameBuffers, so idle clients hold none
+}
+
+func (b *batchConn) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	if b.buf != nil {
+		*b.buf = append(*b.buf, p...)
+		b.mu.Unlock()
+		return len(p), nil
+	}
+	b.mu.Unlock()
+	// Concurrent writes (a close frame from another goroutine) are
+	// serialised whole by the net.Conn, so frames never interleave.
+	return b.Conn.Write(p)
+}
+
+// hold starts gathering; holds nest, and the outermost flush writes.
+func (b *batchConn) hold() {
+	b.mu.Lock()
+	b.depth++
+	if b.buf == nil {
+		b.buf = frameBuffers.Get().(*[]byte)
+		*b.buf = (*b.buf)[:0]
+	}
+	b.mu.Unlock()
+}
+
+// flush ends a hold; the outermost writes what was gathered, with the
+// write deadline the WebSocket set last, and stops gathering.
+func (b *batchConn) flush() error {
+	b.mu.Lock()
+	if b.depth--; b.depth > 0 {
+		b.mu.Unlock()
+		return nil
+	}
+	bp := b.buf
+	b.buf = nil
+	b.mu.Unlock()
+	if bp == nil {
+		return nil
+	}
+	var err error
+	if len(*bp) > 0 {
+		_, err = b.Conn.Write(*bp)
+	}
+	frameBuffers.Put(bp)
+	return err
+}
+
+// Close drops what is held rather than block a shutdown on a slow
+// client: only the writer holds, and only for the instant of one tick.
+func (b *batchConn) Close() error {
+	b.mu.Lock()
+	if b.buf != nil {
+		frameBuffers.Put(b.buf)
+		b.buf = nil
+	}
+	b.depth = -1 << 30 // a flush after Close writes nothing
+	b.mu.Unlock()
+	return b.Conn.Close()
+}
