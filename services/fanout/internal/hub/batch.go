@@ -3,6 +3,7 @@ package hub
 import (
 	"net"
 	"sync"
+	"time"
 )
 
 // Batching wraps the connection under a client's WebSocket so that the
@@ -19,6 +20,7 @@ type batchConn struct {
 	mu    sync.Mutex
 	depth int     // holds not yet flushed
 	buf   *[]byte // non-nil while held; from frameBuffers, so idle clients hold none
+	off   bool    // unbatched: holds gather nothing any more
 }
 
 func (b *batchConn) Write(p []byte) (int, error) {
@@ -38,7 +40,7 @@ func (b *batchConn) Write(p []byte) (int, error) {
 func (b *batchConn) hold() {
 	b.mu.Lock()
 	b.depth++
-	if b.buf == nil {
+	if b.buf == nil && !b.off {
 		b.buf = frameBuffers.Get().(*[]byte)
 		*b.buf = (*b.buf)[:0]
 	}
@@ -67,15 +69,27 @@ func (b *batchConn) flush() error {
 	return err
 }
 
-// Close drops what is held rather than block a shutdown on a slow
-// client: only the writer holds, and only for the instant of one tick.
-func (b *batchConn) Close() error {
+// unbatch writes what is held and stops gathering for good. A close
+// frame written by another goroutine (a shutdown, gorilla's reply to the
+// client's close) while the writer holds is in that buffer, so it must go
+// out, not be dropped; the 1 s bound is the one a close frame had before.
+func (b *batchConn) unbatch() {
 	b.mu.Lock()
-	if b.buf != nil {
-		frameBuffers.Put(b.buf)
-		b.buf = nil
-	}
-	b.depth = -1 << 30 // a flush after Close writes nothing
+	bp := b.buf
+	b.buf = nil
+	b.off = true
 	b.mu.Unlock()
+	if bp == nil {
+		return
+	}
+	if len(*bp) > 0 {
+		_ = b.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = b.Conn.Write(*bp)
+	}
+	frameBuffers.Put(bp)
+}
+
+func (b *batchConn) Close() error {
+	b.unbatch()
 	return b.Conn.Close()
 }

@@ -39,6 +39,13 @@ func (r *recorder) Write(p []byte) (int, error) {
 	return r.Conn.Write(p)
 }
 
+func (r *recorder) SetWriteDeadline(t time.Time) error {
+	if r.Conn == nil {
+		return nil
+	}
+	return r.Conn.SetWriteDeadline(t)
+}
+
 func (r *recorder) Close() error {
 	r.mu.Lock()
 	r.closed = true
@@ -91,12 +98,22 @@ func TestBatchConn(t *testing.T) {
 			b.hold()
 			b.flush()
 		}, nil},
-		{"close drops what is held", func(b *batchConn) {
+		{"close writes what is held", func(b *batchConn) {
 			b.hold()
 			b.Write([]byte("a"))
 			b.Close()
 			b.flush()
-		}, nil},
+		}, []string{"a"}},
+		{"after unbatch, holds gather nothing", func(b *batchConn) {
+			b.hold()
+			b.Write([]byte("a"))
+			b.unbatch()
+			b.Write([]byte("b"))
+			b.hold()
+			b.Write([]byte("c"))
+			b.flush()
+			b.flush()
+		}, []string{"a", "b", "c"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -97,6 +97,9 @@ func (c *client) shutdown(code int, text string) {
 	c.once.Do(func() {
 		c.reason.CompareAndSwap(nil, closeReason(code))
 		close(c.closing)
+		if bc, ok := c.conn.NetConn().(*batchConn); ok {
+			bc.unbatch() // the close frame goes out now, after what the writer held
+		}
 		_ = c.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(time.Second))
 		c.conn.Close()
 	})
