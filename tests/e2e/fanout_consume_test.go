@@ -240,6 +240,33 @@ func TestFanoutDiscoversTopicsAndPartitions(t *testing.T) {
 	t.Logf("new topic and partition consumed %s after their creation", time.Since(start).Round(100*time.Millisecond))
 }
 
+// TestFanoutNewTopicWithoutWarmup: with FANOUT_WARMUP=0 a fan-out starts
+// at the end of the partitions it has at start, but a topic created later
+// is read from before the discovery pass that found it: the events written
+// between its creation and that pass are not skipped.
+func TestFanoutNewTopicWithoutWarmup(t *testing.T) {
+	prefix := fmt.Sprintf("nowarm%d-", time.Now().UnixNano())
+	old := prefix + "old"
+	broker.CreateTopic(t, old, 1)
+	p := syncProducer(t, broker.Addr())
+	send(t, p, old, 0, time.Now(), validEvent("w0", 1, event.Start, time.Now())) // before start: not served
+	f := startFanout(t, broker.Addr(), "", map[string]string{
+		"FANOUT_TOPICS": "", "FANOUT_TOPIC_PATTERN": prefix + ".*", "FANOUT_DISCOVERY_INTERVAL": "2s", "FANOUT_WARMUP": "0",
+	})
+	fresh := prefix + "new"
+	broker.CreateTopic(t, fresh, 1)
+	harness.Eventually(t, 20*time.Second, "first event on the new topic", func() error {
+		_, _, err := p.SendMessage(&sarama.ProducerMessage{Topic: fresh, Partition: 0, Value: sarama.ByteEncoder(validEvent("w1", 1, event.Start, time.Now()))})
+		return err
+	})
+	harness.Eventually(t, 10*time.Second, "the new topic's first event", func() error {
+		if n := snapshotOf(t, f, false).EventsTotal; n != 1 {
+			return fmt.Errorf("events_total %d, want 1 (the new topic's event, not the one written before start)", n)
+		}
+		return nil
+	})
+}
+
 // TestFanoutDiscoversStreamTopicsByDefault: a fan-out started with no topic
 // configuration at all serves the topic the controller gives a
 // PlaybackStream by default, playback-<stream>, including one created while

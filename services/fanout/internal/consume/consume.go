@@ -86,6 +86,7 @@ type Consumer struct {
 	mu         sync.Mutex
 	partitions map[topicPartition]*partitionState
 	resumeAt   map[topicPartition]int64 // where a partition whose consumer stopped continues
+	lastPass   time.Time                // start of the previous discovery pass; used by discover only
 	connected  atomic.Bool
 	lastErr    atomic.Pointer[error]
 	lastOK     atomic.Int64 // Unix ns of the last complete successful probe
@@ -320,6 +321,8 @@ func (c *Consumer) topics(client sarama.Client) []string {
 
 // discover starts a consumer for every partition not yet consumed.
 func (c *Consumer) discover(ctx context.Context, client sarama.Client, consumer sarama.Consumer, handle Handler, wg *sync.WaitGroup) {
+	since := c.lastPass
+	c.lastPass = time.Now()
 	for _, topic := range c.topics(client) {
 		parts, err := client.Partitions(topic)
 		if err != nil {
@@ -337,7 +340,7 @@ func (c *Consumer) discover(ctx context.Context, client sarama.Client, consumer 
 			c.mu.Lock()
 			at, restart := c.resumeAt[tp]
 			c.mu.Unlock()
-			st, pc, err := c.open(client, consumer, tp, at, restart)
+			st, pc, err := c.open(client, consumer, tp, at, restart, since)
 			if err != nil {
 				c.warn.Warn("open:"+topic, "cannot open partition", "topic", topic, "partition", p, "err", err)
 				continue
@@ -375,21 +378,29 @@ func (c *Consumer) discover(ctx context.Context, client sarama.Client, consumer 
 }
 
 // open starts a partition consumer at the warm-up offset: the first offset
-// whose timestamp is at or after now - Warmup, or the end if none is.
-func (c *Consumer) open(client sarama.Client, consumer sarama.Consumer, tp topicPartition, at int64, restart bool) (*partitionState, sarama.PartitionConsumer, error) {
+// whose timestamp is at or after now - Warmup, or the end if none is. A
+// partition found by a later discovery pass starts no later than since,
+// when the previous pass started (zero on the first pass): with a short
+// warm-up, its first records, written before this pass saw it, would
+// otherwise be skipped without a trace.
+func (c *Consumer) open(client sarama.Client, consumer sarama.Consumer, tp topicPartition, at int64, restart bool, since time.Time) (*partitionState, sarama.PartitionConsumer, error) {
 	newest, err := client.GetOffset(tp.topic, tp.partition, sarama.OffsetNewest)
 	if err != nil {
 		return nil, nil, err
 	}
 	start := newest
+	from := time.Now().Add(-c.opts.Warmup)
+	if !since.IsZero() && since.Before(from) {
+		from = since
+	}
 	if restart {
 		oldest, err := client.GetOffset(tp.topic, tp.partition, sarama.OffsetOldest)
 		if err != nil {
 			return nil, nil, err
 		}
 		start = min(max(at, oldest), newest)
-	} else if c.opts.Warmup > 0 {
-		off, err := client.GetOffset(tp.topic, tp.partition, time.Now().Add(-c.opts.Warmup).UnixMilli())
+	} else if c.opts.Warmup > 0 || !since.IsZero() {
+		off, err := client.GetOffset(tp.topic, tp.partition, from.UnixMilli())
 		if err != nil {
 			return nil, nil, err
 		}
