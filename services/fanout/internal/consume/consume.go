@@ -389,10 +389,6 @@ func (c *Consumer) open(client sarama.Client, consumer sarama.Consumer, tp topic
 		return nil, nil, err
 	}
 	start := newest
-	from := time.Now().Add(-c.opts.Warmup)
-	if !since.IsZero() && since.Before(from) {
-		from = since
-	}
 	if restart {
 		oldest, err := client.GetOffset(tp.topic, tp.partition, sarama.OffsetOldest)
 		if err != nil {
@@ -400,6 +396,10 @@ func (c *Consumer) open(client sarama.Client, consumer sarama.Consumer, tp topic
 		}
 		start = min(max(at, oldest), newest)
 	} else if c.opts.Warmup > 0 || !since.IsZero() {
+		from := time.Now().Add(-c.opts.Warmup)
+		if !since.IsZero() && since.Before(from) {
+			from = since
+		}
 		off, err := client.GetOffset(tp.topic, tp.partition, from.UnixMilli())
 		if err != nil {
 			return nil, nil, err

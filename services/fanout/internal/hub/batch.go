@@ -4,12 +4,21 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // Batching wraps the connection under a client's WebSocket so that the
 // hub can write the messages of one clock tick with one system call.
 // Without it (any other net.Conn) every message is its own write.
 func Batching(c net.Conn) net.Conn { return &batchConn{Conn: c} }
+
+// batchOf returns the batchConn under conn, or nil; hold, flush and
+// unbatch on nil do nothing, so callers need not check.
+func batchOf(conn *websocket.Conn) *batchConn {
+	b, _ := conn.NetConn().(*batchConn)
+	return b
+}
 
 // batchConn gathers writes between hold and flush. On loopback and on a
 // real NIC alike, a send costs more per call (the TCP transmit path, the
@@ -38,6 +47,9 @@ func (b *batchConn) Write(p []byte) (int, error) {
 
 // hold starts gathering; holds nest, and the outermost flush writes.
 func (b *batchConn) hold() {
+	if b == nil {
+		return
+	}
 	b.mu.Lock()
 	b.depth++
 	if b.buf == nil && !b.off {
@@ -50,6 +62,9 @@ func (b *batchConn) hold() {
 // flush ends a hold; the outermost writes what was gathered, with the
 // write deadline the WebSocket set last, and stops gathering.
 func (b *batchConn) flush() error {
+	if b == nil {
+		return nil
+	}
 	b.mu.Lock()
 	if b.depth--; b.depth > 0 {
 		b.mu.Unlock()
@@ -74,6 +89,9 @@ func (b *batchConn) flush() error {
 // client's close) while the writer holds is in that buffer, so it must go
 // out, not be dropped; the 1 s bound is the one a close frame had before.
 func (b *batchConn) unbatch() {
+	if b == nil {
+		return
+	}
 	b.mu.Lock()
 	bp := b.buf
 	b.buf = nil

@@ -278,3 +278,14 @@ func readType(t *testing.T, c *websocket.Conn, typ string) {
 		}
 	}
 }
+
+// Connections that are not batched (any other net.Conn) have no
+// batchConn: its methods do nothing on nil.
+func TestNilBatchConn(t *testing.T) {
+	var b *batchConn
+	b.hold()
+	if err := b.flush(); err != nil {
+		t.Fatal(err)
+	}
+	b.unbatch()
+}

@@ -97,9 +97,7 @@ func (c *client) shutdown(code int, text string) {
 	c.once.Do(func() {
 		c.reason.CompareAndSwap(nil, closeReason(code))
 		close(c.closing)
-		if bc, ok := c.conn.NetConn().(*batchConn); ok {
-			bc.unbatch() // the close frame goes out now, after what the writer held
-		}
+		batchOf(c.conn).unbatch() // the close frame goes out now, after what the writer held
 		_ = c.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(time.Second))
 		c.conn.Close()
 	})
@@ -274,17 +272,13 @@ func (c *client) write() {
 	}
 	// Held, because WriteMessage writes its header and payload as two
 	// buffers, which only a *net.TCPConn turns into one system call.
-	bc, _ := c.conn.NetConn().(*batchConn)
+	bc := batchOf(c.conn)
 	send := func(b []byte) bool {
-		if bc != nil {
-			bc.hold()
-		}
+		bc.hold()
 		_ = c.conn.SetWriteDeadline(time.Now().Add(h.opts.WriteTimeout))
 		err := c.conn.WriteMessage(websocket.TextMessage, b)
-		if bc != nil {
-			if ferr := bc.flush(); err == nil {
-				err = ferr
-			}
+		if ferr := bc.flush(); err == nil {
+			err = ferr
 		}
 		if err != nil {
 			return fail(err)
@@ -423,14 +417,10 @@ func (c *client) write() {
 		case <-tick:
 			// One tick's messages leave in one write: a snapshot and a
 			// tail frame cost the receiver one read and one ACK, not two.
-			if bc != nil {
-				bc.hold()
-			}
+			bc.hold()
 			ok := frame(seq)
-			if bc != nil {
-				if err := bc.flush(); err != nil && ok {
-					ok = fail(err)
-				}
+			if err := bc.flush(); err != nil && ok {
+				ok = fail(err)
 			}
 			if !ok {
 				return

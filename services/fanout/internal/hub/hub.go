@@ -162,8 +162,8 @@ func New(opts Options) *Hub {
 	h := &Hub{opts: opts, ring: make([]item, opts.RingSize), clients: map[*client]struct{}{}, pids: map[topicPartition]uint32{},
 		stop: make(chan struct{})}
 	for range phaseCount(opts.FrameHz) {
-		p := &phase{tick: make(chan struct{}), ping: make(chan struct{})}
-		p.shared.Store(&sharedFrame{})
+		p := &phase{tick: make(chan struct{}), ping: make(chan struct{}), nextPing: time.Now().Add(pingEvery)}
+		p.shared.Store(&sharedFrame{}) // the ring is empty: from = to = 0
 		h.phases = append(h.phases, p)
 	}
 	h.m = newMetrics(opts.Registerer, h)
@@ -218,12 +218,6 @@ func (h *Hub) clock() {
 	defer h.clockWG.Done()
 	t := time.NewTicker(time.Second / time.Duration(h.opts.FrameHz*len(h.phases)))
 	defer t.Stop()
-	head := h.head()
-	for _, p := range h.phases {
-		p.lastHead = head
-		p.shared.Store(&sharedFrame{from: head, to: head})
-		p.nextPing = time.Now().Add(pingEvery)
-	}
 	for k := 0; ; k = (k + 1) % len(h.phases) {
 		var now time.Time
 		select {
