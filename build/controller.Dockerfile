@@ -5,7 +5,7 @@
 #     --build-arg VERSION=$(git describe --tags --always) \
 #     --build-arg REVISION=$(git rev-parse HEAD) .
 #
-# `make images` prints these commands for all three images.
+# `make images` prints these commands for every image.
 
 FROM golang:1.26.8-trixie AS build
 WORKDIR /src
@@ -13,11 +13,13 @@ ENV CGO_ENABLED=0 GOTOOLCHAIN=local
 # A workspace build needs every module that go.work uses: their go.mod and
 # go.sum, and the source of the ones this binary imports.
 COPY go.work go.work.su[m] ./
+COPY services/collector/go.mod services/collector/go.sum services/collector/
 COPY services/playback/go.mod services/playback/go.sum services/playback/
 COPY services/producer/go.mod services/producer/go.sum services/producer/
 COPY services/fanout/go.mod services/fanout/go.sum services/fanout/
 COPY services/controller/go.mod services/controller/go.sum services/controller/
 COPY tests/go.mod tests/go.sum tests/
+COPY tools/go.mod tools/go.sum tools/
 COPY services/playback/ services/playback/
 COPY services/controller/ services/controller/
 ARG VERSION=dev

@@ -15,6 +15,8 @@
 #
 # The helper modules live in hack/envtest/{kube,etcd}; they are not part of
 # any go.work and are built with GOWORK=off against their committed go.sum.
+# hack/envtest/kube also pins the node binaries hack/cluster.sh builds (one
+# go.sum for all of Kubernetes).
 set -euo pipefail
 
 KUBE_VERSION=v1.37.2

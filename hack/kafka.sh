@@ -3,7 +3,8 @@
 # integration tests, run from Maven Central jars (no Docker, no tarball).
 #
 #   hack/kafka.sh fetch      resolve the jars into the cache (outside the repo)
-#   hack/kafka.sh start ...  run a broker in the foreground; prints "READY 127.0.0.1:PORT"
+#   hack/kafka.sh start ...  run a broker in the foreground; prints "READY HOST:PORT"
+#   hack/kafka.sh cluster .. a secured three-node cluster (TLS, SCRAM, mTLS)
 #
 # See `hack/kafka.sh help`.
 set -euo pipefail
@@ -19,6 +20,8 @@ readonly MARKER=$CACHE_DIR/.complete
 readonly READY_TIMEOUT=${PLAYPULSE_KAFKA_READY_TIMEOUT:-180}
 readonly STOP_TIMEOUT=15
 readonly ENV_FILE_NAME=playpulse-broker.env
+# shellcheck source=hack/kafka/cluster.sh
+source "$SCRIPT_DIR/kafka/cluster.sh"
 
 usage() {
   cat <<EOF
@@ -32,11 +35,18 @@ Commands:
            Idempotent: does nothing when the cache is already complete for the
            current hack/kafka/pom.xml. Prints the libs directory.
 
-  start [--port N] [--controller-port N] [--data DIR]
+  start [--host ADDR] [--port N] [--controller-port N] [--data DIR]
            Run a single-node KRaft broker+controller in the FOREGROUND.
-           Prints exactly one line "READY 127.0.0.1:PORT" on stdout once the
+           Prints exactly one line "READY HOST:PORT" on stdout once the
            broker answers, then keeps running until SIGINT/SIGTERM, which stop
            the JVM cleanly (SIGKILL after ${STOP_TIMEOUT}s) and exit 0.
+           --host ADDR          IPv4 address of this machine the client
+                                (PLAINTEXT) listener binds and advertises;
+                                default 127.0.0.1. The test-bed cluster's pods
+                                reach the broker on its node address
+                                (hack/cluster.sh). 0.0.0.0 is refused: the
+                                broker never listens on the machine's network.
+                                The controller listener stays on 127.0.0.1.
            --port N             client (PLAINTEXT) port; 0 or absent: a free port
            --controller-port N  KRaft controller port; 0 or absent: a free port
            --data DIR           data directory. Absent: a fresh temporary dir,
@@ -47,6 +57,8 @@ Commands:
            Broker log: DIR/broker.log (also streamed to stderr, WARN and up).
            Exits non-zero if the jars are missing, the JVM dies early, or the
            broker is not ready within ${READY_TIMEOUT}s (PLAYPULSE_KAFKA_READY_TIMEOUT).
+
+$(cluster_usage)
 
   help, -h, --help
            This text.
@@ -123,17 +135,19 @@ find_java() {
   fi
 }
 
-port_listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# port_listening PORT [HOST]
+port_listening() { (exec 3<>"/dev/tcp/${2:-127.0.0.1}/$1") 2>/dev/null; }
 
-# free_ports N: print N distinct currently-free loopback TCP ports, one a line.
+# free_ports N [HOST]: print N distinct TCP ports currently free on HOST
+# (default 127.0.0.1), one a line.
 free_ports() {
-  local n=$1
-  if command -v python3 >/dev/null 2>&1 && python3 - "$n" <<'PY' 2>/dev/null; then
+  local n=$1 host=${2:-127.0.0.1}
+  if command -v python3 >/dev/null 2>&1 && python3 - "$n" "$host" <<'PY' 2>/dev/null; then
 import socket, sys
 socks = []
 for _ in range(int(sys.argv[1])):
     s = socket.socket()
-    s.bind(("127.0.0.1", 0))
+    s.bind((sys.argv[2], 0))
     socks.append(s)
 for s in socks:
     print(s.getsockname()[1])
@@ -145,7 +159,7 @@ PY
   while ((n > 0)); do
     p=$((20000 + RANDOM % 40000))
     [[ $seen == *" $p "* ]] && continue
-    port_listening "$p" && continue
+    port_listening "$p" "$host" && continue
     seen+="$p "
     printf '%s\n' "$p"
     n=$((n - 1))
@@ -221,9 +235,11 @@ finish_log() {
 }
 
 cmd_start() {
-  local port="" cport="" data=""
+  local host=127.0.0.1 port="" cport="" data=""
   while [[ $# -gt 0 ]]; do
     case $1 in
+    --host) host=${2-}; shift 2 || die 2 "--host needs a value" ;;
+    --host=*) host=${1#*=}; shift ;;
     --port) port=${2-}; shift 2 || die 2 "--port needs a value" ;;
     --port=*) port=${1#*=}; shift ;;
     --controller-port) cport=${2-}; shift 2 || die 2 "--controller-port needs a value" ;;
@@ -234,6 +250,11 @@ cmd_start() {
     *) die 2 "start: unknown argument '$1' (see hack/kafka.sh help)" ;;
     esac
   done
+  [[ $host =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}$ ]] || die 2 "--host: not an IPv4 address: '$host'"
+  [[ $host != 0.0.0.0 ]] || die 2 "--host: 0.0.0.0 would expose the broker on every network of the machine; name one of its addresses"
+  # (No `ip | grep -q` here: with pipefail, grep's early exit fails the pipe.)
+  [[ $host == 127.* || $(ip -4 -o addr show 2>/dev/null) == *" $host/"* ]] ||
+    die 2 "--host: $host is not an address of this machine"
   [[ -z $port ]] || is_port "$port" || die 2 "--port: not a port: '$port'"
   [[ -z $cport ]] || is_port "$cport" || die 2 "--controller-port: not a port: '$cport'"
   port=${port:-0} cport=${cport:-0}
@@ -280,7 +301,7 @@ cmd_start() {
   ((cport != 0)) || cport=${stored_cport:-0}
   if ((port == 0 || cport == 0)); then
     local -a free
-    mapfile -t free < <(free_ports 2)
+    mapfile -t free < <(free_ports 2 "$host")
     ((${#free[@]} == 2)) || die 1 "could not find free ports"
     if ((port == 0)); then
       port=${free[0]}
@@ -306,8 +327,8 @@ cmd_start() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$cport
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listeners=PLAINTEXT://$host:$port,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=PLAINTEXT://$host:$port
 inter.broker.listener.name=PLAINTEXT
 controller.listener.names=CONTROLLER
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
@@ -330,13 +351,25 @@ num.network.threads=2
 num.io.threads=4
 EOF
 
+  run_broker "$java" "$props" "$logfile" "$host" "$port" "$formatted" "$cluster_id" -Xms256m -Xmx1g
+}
+
+# run_broker JAVA PROPS LOGFILE HOST PORT FORMATTED CLUSTER_ID HEAP...: format
+# the data directory of PROPS unless FORMATTED is 1, run the JVM, print
+# "READY HOST:PORT" once it serves, then wait for it. The caller has set the
+# EXIT trap (cleanup) and the TERM/INT/HUP trap (STOPPING=1). Shared by
+# `start` and by the nodes of `cluster` (hack/kafka/cluster.sh), which format
+# their storage at init time (FORMATTED=1) and pass smaller heaps.
+run_broker() {
+  local java=$1 props=$2 logfile=$3 host=$4 port=$5 formatted=$6 cluster_id=$7
+  shift 7
   local -a jvm=(
-    -Xms256m -Xmx1g
+    "$@"
     -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35
     -XX:+ExplicitGCInvokesConcurrent
     -Djava.awt.headless=true
     "-Dlog4j2.configurationFile=$LOG4J_CONFIG"
-    "-Dkafka.logs.dir=$DATA"
+    "-Dkafka.logs.dir=$(dirname "$logfile")"
   )
   if [[ -n ${PLAYPULSE_KAFKA_JAVA_OPTS:-} ]]; then
     # shellcheck disable=SC2206 # word splitting intended
@@ -352,7 +385,7 @@ EOF
       kafka.tools.StorageTool format --config "$props" --cluster-id "$cluster_id" \
       >>"$logfile" 2>&1; then
       finish_log "$logfile"
-      die 1 "formatting $log_dirs failed"
+      die 1 "formatting the storage of $props failed"
     fi
   fi
 
@@ -365,7 +398,7 @@ EOF
   JPID=$!
   tail -s 0.2 -n +1 -F --pid="$JPID" "$logfile" >&2 2>/dev/null &
   TAILPID=$!
-  log "broker pid $JPID, data $DATA, cluster $cluster_id, controller 127.0.0.1:$cport"
+  log "broker pid $JPID, properties $props, cluster $cluster_id"
 
   # Ready = the "Kafka Server started" line (logged after the broker is
   # unfenced and request processing is enabled) AND the port accepts.
@@ -381,7 +414,7 @@ EOF
       finish_log "$logfile"
       die 1 "broker exited early with status $rc (log: $logfile)"
     fi
-    if grep -q 'Kafka Server started' "$logfile" && port_listening "$port"; then
+    if grep -q 'Kafka Server started' "$logfile" && port_listening "$port" "$host"; then
       break
     fi
     if ((SECONDS >= deadline)); then
@@ -391,7 +424,7 @@ EOF
     fi
     sleep 0.1
   done
-  printf 'READY 127.0.0.1:%s\n' "$port"
+  printf 'READY %s:%s\n' "$host" "$port"
 
   while :; do
     if ((STOPPING)); then
@@ -420,6 +453,9 @@ main() {
   case $cmd in
   fetch) cmd_fetch "$@" ;;
   start) cmd_start "$@" ;;
+  cluster-init) cmd_cluster_init "$@" ;;
+  node) cmd_node "$@" ;;
+  cluster) cmd_cluster "$@" ;;
   help | -h | --help) usage ;;
   *)
     usage >&2

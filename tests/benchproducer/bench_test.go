@@ -16,7 +16,7 @@ import (
 	"playpulse.dev/services/playback/envconf"
 	"playpulse.dev/services/playback/event"
 	"playpulse.dev/services/playback/sim"
-	"playpulse.dev/services/producer/config"
+	"playpulse.dev/services/producer/pkg/config"
 	"playpulse.dev/tests/harness"
 	"playpulse.dev/tests/kafkatest"
 )
@@ -52,7 +52,7 @@ func BenchmarkProducer(b *testing.B) {
 	progress("starting Kafka and building the producer")
 	broker := kafkatest.Start(b)
 	bin := harness.FastBin(b)
-	rep.kafkaJVM = brokerPID(broker.DataDir()) != 0
+	rep.kafkaJVM = broker.JVMPid() != 0
 
 	linger := defaultLinger(b)
 	for _, codec := range []string{"none", "snappy", "lz4", "zstd"} {
@@ -198,7 +198,7 @@ func saturate(b *testing.B, broker *kafkatest.Broker, bin, codec, linger string)
 	defer t.Close()
 	time.Sleep(5 * time.Second) // warm-up (measurement schedule, not a condition wait)
 
-	jvm := brokerPID(broker.DataDir())
+	jvm := broker.JVMPid()
 	m0, err := Scrape(rp.url)
 	if err != nil {
 		b.Fatal(err)
@@ -293,26 +293,6 @@ type cpu struct{ proc, jvm, busy float64 } // CPU seconds
 
 func cpuSnapshot(pid, jvm int) cpu {
 	return cpu{proc: harness.CPUSeconds(pid), jvm: harness.CPUSeconds(jvm), busy: harness.MachineBusySeconds()}
-}
-
-// brokerPID finds the broker JVM by its data directory on the command line.
-func brokerPID(dataDir string) int {
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		cmd, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if err != nil {
-			continue
-		}
-		s := string(cmd)
-		if strings.Contains(s, "kafka.Kafka") && strings.Contains(s, dataDir) {
-			return pid
-		}
-	}
-	return 0
 }
 
 type report struct {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -14,7 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"playpulse.dev/services/controller/api/v1alpha1"
-	fanoutcfg "playpulse.dev/services/fanout/config"
+	fanoutcfg "playpulse.dev/services/fanout/pkg/config"
 	"playpulse.dev/services/playback/envconf"
 )
 
@@ -236,17 +237,20 @@ func checkFanoutServes(t *testing.T, got, want string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := fanoutcfg.Config{}
 	for _, v := range vars {
-		switch v.Name {
-		case "FANOUT_TOPICS":
-			c.Topics = strings.Split(v.Default, ",")
-		case "FANOUT_TOPIC_PATTERN":
-			c.TopicPattern = v.Default
-		}
+		t.Setenv(v.Name, "") // restored after the test
+		os.Unsetenv(v.Name)
 	}
-	if p := c.Pattern(); !slices.Contains(c.Topics, got) && (p == nil || !p.MatchString(got)) {
-		t.Errorf("topic %q is not served by a fan-out with the default FANOUT_TOPICS %v and FANOUT_TOPIC_PATTERN %q", got, c.Topics, c.TopicPattern)
+	var c fanoutcfg.Config
+	if err := envconf.Load(&c); err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.Resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := r.Pattern; !slices.Contains(r.Topics, got) && (p == nil || !p.MatchString(got)) {
+		t.Errorf("topic %q is not served by a fan-out with the default FANOUT_TOPICS %v and FANOUT_TOPIC_PATTERN %q", got, r.Topics, r.TopicPattern)
 	}
 }
 

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -189,14 +187,4 @@ func eventsOf(t *testing.T, p *plane, ns, name string) []string {
 		}
 	}
 	return out
-}
-
-// hackCommand runs a hack/ script from the repository root.
-func hackCommand(t *testing.T, script string, args ...string) (string, error) {
-	t.Helper()
-	cmd := exec.Command(repoPath(script), args...)
-	cmd.Dir = repoRoot
-	cmd.Env = os.Environ()
-	out, err := cmd.CombinedOutput()
-	return strings.TrimSpace(string(out)), err
 }

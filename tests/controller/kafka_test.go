@@ -40,13 +40,18 @@ func topicInKafka(admin sarama.ClusterAdmin, topic string) (partitions int, rete
 	if len(mds) != 1 || mds[0].Err != sarama.ErrNoError {
 		return 0, "", fmt.Errorf("topic %s: %v", topic, mds[0].Err)
 	}
-	entries, err := admin.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: topic, ConfigNames: []string{"retention.ms"}})
+	res, err := admin.DescribeConfigs([]*sarama.ConfigResource{{Type: sarama.TopicResource, Name: topic, ConfigNames: []string{"retention.ms"}}}, sarama.DescribeConfigsOptions{})
 	if err != nil {
 		return 0, "", err
 	}
-	for _, e := range entries {
-		if e.Name == "retention.ms" && e.Source == sarama.SourceTopic {
-			retention = e.Value
+	for _, r := range res {
+		if r.ErrorCode != sarama.ErrNoError {
+			return 0, "", fmt.Errorf("topic %s: %s", topic, r.ErrorMsg)
+		}
+		for _, e := range r.Configs {
+			if e.Name == "retention.ms" && e.Source == sarama.SourceTopic {
+				retention = e.Value
+			}
 		}
 	}
 	return len(mds[0].Partitions), retention, nil

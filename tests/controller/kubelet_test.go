@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"sort"
 	"sync"
@@ -40,6 +41,7 @@ type kubelet struct {
 	cancel   context.CancelFunc
 	done     chan struct{}
 	stopOnce sync.Once
+	extra    map[string]string // added to every producer's environment
 }
 
 type pod struct {
@@ -51,8 +53,15 @@ type pod struct {
 
 func startKubelet(t *testing.T, p *plane, ns string) *kubelet {
 	t.Helper()
+	return startKubeletEnv(t, p, ns, nil)
+}
+
+// startKubeletEnv is startKubelet with variables added to every producer
+// it starts, as a test's own choice of audience (the Deployment's win).
+func startKubeletEnv(t *testing.T, p *plane, ns string, extra map[string]string) *kubelet {
+	t.Helper()
 	// Producers are built without the race detector: this is a rate test.
-	k := &kubelet{t: t, p: p, ns: ns, bin: harness.FastBin(t), pods: map[string][]*pod{}, done: make(chan struct{})}
+	k := &kubelet{t: t, p: p, ns: ns, bin: harness.FastBin(t), pods: map[string][]*pod{}, done: make(chan struct{}), extra: extra}
 	ctx, cancel := context.WithCancel(context.Background())
 	k.cancel = cancel
 	go k.run(ctx)
@@ -153,7 +162,10 @@ func (k *kubelet) syncDeployment(ctx context.Context, d *appsv1.Deployment) erro
 		keep = keep[:len(keep)-1]
 	}
 	for len(keep) < want {
-		env := map[string]string{}
+		env := maps.Clone(k.extra)
+		if env == nil {
+			env = map[string]string{}
+		}
 		for _, c := range d.Spec.Template.Spec.Containers {
 			if c.Name != "producer" {
 				continue

@@ -19,7 +19,7 @@ import (
 
 	"playpulse.dev/services/controller/api/v1alpha1"
 	"playpulse.dev/services/playback/envconf"
-	producercfg "playpulse.dev/services/producer/config"
+	producercfg "playpulse.dev/services/producer/pkg/config"
 )
 
 const topicOperatorFinalizer = "strimzi.io/topic-operator"

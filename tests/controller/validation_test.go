@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -12,7 +13,7 @@ import (
 
 	"playpulse.dev/services/controller/api/v1alpha1"
 	"playpulse.dev/services/playback/sim"
-	producercfg "playpulse.dev/services/producer/config"
+	producercfg "playpulse.dev/services/producer/pkg/config"
 )
 
 // TestCRDDefaults: an empty spec gets every default from the API server,
@@ -131,6 +132,34 @@ func TestInvalidSpecsAreRefused(t *testing.T) {
 			c := v1alpha1.CertSecretSource{SecretName: "ca", Certificate: "ca.crt"}
 			s.Spec.Kafka.TLS = &v1alpha1.KafkaTLS{TrustedCertificates: []v1alpha1.CertSecretSource{c, c}}
 		}, []string{"spec.kafka.tls.trustedCertificates", "must have at most 1 item"}},
+		{"incident of two kinds", incident(v1alpha1.Incident{Name: "x", Duration: minutes(5),
+			ErrorBurst: &v1alpha1.ErrorBurst{Device: "tv"}, FlashCrowd: &v1alpha1.FlashCrowd{}}),
+			[]string{"spec.incidents[0]", "exactly one of cdnDegradation, errorBurst or flashCrowd"}},
+		{"incident of no kind", incident(v1alpha1.Incident{Name: "x", Duration: minutes(5)}),
+			[]string{"exactly one of cdnDegradation, errorBurst or flashCrowd"}},
+		{"incident on an unknown CDN", incident(v1alpha1.Incident{Name: "x", Duration: minutes(5), CDNDegradation: &v1alpha1.CDNDegradation{CDN: "limelight"}}),
+			[]string{"spec.incidents[0].cdnDegradation.cdn", `Unsupported value: "limelight"`, `"fastly"`}},
+		{"bitrate factor above 1", incident(v1alpha1.Incident{Name: "x", Duration: minutes(5), CDNDegradation: &v1alpha1.CDNDegradation{CDN: "fastly", BitrateFactor: 2}}),
+			[]string{"spec.incidents[0].cdnDegradation.bitrateFactor", "less than or equal to 1"}},
+		{"error burst on a toaster", incident(v1alpha1.Incident{Name: "x", Duration: minutes(5), ErrorBurst: &v1alpha1.ErrorBurst{Device: "toaster"}}),
+			[]string{"spec.incidents[0].errorBurst.device", `Unsupported value: "toaster"`}},
+		{"incident too short", incident(v1alpha1.Incident{Name: "x", Duration: metav1.Duration{Duration: 5e9}, FlashCrowd: &v1alpha1.FlashCrowd{}}),
+			[]string{"spec.incidents[0].duration", "between 10s and 24h"}},
+		{"incident named in capitals", incident(v1alpha1.Incident{Name: "Crowd", Duration: minutes(5), FlashCrowd: &v1alpha1.FlashCrowd{}}),
+			[]string{"spec.incidents[0].name", "should match"}},
+		{"two incidents of one name", incident(
+			v1alpha1.Incident{Name: "x", Duration: minutes(5), FlashCrowd: &v1alpha1.FlashCrowd{}},
+			v1alpha1.Incident{Name: "x", Duration: minutes(9), FlashCrowd: &v1alpha1.FlashCrowd{}}),
+			[]string{"spec.incidents[1]", "Duplicate value"}},
+		{"flash crowd beyond what the replicas send", func(s *v1alpha1.PlaybackStream) {
+			s.Spec.EventsPerSecond = 40000
+			incident(v1alpha1.Incident{Name: "x", Duration: minutes(5), FlashCrowd: &v1alpha1.FlashCrowd{Factor: 2}})(s)
+		}, []string{"eventsPerSecond × factor must stay within replicas × 50000"}},
+		{"seventeen incidents", func(s *v1alpha1.PlaybackStream) {
+			for i := range v1alpha1.MaxIncidents + 1 {
+				s.Spec.Incidents = append(s.Spec.Incidents, v1alpha1.Incident{Name: fmt.Sprintf("i%d", i), Duration: minutes(5), FlashCrowd: &v1alpha1.FlashCrowd{}})
+			}
+		}, []string{"spec.incidents", "must have at most 16 items"}},
 	}
 	for i, c := range creates {
 		t.Run("create/"+c.name, func(t *testing.T) {
@@ -151,6 +180,24 @@ func TestInvalidSpecsAreRefused(t *testing.T) {
 			if err := p.c.Create(ctx, stream(ns, name, func(s *v1alpha1.PlaybackStream) { s.Spec.Kafka = k })); err != nil {
 				t.Errorf("%s: %v", name, err)
 			}
+		}
+	})
+
+	t.Run("incidents are accepted and defaulted", func(t *testing.T) {
+		start := metav1.NewTime(time.Date(2026, 12, 5, 21, 0, 0, 0, time.UTC))
+		s := stream(ns, "rehearsal", incident(
+			v1alpha1.Incident{Name: "fastly-slow", Start: &start, Duration: minutes(10), CDNDegradation: &v1alpha1.CDNDegradation{CDN: "fastly"}},
+			v1alpha1.Incident{Name: "tv-errors", Duration: minutes(5), ErrorBurst: &v1alpha1.ErrorBurst{Device: "tv"}},
+			v1alpha1.Incident{Name: "crowd", Duration: minutes(15), FlashCrowd: &v1alpha1.FlashCrowd{}}))
+		if err := p.c.Create(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+		in := s.Spec.Incidents
+		if c := in[0].CDNDegradation; c.StallFactor != 5 || c.BitrateFactor != 0.5 || c.StartupFactor != 2 || in[1].ErrorBurst.Factor != 20 || in[2].FlashCrowd.Factor != 3 {
+			t.Errorf("incident defaults: %+v %+v %+v", *in[0].CDNDegradation, *in[1].ErrorBurst, *in[2].FlashCrowd)
+		}
+		if d := sim.DefaultConfig(); d.Incidents != "" {
+			t.Errorf("the simulator has incidents by default: %q", d.Incidents)
 		}
 	})
 
@@ -215,6 +262,12 @@ func TestInvalidSpecsAreRefused(t *testing.T) {
 			t.Fatalf("kubectl scale: err %v, stderr %q", err, stderr)
 		}
 	})
+}
+
+func minutes(n int) metav1.Duration { return metav1.Duration{Duration: time.Duration(n) * time.Minute} }
+
+func incident(list ...v1alpha1.Incident) func(*v1alpha1.PlaybackStream) {
+	return func(s *v1alpha1.PlaybackStream) { s.Spec.Incidents = append(s.Spec.Incidents, list...) }
 }
 
 func requireInvalid(t *testing.T, err error, want ...string) {

@@ -8,18 +8,13 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	controllercfg "playpulse.dev/services/controller/config"
-	fanoutcfg "playpulse.dev/services/fanout/config"
 	"playpulse.dev/services/playback/envconf"
-	producercfg "playpulse.dev/services/producer/config"
 	"playpulse.dev/tests/harness"
+	"playpulse.dev/tools/docgen"
 )
 
-var configs = map[string]any{
-	"producer":   &producercfg.Config{},
-	"fanout":     &fanoutcfg.Config{},
-	"controller": &controllercfg.Config{},
-}
+// configs maps each binary to its config struct.
+var configs = docgen.Configs
 
 // TestBadConfigExits2 starts each binary with one bad variable: it must
 // exit with code 2 and name the variable.
@@ -40,6 +35,22 @@ func TestBadConfigExits2(t *testing.T) {
 		{"fanout", "KAFKA_SASL_MECHANISM", "GSSAPI"},
 		{"controller", "KAFKA_BROKERS", "no-port"},
 		{"controller", "CONTROLLER_KAFKA_CLUSTER", ""},
+		{"controller", "KUBECONFIG", "/nonexistent/kubeconfig"},
+		{"fanout", "FANOUT_AUTH_TOKEN_FILE", "/nonexistent/token"},
+		{"producer", "KAFKA_TLS_CA_FILE", "/nonexistent/ca.crt"},
+	}
+	// Every listen address is checked when the configuration loads, not
+	// when the service first listens.
+	for bin, spec := range configs {
+		vars, err := envconf.Vars(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range vars {
+			if strings.HasSuffix(v.Name, "_ADDR") {
+				tests = append(tests, struct{ bin, name, value string }{bin, v.Name, "not-an-address"})
+			}
+		}
 	}
 	for _, tt := range tests {
 		t.Run(tt.bin+"/"+tt.name+"="+tt.value, func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"playpulse.dev/tests/browsertest"
 	"playpulse.dev/tests/harness"
 )
 
@@ -47,9 +48,9 @@ func TestDashboardUnderLoad(t *testing.T) {
 			t.Fatalf("renice %s: %v", p.Name, err)
 		}
 	}
-	b := newBrowser(t)
-	b.open(s.fanAddr)
-	b.wait(30*time.Second, `document.getElementById("status").dataset.state === "live"`)
+	b := browsertest.New(t)
+	b.Open("http://" + s.fanAddr + "/")
+	b.Wait(30*time.Second, `document.getElementById("status").dataset.state === "live"`)
 	// Wait until the load reaches the fan-out (the KPI is its 10 s rate),
 	// and require it to carry at least 90% of the producer's rate over the
 	// window: on this 2-core machine, shared by the broker, the producer,
@@ -58,19 +59,19 @@ func TestDashboardUnderLoad(t *testing.T) {
 	// own cost does not depend on the rate beyond the server's per-browser
 	// caps; the log says what was reached.
 	minRate := loadRate * 9 / 10
-	b.wait(90*time.Second, fmt.Sprintf(`Number(document.getElementById("kpi-rate").dataset.value) >= %d`, minRate))
-	b.wait(30*time.Second, `Number(document.getElementById("tail-stats").dataset.skipped) > 0 && document.querySelector("#tail tr.m-skip") !== null`)
+	b.Wait(90*time.Second, fmt.Sprintf(`Number(document.getElementById("kpi-rate").dataset.value) >= %d`, minRate))
+	b.Wait(30*time.Second, `Number(document.getElementById("tail-stats").dataset.skipped) > 0 && document.querySelector("#tail tr.m-skip") !== null`)
 
 	const measure = 30 * time.Second
-	m0 := b.metrics()
+	m0 := b.Metrics()
 	start := time.Now()
-	recv0 := evalJS[float64](b, `Number(document.getElementById("tail-stats").dataset.received) + Number(document.getElementById("tail-stats").dataset.skipped)`)
-	total0 := evalJS[float64](b, `Number(document.getElementById("freshness").dataset.eventsTotal)`)
+	recv0 := browsertest.Eval[float64](b, `Number(document.getElementById("tail-stats").dataset.received) + Number(document.getElementById("tail-stats").dataset.skipped)`)
+	total0 := browsertest.Eval[float64](b, `Number(document.getElementById("freshness").dataset.eventsTotal)`)
 	time.Sleep(measure) // the measurement window itself
-	m1 := b.metrics()
+	m1 := b.Metrics()
 	el := time.Since(start).Seconds()
-	recv1 := evalJS[float64](b, `Number(document.getElementById("tail-stats").dataset.received) + Number(document.getElementById("tail-stats").dataset.skipped)`)
-	total1 := evalJS[float64](b, `Number(document.getElementById("freshness").dataset.eventsTotal)`)
+	recv1 := browsertest.Eval[float64](b, `Number(document.getElementById("tail-stats").dataset.received) + Number(document.getElementById("tail-stats").dataset.skipped)`)
+	total1 := browsertest.Eval[float64](b, `Number(document.getElementById("freshness").dataset.eventsTotal)`)
 	share := func(k string) float64 { return 100 * (m1[k] - m0[k]) / el }
 	rate := (total1 - total0) / el // events the fan-out read per second during the window
 	t.Logf("under load (producer %d events/s) for %.1f s: fan-out read %.0f events/s, tail events for this page (sent + skipped by the server) %.0f/s; main thread: TaskDuration %.1f%%, ThreadTime (CPU) %.1f%%, ScriptDuration %.1f%%, LayoutDuration %.1f%%, RecalcStyleDuration %.1f%%; renderer process CPU %.1f%%; JS heap %.1f MB",
@@ -95,9 +96,9 @@ func TestDashboardUnderLoad(t *testing.T) {
 		}
 		t.Logf("WARNING: TaskDuration %.1f%% is over 25%%, but the machine is overloaded (load average %.1f on %d cores); the main thread's CPU time is %.1f%%", busy, load, cores, share("ThreadTime"))
 	}
-	b.wait(10*time.Second, `document.getElementById("kpi-lat-p99").dataset.value !== ""`)
-	b.screenshot()
-	b.assertClean()
+	b.Wait(10*time.Second, `document.getElementById("kpi-lat-p99").dataset.value !== ""`)
+	b.Screenshot()
+	b.AssertClean()
 }
 
 // heapMinutes is how long TestDashboardHeapSteady watches the heap: 5
@@ -119,20 +120,20 @@ func heapMinutes(t *testing.T) time.Duration {
 // not grow: every structure of the page has a fixed size.
 func TestDashboardHeapSteady(t *testing.T) {
 	s := startDashStack(t, dashOpts{rate: "5000", fast: true})
-	b := newBrowser(t)
-	b.open(s.fanAddr)
-	b.wait(30*time.Second, `document.getElementById("status").dataset.state === "live"`)
-	b.wait(60*time.Second, `document.querySelectorAll("#tail tr.ev").length >= 40 && Number(document.getElementById("chart-ccv").dataset.points) > 0`)
+	b := browsertest.New(t)
+	b.Open("http://" + s.fanAddr + "/")
+	b.Wait(30*time.Second, `document.getElementById("status").dataset.state === "live"`)
+	b.Wait(60*time.Second, `document.querySelectorAll("#tail tr.ev").length >= 40 && Number(document.getElementById("chart-ccv").dataset.points) > 0`)
 	time.Sleep(20 * time.Second) // warm up: JIT, caches, the uPlot paths at full width
 
 	total := heapMinutes(t)
 	step := total / 10
-	base := b.heap()
+	base := b.Heap()
 	samples := []float64{base}
 	start := time.Now()
 	for time.Since(start) < total {
 		time.Sleep(step)
-		samples = append(samples, b.heap())
+		samples = append(samples, b.Heap())
 	}
 	var line string
 	for i, h := range samples {
@@ -153,12 +154,12 @@ func TestDashboardHeapSteady(t *testing.T) {
 	if avg(samples[half:]) > avg(samples[:half])*1.05+128<<10 {
 		t.Fatalf("JS heap rises: first half %.2f MB, second half %.2f MB:%s", avg(samples[:half])/1e6, avg(samples[half:])/1e6, line)
 	}
-	if n := evalJS[int](b, `document.getElementsByTagName("*").length`); n > 3000 {
+	if n := browsertest.Eval[int](b, `document.getElementsByTagName("*").length`); n > 3000 {
 		t.Fatalf("%d elements in the page; the DOM must stay bounded", n)
 	} else {
 		t.Logf("%d elements in the page", n)
 	}
-	b.assertClean()
+	b.AssertClean()
 }
 
 // loadAverage is the machine's 1-minute load average.

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"playpulse.dev/tests/browsertest"
+
 	"testing"
 	"time"
 )
@@ -11,10 +13,10 @@ import (
 // warning once the broker is back.
 func TestDashboardShowsStaleness(t *testing.T) {
 	s := startDashStack(t, dashOpts{rate: "200"})
-	b := newBrowser(t)
-	b.open(s.fanAddr)
-	b.wait(30*time.Second, `document.getElementById("status").dataset.state === "live"`)
-	b.wait(30*time.Second, `document.getElementById("kpi-ccv").dataset.value > 0 && document.getElementById("stale").hidden`)
+	b := browsertest.New(t)
+	b.Open("http://" + s.fanAddr + "/")
+	b.Wait(30*time.Second, `document.getElementById("status").dataset.state === "live"`)
+	b.Wait(30*time.Second, `document.getElementById("kpi-ccv").dataset.value > 0 && document.getElementById("stale").hidden`)
 
 	broker.Stop(t)
 	restarted := false
@@ -23,12 +25,12 @@ func TestDashboardShowsStaleness(t *testing.T) {
 			broker.Restart(t) // the other tests of the package need it
 		}
 	})
-	b.wait(60*time.Second, `document.getElementById("freshness").dataset.state === "stale" && !document.getElementById("stale").hidden && /Kafka cannot be read/.test(document.getElementById("stale").textContent)`)
+	b.Wait(60*time.Second, `document.getElementById("freshness").dataset.state === "stale" && !document.getElementById("stale").hidden && /Kafka cannot be read/.test(document.getElementById("stale").textContent)`)
 	// The connection to the fan-out is fine and the last figures stay.
-	b.wait(5*time.Second, `document.getElementById("status").dataset.state === "live" && document.getElementById("kpi-ccv").dataset.value > 0`)
+	b.Wait(5*time.Second, `document.getElementById("status").dataset.state === "live" && document.getElementById("kpi-ccv").dataset.value > 0`)
 
 	broker.Restart(t)
 	restarted = true
-	b.wait(90*time.Second, `document.getElementById("stale").hidden && document.getElementById("freshness").dataset.state === "live"`)
-	b.assertClean()
+	b.Wait(90*time.Second, `document.getElementById("stale").hidden && document.getElementById("freshness").dataset.state === "live"`)
+	b.AssertClean()
 }

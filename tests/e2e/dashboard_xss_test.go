@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"playpulse.dev/tests/browsertest"
+
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -15,9 +17,9 @@ import (
 // violations: markup reaching the DOM would trip the policy).
 func TestDashboardHostileData(t *testing.T) {
 	s := startDashStack(t, dashOpts{}) // no producer: only these events flow
-	b := newBrowser(t)
-	b.open(s.fanAddr)
-	b.wait(30*time.Second, `document.getElementById("status").dataset.state === "live"`)
+	b := browsertest.New(t)
+	b.Open("http://" + s.fanAddr + "/")
+	b.Wait(30*time.Second, `document.getElementById("status").dataset.state === "live"`)
 
 	payload := map[string]string{
 		"movie_id":   `<img src=x onerror="window.__xss='movie'">`,
@@ -56,9 +58,9 @@ func TestDashboardHostileData(t *testing.T) {
 	)
 
 	// The tail shows the three events with the payloads as text.
-	b.wait(30*time.Second, `document.querySelectorAll("#tail tr.ev").length >= 3`)
+	b.Wait(30*time.Second, `document.querySelectorAll("#tail tr.ev").length >= 3`)
 	text := func(sel string) string {
-		return evalJS[string](b, fmt.Sprintf(`document.querySelector(%q).textContent`, sel))
+		return browsertest.Eval[string](b, fmt.Sprintf(`document.querySelector(%q).textContent`, sel))
 	}
 	tail := text("#tail")
 	for _, k := range []string{"movie_id", "user_id", "device", "stream", "country", "cdn", "network", "error_code"} {
@@ -67,24 +69,24 @@ func TestDashboardHostileData(t *testing.T) {
 		}
 	}
 	// Breakdowns, top titles and the stream selector show them too, once a snapshot carries them.
-	b.wait(30*time.Second, fmt.Sprintf(`document.getElementById("top-titles").textContent.includes(%q)`, payload["movie_id"]))
-	b.wait(10*time.Second, fmt.Sprintf(`document.getElementById("bd-device").textContent.includes(%q)`, payload["device"]))
-	b.wait(10*time.Second, fmt.Sprintf(`document.getElementById("bd-cdn").textContent.includes(%q)`, payload["cdn"]))
-	b.wait(10*time.Second, fmt.Sprintf(`document.getElementById("bd-country").textContent.includes(%q)`, payload["country"]))
-	b.wait(10*time.Second, fmt.Sprintf(`[...document.getElementById("stream").options].some(o => o.value === %q && o.textContent === %q)`, payload["stream"], payload["stream"]))
+	b.Wait(30*time.Second, fmt.Sprintf(`document.getElementById("top-titles").textContent.includes(%q)`, payload["movie_id"]))
+	b.Wait(10*time.Second, fmt.Sprintf(`document.getElementById("bd-device").textContent.includes(%q)`, payload["device"]))
+	b.Wait(10*time.Second, fmt.Sprintf(`document.getElementById("bd-cdn").textContent.includes(%q)`, payload["cdn"]))
+	b.Wait(10*time.Second, fmt.Sprintf(`document.getElementById("bd-country").textContent.includes(%q)`, payload["country"]))
+	b.Wait(10*time.Second, fmt.Sprintf(`[...document.getElementById("stream").options].some(o => o.value === %q && o.textContent === %q)`, payload["stream"], payload["stream"]))
 
 	// Hover a row: its title is text too.
-	b.wait(10*time.Second, `(document.querySelector("#tail tr.ev td").dispatchEvent(new MouseEvent("mouseover", {bubbles: true})), true)`)
+	b.Wait(10*time.Second, `(document.querySelector("#tail tr.ev td").dispatchEvent(new MouseEvent("mouseover", {bubbles: true})), true)`)
 
 	// Nothing became markup, nothing ran.
-	if n := evalJS[int](b, `document.querySelectorAll("main img, main script, main svg, main iframe, main b, main a, main style, select img, select option img").length`); n != 0 {
+	if n := browsertest.Eval[int](b, `document.querySelectorAll("main img, main script, main svg, main iframe, main b, main a, main style, select img, select option img").length`); n != 0 {
 		t.Fatalf("%d elements were created from event data", n)
 	}
-	if x := evalJS[string](b, `String(window.__xss)`); x != "undefined" {
+	if x := browsertest.Eval[string](b, `String(window.__xss)`); x != "undefined" {
 		t.Fatalf("script from event data ran: window.__xss = %q", x)
 	}
-	if vis := evalJS[bool](b, `getComputedStyle(document.body).display !== "none"`); !vis {
+	if vis := browsertest.Eval[bool](b, `getComputedStyle(document.body).display !== "none"`); !vis {
 		t.Fatal("a style from event data applied")
 	}
-	b.assertClean()
+	b.AssertClean()
 }

@@ -25,7 +25,7 @@ func TestMakeRunStack(t *testing.T) {
 		t.Fatal(err)
 	}
 	devstack := filepath.Join(t.TempDir(), "devstack")
-	build := exec.Command("go", "build", "-o", devstack, "./tests/cmd/devstack")
+	build := exec.Command("go", "build", "-o", devstack, "./tools/cmd/devstack")
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build devstack: %v\n%s", err, out)

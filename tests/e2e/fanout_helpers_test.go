@@ -137,26 +137,4 @@ func wsDial(addr string, header http.Header, local string) (*websocket.Conn, int
 	return c, status, err
 }
 
-// tailReader reads a connection and collects tail items by partition.
-type tailReader struct {
-	offsets map[int32][]int64
-	skipped int
-	lost    int
-}
-
-func (r *tailReader) add(m wsMessage) {
-	if r.offsets == nil {
-		r.offsets = map[int32][]int64{}
-	}
-	for _, it := range m.Events {
-		r.offsets[it.Partition] = append(r.offsets[it.Partition], it.Offset)
-	}
-	var extra struct {
-		Lost int `json:"lost"`
-	}
-	_ = json.Unmarshal(m.Raw, &extra)
-	r.skipped += m.Skipped
-	r.lost += extra.Lost
-}
-
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"os/exec"
 	"strings"
@@ -14,6 +12,7 @@ import (
 	"playpulse.dev/services/playback/event"
 	"playpulse.dev/services/playback/event/eventtest"
 	"playpulse.dev/tests/harness"
+	"playpulse.dev/tests/kcat"
 )
 
 // TestKcatReadsValidEvents reads what the producer wrote with an
@@ -24,29 +23,18 @@ func TestKcatReadsValidEvents(t *testing.T) {
 	schema := eventtest.Schema(t)
 
 	const want = 500
-	var lines []string
+	var recs []kcat.Record
 	harness.Eventually(t, 30*time.Second, fmt.Sprintf("%d records readable by kcat", want), func() error {
-		out, err := kcat(t, "-C", "-b", broker.Addr(), "-t", s.topic, "-J", "-e", "-q", "-o", "beginning", "-c", fmt.Sprint(want))
-		if err != nil {
+		var err error
+		if recs, err = kcat.ReadFirst(t, broker.Addr(), s.topic, want); err != nil {
 			return err
 		}
-		lines = strings.Split(strings.TrimSpace(out), "\n")
-		if len(lines) < want {
-			return fmt.Errorf("%d records so far", len(lines))
+		if len(recs) < want {
+			return fmt.Errorf("%d records so far", len(recs))
 		}
 		return nil
 	})
-	for _, line := range lines {
-		var rec struct {
-			Key       string   `json:"key"`
-			Payload   string   `json:"payload"`
-			Timestamp int64    `json:"ts"`
-			Headers   []string `json:"headers"`
-			Partition int32    `json:"partition"`
-		}
-		if err := json.Unmarshal([]byte(line), &rec); err != nil {
-			t.Fatalf("kcat output %q: %v", line, err)
-		}
+	for _, rec := range recs {
 		doc, err := jsonschema.UnmarshalJSON(strings.NewReader(rec.Payload))
 		if err != nil {
 			t.Fatalf("payload is not JSON: %q", rec.Payload)
@@ -68,20 +56,6 @@ func TestKcatReadsValidEvents(t *testing.T) {
 			t.Fatalf("headers %v, want [%s 1]", rec.Headers, event.HeaderSchema)
 		}
 	}
-}
-
-func kcat(t *testing.T, args ...string) (string, error) {
-	t.Helper()
-	if _, err := exec.LookPath("kcat"); err != nil {
-		t.Fatal("kcat is not installed: run `make deps` (apt-get install kcat)")
-	}
-	cmd := exec.Command("kcat", args...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("kcat %v: %v: %s", args, err, errb.String())
-	}
-	return out.String(), nil
 }
 
 // kcatProduce writes one record per line of values with kcat.

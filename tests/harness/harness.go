@@ -7,6 +7,7 @@ package harness
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -75,7 +76,7 @@ func Bin(t testing.TB) string {
 		if raceEnabled {
 			args = append(args, "-race")
 		}
-		args = append(args, "./services/producer/cmd/producer", "./services/fanout/cmd/fanout", "./services/controller/cmd/controller")
+		args = append(args, "./services/producer/cmd/producer", "./services/fanout/cmd/fanout", "./services/controller/cmd/controller", "./services/collector/cmd/collector")
 		cmd := exec.Command("go", args...)
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -110,7 +111,7 @@ func FastBin(t testing.TB) string {
 			fastErr = err
 			return
 		}
-		cmd := exec.Command("go", "build", "-o", fastDir+"/", "./services/producer/cmd/producer", "./services/fanout/cmd/fanout", "./services/controller/cmd/controller")
+		cmd := exec.Command("go", "build", "-o", fastDir+"/", "./services/producer/cmd/producer", "./services/fanout/cmd/fanout", "./services/controller/cmd/controller", "./services/collector/cmd/collector")
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
 			fastErr = fmt.Errorf("go build: %v\n%s", err, out)
@@ -311,4 +312,17 @@ func (w *tail) String() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return strings.Join(w.lines, "\n") + string(w.part)
+}
+
+// GetJSON decodes the 200 answer of GET url into v.
+func GetJSON(url string, v any) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
 }

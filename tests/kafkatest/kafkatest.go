@@ -30,6 +30,16 @@
 //		stop()
 //		os.Exit(code)
 //	}
+//
+// A secured three-node cluster (hack/kafka.sh cluster-init and node: TLS,
+// SCRAM-SHA-512 and mutual-TLS listeners, replication factor 3, Strimzi's
+// Secrets as files), whose nodes a test can kill and restart one by one:
+//
+//	c := kafkatest.StartCluster(t)
+//	c.CreateTopic(t, "playback-events", 3)
+//	... KAFKA_BROKERS=c.Bootstrap(kafkatest.SCRAM),
+//	    KAFKA_TLS_CA_FILE=c.Secret(kafkatest.ClusterCASecret)+"/ca.crt" ...
+//	c.Node(c.Leader(t, "playback-events", 0)).Kill(t)
 package kafkatest
 
 import (
@@ -63,12 +73,22 @@ const (
 type Option func(*config)
 
 type config struct {
+	host         string
 	port         int
 	dataDir      string
 	readyTimeout time.Duration
+	nodes        int               // StartCluster: number of nodes
+	proxies      map[string]string // StartCluster: listener name -> advertised addresses
+	scram        map[string]bool   // StartCluster: proxy listeners that are SASL_SSL with SCRAM
 }
 
-// WithPort makes the broker listen on 127.0.0.1:port instead of a free port.
+// WithHost makes the broker's client listener bind and advertise host (an
+// IPv4 address of this machine) instead of 127.0.0.1: the test-bed cluster's
+// pods reach it on the node address (tests/cluster). The KRaft controller
+// listener stays on 127.0.0.1.
+func WithHost(host string) Option { return func(c *config) { c.host = host } }
+
+// WithPort makes the broker listen on port instead of a free port.
 func WithPort(port int) Option { return func(c *config) { c.port = port } }
 
 // WithDataDir runs the broker on dir (created if missing, reused if already
@@ -82,11 +102,16 @@ func WithReadyTimeout(d time.Duration) Option { return func(c *config) { c.ready
 // Broker is a running (or stopped) Kafka broker started by hack/kafka.sh.
 type Broker struct {
 	script       string
+	host         string // client listener address; "" = hack/kafka.sh's 127.0.0.1
 	dataDir      string
 	ownsDataDir  bool
 	shared       bool // started by StartMain, not owned by one test
 	readyTimeout time.Duration
 	logs         *ringLog
+	// args replaces `start --data DIR [--host] [--port]` for a node of a
+	// cluster (`node --dir DIR --node I`).
+	args []string
+	id   int32 // node id of a cluster node; 0 for a single broker
 
 	mu   sync.Mutex
 	port int      // fixed after the first start
@@ -142,7 +167,8 @@ func StartMain(opts ...Option) (b *Broker, stop func(), err error) {
 	return b, stop, nil
 }
 
-// Addr is the broker's bootstrap address, "127.0.0.1:PORT". It stays the same
+// Addr is the broker's bootstrap address, "HOST:PORT" (HOST 127.0.0.1 unless
+// WithHost). It stays the same
 // across Stop and Restart.
 func (b *Broker) Addr() string {
 	b.mu.Lock()
@@ -163,6 +189,54 @@ func (b *Broker) Stop(t testing.TB) {
 	if err := b.stop(); err != nil {
 		b.fatal(t, "%v", err)
 	}
+}
+
+// Kill kills the broker with SIGKILL (its JVM and hack/kafka.sh together,
+// as a crash would) and waits until it is gone. The data directory is kept,
+// so Restart can follow.
+func (b *Broker) Kill(t testing.TB) {
+	t.Helper()
+	b.mu.Lock()
+	p := b.proc
+	b.proc = nil
+	b.mu.Unlock()
+	if p == nil {
+		return
+	}
+	killGroup(p, syscall.SIGKILL)
+	<-p.done
+}
+
+// Pid is the process id of the running broker's hack/kafka.sh (the leader
+// of its process group), or 0 while it is stopped.
+func (b *Broker) Pid() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.proc == nil || b.proc.cmd.Process == nil {
+		return 0
+	}
+	return b.proc.cmd.Process.Pid
+}
+
+// JVMPid is the process id of the broker's JVM (found by its data
+// directory on the command line), or 0 when it is not running: the process
+// whose CPU a benchmark measures.
+func (b *Broker) JVMPid() int {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmd, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil {
+			continue
+		}
+		if s := string(cmd); strings.Contains(s, "kafka.Kafka") && strings.Contains(s, b.DataDir()) {
+			return pid
+		}
+	}
+	return 0
 }
 
 // Restart starts the broker again on the same data directory and port (a
@@ -201,6 +275,7 @@ func newBroker(opts []Option) (*Broker, error) {
 	}
 	b := &Broker{
 		script:       script,
+		host:         cfg.host,
 		dataDir:      cfg.dataDir,
 		readyTimeout: cfg.readyTimeout,
 		port:         cfg.port,
@@ -315,8 +390,14 @@ func (b *Broker) start() error {
 // launch runs `hack/kafka.sh start` and waits for its READY line.
 func (b *Broker) launch(port int) (*process, string, int, error) {
 	args := []string{b.script, "start", "--data", b.dataDir}
+	if b.host != "" {
+		args = append(args, "--host", b.host)
+	}
 	if port != 0 {
 		args = append(args, "--port", strconv.Itoa(port))
+	}
+	if b.args != nil {
+		args = append([]string{b.script}, b.args...)
 	}
 	cmd := exec.Command("bash", args...)
 	cmd.Dir = filepath.Dir(b.script)

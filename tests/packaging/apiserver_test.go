@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -221,8 +222,11 @@ func TestAPIServer(t *testing.T) {
 		if !strings.Contains(out, "REVISION: 2") {
 			t.Errorf("helm upgrade output:\n%s", out)
 		}
-		for _, kind := range []string{"ingress", "hpa", "servicemonitor", "kafka", "kafkanodepool", "playbackstream"} {
+		for _, kind := range []string{"ingress", "hpa", "servicemonitor", "kafka", "kafkanodepool", "playbackstream", "kafkatopic"} {
 			c.kubectl(t, "--namespace", "helm-release", "get", kind, "-o", "name")
+		}
+		if !strings.Contains(out, "KafkaTopics playpulse-collector-intake") || !strings.Contains(out, "/v1/cmcd/<stream>") {
+			t.Errorf("the notes do not say where players post or which KafkaTopics hold the collector's topics:\n%s", out)
 		}
 		if out := c.kubectl(t, "--namespace", "helm-release", "get", "playbackstream", "-o", "name"); !strings.Contains(out, "playbackstream.playpulse.dev/default") {
 			t.Errorf("no default PlaybackStream after the upgrade: %q", out)
@@ -238,6 +242,33 @@ func TestAPIServer(t *testing.T) {
 		if _, err := c.clientset.AppsV1().Deployments("helm-release").Get(ctx, "playpulse-fanout", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 			t.Errorf("the fan-out Deployment survived helm uninstall: %v", err)
 		}
+		// The collector's KafkaTopics outlive the release (and with them
+		// the topics and the events of real players).
+		kept := strings.Fields(c.kubectl(t, "--namespace", "helm-release", "get", "kafkatopics", "-o", "name"))
+		if !slices.Equal(kept, []string{"kafkatopic.kafka.strimzi.io/playpulse-collector-events", "kafkatopic.kafka.strimzi.io/playpulse-collector-intake"}) {
+			t.Errorf("KafkaTopics after helm uninstall: %v, want the collector's two", kept)
+		}
+		c.kubectl(t, "--namespace", "helm-release", "delete", "kafkatopics", "--all")
+	})
+
+	t.Run("helm install with the collector, topics left to the user", func(t *testing.T) {
+		out := c.helm(t, "install", "players", chartDir, "--namespace", "collector-release", "--create-namespace",
+			"--set", "collector.enabled=true", "--set", "collector.topics.create=none", "--set", "kafka.bootstrapServers=kafka.example:9092")
+		if n := c.kubectl(t, "--namespace", "collector-release", "get", "kafkatopics", "-o", "name"); n != "" {
+			t.Errorf("collector.topics.create=none rendered %s", n)
+		}
+		// The notes give the commands that create the topics, with the
+		// values the collector is given.
+		for _, want := range []string{
+			"kafka-topics.sh --bootstrap-server kafka.example:9092 --create --if-not-exists --topic playpulse-cmcd --partitions 6 --config retention.ms=86400000\n",
+			"kafka-topics.sh --bootstrap-server kafka.example:9092 --create --if-not-exists --topic playback-players --partitions 3\n",
+			"port-forward svc/players-playpulse-collector 8083:80",
+		} {
+			if !strings.Contains(out, want) {
+				t.Errorf("the notes do not say %q:\n%s", want, out)
+			}
+		}
+		c.helm(t, "uninstall", "players", "--namespace", "collector-release", "--wait", "--timeout", "60s")
 	})
 
 	t.Run("strict validation refuses unknown fields", func(t *testing.T) {

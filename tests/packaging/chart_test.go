@@ -2,6 +2,7 @@ package packaging
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -63,10 +64,24 @@ func TestRenderAllOptionalParts(t *testing.T) {
 	objs := render(t, testNamespace, "--values", allOnValues)
 	t.Logf("helm template (all-on): %d objects in %s", len(objs), time.Since(start).Round(time.Millisecond))
 
-	for _, k := range []string{"HorizontalPodAutoscaler", "Ingress", "PodDisruptionBudget", "NetworkPolicy",
-		"ServiceMonitor", "Kafka", "KafkaNodePool", "PlaybackStream"} {
-		if len(find(objs, k)) != 1 {
-			t.Errorf("want exactly one %s, got %d", k, len(find(objs, k)))
+	for k, n := range map[string]int{"HorizontalPodAutoscaler": 2, "Ingress": 1, "PodDisruptionBudget": 2, "NetworkPolicy": 2,
+		"ServiceMonitor": 1, "PrometheusRule": 1, "Kafka": 1, "KafkaNodePool": 1, "KafkaTopic": 2, "PlaybackStream": 1} {
+		if len(find(objs, k)) != n {
+			t.Errorf("want %d %s, got %d", n, k, len(find(objs, k)))
+		}
+	}
+	// One of each per-component object for the fan-out and the collector.
+	for _, k := range []string{"HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy"} {
+		var comps []string
+		for _, o := range find(objs, k) {
+			comps = append(comps, component(o))
+			if o.GetName() != releaseName+"-"+component(o) {
+				t.Errorf("%s: named %q for component %q", id(o), o.GetName(), component(o))
+			}
+		}
+		slices.Sort(comps)
+		if !slices.Equal(comps, []string{"collector", "fanout"}) {
+			t.Errorf("%s for components %v, want collector and fanout", k, comps)
 		}
 	}
 
@@ -80,18 +95,23 @@ func TestRenderAllOptionalParts(t *testing.T) {
 			t.Errorf("Ingress annotation %s = %q, want the WebSocket timeout 3600", k, ann[k])
 		}
 	}
+	// The dashboard at /, the collector beside it at /v1/, one host.
+	if got := ingressPaths(t, ing); !maps.Equal(got, map[string]string{"/": releaseName + "-fanout", "/v1/": releaseName + "-collector"}) {
+		t.Errorf("Ingress paths %v, want / to the fan-out and /v1/ to the collector", got)
+	}
 
 	for _, d := range find(objs, "Deployment") {
-		if component(d) != "fanout" {
+		if c := component(d); c != "fanout" && c != "collector" {
 			continue
 		}
 		if _, ok, _ := unstructured.NestedFieldNoCopy(d.Object, "spec", "replicas"); ok {
 			t.Errorf("%s sets spec.replicas although the HPA owns them", id(d))
 		}
 	}
-	hpa := find(objs, "HorizontalPodAutoscaler")[0]
-	if n := str(hpa.Object, "spec", "scaleTargetRef", "name"); n != releaseName+"-fanout" {
-		t.Errorf("HPA targets %q", n)
+	for _, hpa := range find(objs, "HorizontalPodAutoscaler") {
+		if n := str(hpa.Object, "spec", "scaleTargetRef", "name"); n != releaseName+"-"+component(hpa) {
+			t.Errorf("%s targets %q", id(hpa), n)
+		}
 	}
 
 	k := find(objs, "Kafka")[0]
@@ -206,4 +226,22 @@ func checkPod(t *testing.T, d *unstructured.Unstructured, readOnlyRoot bool) {
 			t.Errorf("%s: http port %q", name, httpPort)
 		}
 	}
+}
+
+// ingressPaths maps each path of an Ingress's rules to its backend Service.
+func ingressPaths(t *testing.T, ing *unstructured.Unstructured) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	rules, _, _ := unstructured.NestedSlice(ing.Object, "spec", "rules")
+	for _, r := range rules {
+		paths, _, _ := unstructured.NestedSlice(r.(map[string]any), "http", "paths")
+		for _, p := range paths {
+			pm := p.(map[string]any)
+			if pt := str(pm, "pathType"); pt != "Prefix" {
+				t.Errorf("%s: path %v has pathType %q, want Prefix", id(ing), pm["path"], pt)
+			}
+			out[str(pm, "path")] = str(pm, "backend", "service", "name")
+		}
+	}
+	return out
 }

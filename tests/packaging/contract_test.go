@@ -1,7 +1,14 @@
 package packaging
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -9,21 +16,20 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
-	controllercfg "playpulse.dev/services/controller/config"
-	fanoutcfg "playpulse.dev/services/fanout/config"
+	collectorcfg "playpulse.dev/services/collector/pkg/config"
+	fanoutcfg "playpulse.dev/services/fanout/pkg/config"
 	"playpulse.dev/services/playback/envconf"
-	producercfg "playpulse.dev/services/producer/config"
+	producercfg "playpulse.dev/services/producer/pkg/config"
+	"playpulse.dev/tools/docgen"
 )
 
 // services maps a container (component) name to the config struct of the
-// binary it runs. The allowed variables come from envconf.Vars, so a
-// variable added to or removed from a struct changes the contract at once.
-var services = map[string]any{
-	"controller": &controllercfg.Config{},
-	"fanout":     &fanoutcfg.Config{},
-	"producer":   &producercfg.Config{},
-}
+// binary it runs (the same map the README tables are made from). The
+// allowed variables come from envconf.Vars, so a variable added to or
+// removed from a struct changes the contract at once.
+var services = docgen.Configs
 
 func serviceVars(t testing.TB, service string) (all map[string]bool, required []string) {
 	t.Helper()
@@ -96,17 +102,20 @@ func TestChartEnvMatchesConfigStructs(t *testing.T) {
 		names = append(names, s)
 	}
 	sort.Strings(names)
-	if !slices.Equal(names, []string{"controller", "fanout"}) {
-		t.Errorf("checked containers %v, want controller and fanout", names)
+	if !slices.Equal(names, []string{"collector", "controller", "fanout"}) {
+		t.Errorf("checked containers %v, want collector, controller and fanout", names)
 	}
 	t.Logf("variables checked per service: %v", checked)
 }
 
 // validateEnv loads the container's environment into a fresh copy of the
 // service's config struct, exactly as the binary does at start (envconf.Load:
-// types, then Validate), with every other variable unset. Files the chart
+// types, tags, then Validate; then the resolve step, which reads the files
+// the variables name), with every other variable unset. Files the chart
 // mounts from secrets (/etc/playpulse/...) are stood in for by temporary
-// files, since some services read them while validating.
+// files: PEM for the TLS files (the resolve step parses them), text for
+// the rest. The controller's resolve step is left out: it also needs the API
+// server's address, which only a cluster gives a pod.
 func validateEnv(t *testing.T, where, service string, env []map[string]any) {
 	t.Helper()
 	all, _ := serviceVars(t, service)
@@ -115,11 +124,19 @@ func validateEnv(t *testing.T, where, service string, env []map[string]any) {
 		os.Unsetenv(name)
 	}
 	dir := t.TempDir()
+	cert, key := standInCert(t)
 	for _, e := range env {
 		v := fmt.Sprint(e["value"])
 		if strings.HasPrefix(v, "/etc/playpulse/") {
+			content := []byte("stand-in-secret\n")
+			switch name := fmt.Sprint(e["name"]); {
+			case strings.HasSuffix(name, "_CA_FILE"), strings.HasSuffix(name, "_CERT_FILE"):
+				content = cert
+			case strings.HasSuffix(name, "_KEY_FILE"):
+				content = key
+			}
 			f := filepath.Join(dir, strings.ReplaceAll(strings.TrimPrefix(v, "/etc/playpulse/"), "/", "_"))
-			if err := os.WriteFile(f, []byte("stand-in-secret\n"), 0o600); err != nil {
+			if err := os.WriteFile(f, content, 0o600); err != nil {
 				t.Fatal(err)
 			}
 			v = f
@@ -127,7 +144,42 @@ func validateEnv(t *testing.T, where, service string, env []map[string]any) {
 		os.Setenv(fmt.Sprint(e["name"]), v)
 	}
 	spec := reflect.New(reflect.TypeOf(services[service]).Elem()).Interface()
-	if err := envconf.Load(spec); err != nil {
+	err := envconf.Load(spec)
+	if err == nil {
+		switch c := spec.(type) {
+		case *fanoutcfg.Config:
+			_, err = c.Resolve()
+		case *producercfg.Config:
+			_, err = c.Resolve()
+		case *collectorcfg.Config:
+			_, err = c.Resolve()
+		}
+	}
+	if err != nil {
 		t.Errorf("%s: the %s refuses the environment the chart gives it: %v", where, service, err)
 	}
+}
+
+// standInCert returns a self-signed certificate and its key, PEM-encoded,
+// to stand in for the mounted Kafka CA and client certificate.
+func standInCert(t *testing.T) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "stand-in"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
 }

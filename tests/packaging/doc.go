@@ -13,12 +13,16 @@
 //   - the contract between the chart and the services: every environment
 //     variable a pod gets is one its service reads (from the config structs,
 //     through envconf.Vars), and every variable a service requires is set;
-//   - the chart's copies of the generated CRD and RBAC rules are current;
+//   - the ClusterRole the chart renders has controller-gen's RBAC rules
+//     (that the chart's copies are current is tests/generated's concern);
 //   - the Tiltfile, evaluated by a Starlark interpreter with stand-ins for
-//     Tilt's built-ins: every path, chart and Dockerfile it names exists and
-//     every image it builds is used by what it deploys;
-//   - the Dockerfiles, statically (pinned bases, non-root user, paths that
-//     exist, OCI labels) and by replaying their Go build stage on the host.
+//     the built-ins of Tilt v0.34.0 (tiltVersion): every path, chart and
+//     Dockerfile it names exists and every image it builds is used by what
+//     it deploys;
+//   - the Dockerfiles, read with BuildKit's parser (tools/image): statically
+//     (pinned bases, non-root user, paths that exist, OCI labels) and by
+//     building the release images without Docker (tools/image replays the
+//     build stages on the host).
 //
 // helm is built from helm.sh/helm/v3 by hack/helm.sh and the control plane
 // by hack/envtest.sh; both cache their output, so only the first run pays.

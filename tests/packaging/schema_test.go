@@ -39,6 +39,18 @@ func TestValuesSchemaRefusesBadValues(t *testing.T) {
 		{"unknown PlaybackStream field", "defaultStream:\n  spec:\n    eventsPerSec: 10\n", "eventsPerSec"},
 		{"PlaybackStream rate out of range", "defaultStream:\n  spec:\n    eventsPerSecond: -1\n", "eventsPerSecond"},
 		{"bad cluster name", "kafka:\n  clusterName: My_Cluster\n", "clusterName"},
+		{"unknown collector key", "collector:\n  allowedOrigin: [\"*\"]\n", "allowedOrigin"},
+		{"origin with a path", "collector:\n  allowedOrigins: [https://player.example.com/app]\n", "allowedOrigins"},
+		{"trusted proxy not an address", "collector:\n  trustedProxies: [ingress-nginx]\n", "trustedProxies"},
+		{"country header not a header name", "collector:\n  countryHeader: \"Viewer Country\"\n", "countryHeader"},
+		{"unknown topic mode", "collector:\n  topics:\n    create: kafka\n", "create"},
+		{"intake retention below the look-back's margin", "collector:\n  topics:\n    intake:\n      retentionMs: 600000\n", "retentionMs"},
+		{"bad topic name", "collector:\n  topics:\n    events:\n      name: \"players events\"\n", "name"},
+		{"collector variable the chart sets itself", "collector:\n  config:\n    COLLECTOR_INTAKE_TOPIC: x\n", "COLLECTOR_INTAKE_TOPIC"},
+		{"unknown collector variable", "collector:\n  config:\n    COLLECTOR_RATELIMIT: 5\n", "COLLECTOR_RATELIMIT"},
+		{"collector variable out of range", "collector:\n  config:\n    COLLECTOR_MAX_LINES: 0\n", "COLLECTOR_MAX_LINES"},
+		{"collector grace period too short", "collector:\n  terminationGracePeriodSeconds: 10\n", "terminationGracePeriodSeconds"},
+		{"bad externalTrafficPolicy", "collector:\n  service:\n    externalTrafficPolicy: local\n", "externalTrafficPolicy"},
 	}
 	dir := t.TempDir()
 	for i, c := range cases {
@@ -71,5 +83,7 @@ func TestValuesSchemaAcceptsTheShippedValues(t *testing.T) {
 	}
 	mustHelm(t, "template", releaseName, chartDir, "--namespace", testNamespace,
 		"--set", "fanout.replicas=3", "--set", "fanout.ingress.enabled=true", "--set", "kafka.create=true",
-		"--set-string", "fanout.config.FANOUT_WARMUP=90s", "--set", "fanout.config.FANOUT_MAX_STREAMS=5", "--set", "fanout.topics={playback-events,playback-prime-time}")
+		"--set-string", "fanout.config.FANOUT_WARMUP=90s", "--set", "fanout.config.FANOUT_MAX_STREAMS=5", "--set", "fanout.topics={playback-events,playback-prime-time}",
+		"--set", "collector.enabled=true", "--set", "collector.allowedOrigins={https://a.example.com,https://b.example.com:8443}",
+		"--set", "collector.trustedProxies={10.0.0.0/8,192.0.2.7}", "--set-string", "collector.config.COLLECTOR_INACTIVITY_TIMEOUT=40s")
 }

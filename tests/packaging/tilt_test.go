@@ -16,11 +16,17 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
+// tiltVersion is the Tilt release whose API the stand-ins below copy: each
+// takes exactly the parameters of the real built-in in Tilt v0.34.0 (its
+// API reference, internal/tiltfile/api/__init__.py in tilt-dev/tilt), or of
+// the pinned tilt-extensions commit for load('ext://...'). The Tiltfile's
+// version_settings constraint must admit it.
+const tiltVersion = "0.34.0"
+
 // tilt records what a Tiltfile asks Tilt to do, through stand-ins for the
 // Tilt built-ins and extensions it uses. Each stand-in takes exactly the
-// parameters of the real one (from Tilt's API reference and the pinned
-// extension), so a misspelt argument fails the evaluation as it would in
-// Tilt.
+// parameters of the real one in tiltVersion, so a misspelt argument fails
+// the evaluation as it would in Tilt.
 type tilt struct {
 	t         *testing.T
 	images    []tiltImage
@@ -156,7 +162,12 @@ func (tl *tilt) predeclared() starlark.StringDict {
 		return builtin(name, spec, func(map[string]starlark.Value) (starlark.Value, error) { return nil, nil })
 	}
 	return starlark.StringDict{
-		"version_settings":   noop("version_settings", "check_updates?", "constraint?"),
+		"version_settings": builtin("version_settings", []string{"check_updates?", "constraint?"}, func(kw map[string]starlark.Value) (starlark.Value, error) {
+			if c, ok := kw["constraint"]; ok && !semverAdmits(strOr(c, ""), tiltVersion) {
+				return nil, fmt.Errorf("version_settings(constraint=%s) does not admit Tilt %s, whose API the test's stand-ins copy", c, tiltVersion)
+			}
+			return nil, nil
+		}),
 		"allow_k8s_contexts": noop("allow_k8s_contexts", "contexts"),
 		"update_settings":    noop("update_settings", "max_parallel_updates?", "k8s_upsert_timeout_secs?", "suppress_unused_image_warnings?"),
 		"ci_settings":        noop("ci_settings", "k8s_grace_period?", "timeout?", "readiness_timeout?"),
@@ -429,8 +440,16 @@ func TestTiltfile(t *testing.T) {
 		}
 	}
 	slices.Sort(refs)
-	if want := []string{"playpulse/controller", "playpulse/fanout", "playpulse/producer"}; !slices.Equal(refs, want) {
+	if want := []string{"playpulse/collector", "playpulse/controller", "playpulse/fanout", "playpulse/producer"}; !slices.Equal(refs, want) {
 		t.Errorf("images built: %v, want %v", refs, want)
+	}
+	// The long-running services are live-updated: a new binary is synced
+	// into the running pod (the producer pods are the controller's, which
+	// rolls them when their image changes).
+	for _, img := range tl.images {
+		if img.ref != "playpulse/producer" && len(img.syncs) == 0 {
+			t.Errorf("image %s has no live_update sync: a new binary would rebuild the image and restart the pod", img.ref)
+		}
 	}
 
 	// Resources: workloads and objects exist in the YAML; dependencies
@@ -470,17 +489,19 @@ func TestTiltfile(t *testing.T) {
 		}
 	}
 
-	// The dashboard is forwarded to localhost:8080.
-	forwarded := false
+	// The dashboard is forwarded to localhost:8080, the collector to 8083.
+	forwarded := map[string]bool{}
 	for _, r := range tl.resources {
 		for _, pf := range r.portForwards {
-			if strings.HasPrefix(pf, "8080:") {
-				forwarded = true
-			}
+			local, _, _ := strings.Cut(pf, ":")
+			forwarded[local] = true
 		}
 	}
-	if !forwarded {
+	if !forwarded["8080"] {
 		t.Error("nothing forwards localhost:8080 to the dashboard")
+	}
+	if !forwarded["8083"] {
+		t.Error("nothing forwards localhost:8083 to the collector, where local players post")
 	}
 
 	// Buttons apply the sample streams, which exist.
@@ -560,4 +581,52 @@ func matchesObject(objs []*unstructured.Unstructured, sel string) bool {
 		return true
 	}
 	return false
+}
+
+// semverAdmits reports whether version satisfies constraint, a
+// space-separated list of comparisons such as ">=0.33.0 <1.0.0" (the forms
+// Tilt's version_settings takes that this Tiltfile uses).
+func semverAdmits(constraint, version string) bool {
+	parse := func(v string) [3]int {
+		var p [3]int
+		for i, f := range strings.SplitN(strings.TrimPrefix(v, "v"), ".", 3) {
+			fmt.Sscan(f, &p[i])
+		}
+		return p
+	}
+	cmp := func(a, b [3]int) int {
+		for i := range a {
+			if a[i] != b[i] {
+				return a[i] - b[i]
+			}
+		}
+		return 0
+	}
+	v := parse(version)
+	for _, c := range strings.Fields(constraint) {
+		op := strings.TrimRight(c, "0123456789.v")
+		d := cmp(v, parse(strings.TrimPrefix(c, op)))
+		ok := map[string]bool{">=": d >= 0, ">": d > 0, "<=": d <= 0, "<": d < 0, "=": d == 0, "": d == 0}[op]
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func TestSemverAdmits(t *testing.T) {
+	for _, tt := range []struct {
+		constraint, version string
+		want                bool
+	}{
+		{">=0.33.0", "0.34.0", true},
+		{">=0.35.0", "0.34.0", false},
+		{">=0.33.0 <0.34.0", "0.34.0", false},
+		{">0.33.9 <=0.34.0", "0.34.0", true},
+		{"0.34.0", "0.34.0", true},
+	} {
+		if got := semverAdmits(tt.constraint, tt.version); got != tt.want {
+			t.Errorf("semverAdmits(%q, %q) = %v", tt.constraint, tt.version, got)
+		}
+	}
 }

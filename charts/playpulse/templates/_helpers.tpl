@@ -1,5 +1,6 @@
 {{/*
-Names. The release "playpulse" gives playpulse-controller, playpulse-fanout.
+Names. The release "playpulse" gives playpulse-controller, playpulse-fanout,
+playpulse-collector.
 */}}
 {{- define "playpulse.name" -}}
 {{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
@@ -24,6 +25,10 @@ Names. The release "playpulse" gives playpulse-controller, playpulse-fanout.
 
 {{- define "playpulse.fanout.fullname" -}}
 {{- printf "%s-fanout" (include "playpulse.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "playpulse.collector.fullname" -}}
+{{- printf "%s-collector" (include "playpulse.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
 {{- define "playpulse.chart" -}}
@@ -58,6 +63,11 @@ app.kubernetes.io/component: controller
 {{- define "playpulse.fanout.selectorLabels" -}}
 {{ include "playpulse.selectorLabels" . }}
 app.kubernetes.io/component: fanout
+{{- end }}
+
+{{- define "playpulse.collector.selectorLabels" -}}
+{{ include "playpulse.selectorLabels" . }}
+app.kubernetes.io/component: collector
 {{- end }}
 
 {{- define "playpulse.controller.serviceAccountName" -}}
@@ -233,4 +243,127 @@ Call with (dict "root" $ "port" 8080 "extra" .Values.x.podAnnotations).
 annotations:
   {{- toYaml . | nindent 2 }}
 {{- end }}
+{{- end }}
+
+{{/*
+The objects the fan-out and the collector both have, the same but for their
+names and values. Call each with
+(dict "root" $ "component" "fanout" "name" <full name> "values" .Values.fanout).
+*/}}
+{{- define "playpulse.componentMeta" -}}
+name: {{ .name }}
+namespace: {{ .root.Release.Namespace }}
+labels:
+  {{- include "playpulse.labels" .root | nindent 2 }}
+  app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "playpulse.componentSelector" -}}
+{{ include "playpulse.selectorLabels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/* A PodDisruptionBudget: values.podDisruptionBudget.maxUnavailable at once. */}}
+{{- define "playpulse.pdb" -}}
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  {{- include "playpulse.componentMeta" . | nindent 2 }}
+spec:
+  maxUnavailable: {{ .values.podDisruptionBudget.maxUnavailable }}
+  selector:
+    matchLabels:
+      {{- include "playpulse.componentSelector" . | nindent 6 }}
+{{- end }}
+
+{{/*
+A HorizontalPodAutoscaler on CPU that scales down one pod at a time, slowly
+(the caller says why its component needs that).
+*/}}
+{{- define "playpulse.hpa" -}}
+{{- $a := .values.autoscaling -}}
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata:
+  {{- include "playpulse.componentMeta" . | nindent 2 }}
+spec:
+  scaleTargetRef:
+    apiVersion: apps/v1
+    kind: Deployment
+    name: {{ .name }}
+  minReplicas: {{ $a.minReplicas }}
+  maxReplicas: {{ $a.maxReplicas }}
+  metrics:
+    - type: Resource
+      resource:
+        name: cpu
+        target:
+          type: Utilization
+          averageUtilization: {{ $a.targetCPUUtilizationPercentage }}
+  behavior:
+    scaleDown:
+      stabilizationWindowSeconds: 300
+      policies:
+        - type: Pods
+          value: 1
+          periodSeconds: 120
+{{- end }}
+
+{{/*
+A NetworkPolicy: ingress only to the http port (from
+values.networkPolicy.ingressFrom, or from anyone), egress only to DNS and to
+Kafka (kafkaPorts, on kafkaTo or any address).
+*/}}
+{{- define "playpulse.networkPolicy" -}}
+{{- $np := .values.networkPolicy -}}
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  {{- include "playpulse.componentMeta" . | nindent 2 }}
+spec:
+  podSelector:
+    matchLabels:
+      {{- include "playpulse.componentSelector" . | nindent 6 }}
+  policyTypes:
+    - Ingress
+    - Egress
+  ingress:
+    # One port: what the component serves, its probes and Prometheus.
+    - ports:
+        - port: http
+          protocol: TCP
+      {{- with $np.ingressFrom }}
+      from:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+  egress:
+    # DNS, to resolve the bootstrap servers and the brokers they advertise.
+    - ports:
+        - port: 53
+          protocol: UDP
+        - port: 53
+          protocol: TCP
+    # Kafka, and nothing else.
+    - ports:
+        {{- range $np.kafkaPorts }}
+        - port: {{ . }}
+          protocol: TCP
+        {{- end }}
+      {{- with $np.kafkaTo }}
+      to:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+{{- end }}
+
+{{/*
+"true" when the chart renders Strimzi KafkaTopics for the collector's topics
+(collector.topics.create: strimzi, or auto with kafka.create or a cluster
+that serves KafkaTopics; helm template sees no cluster, so auto there
+follows kafka.create, or --api-versions kafka.strimzi.io/v1/KafkaTopic).
+*/}}
+{{- define "playpulse.collector.strimziTopics" -}}
+{{- $mode := .Values.collector.topics.create -}}
+{{- if or (eq $mode "strimzi") (and (eq $mode "auto") (or .Values.kafka.create (.Capabilities.APIVersions.Has "kafka.strimzi.io/v1/KafkaTopic"))) -}}
+true
+{{- end -}}
 {{- end }}

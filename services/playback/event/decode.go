@@ -142,7 +142,7 @@ func Decode(b []byte, e *Event) error {
 
 // Decoder decodes like Decode but keeps state between records: its scratch
 // buffer, and the strings of low-cardinality fields (device, stream,
-// movie_id, network, country, cdn, stop_reason, error_code), so that a hot
+// movie_id, network, country, cdn, source, stop_reason, error_code), so that a hot
 // consumer allocates only for the ids that are new in every event. It is
 // not safe for concurrent use: keep one per partition.
 type Decoder struct {
@@ -354,6 +354,16 @@ func (d *decoder) field(key []byte, e *Event) (uint32, error) {
 	case "cdn":
 		e.CDN, err = d.interned("cdn")
 		return 0, err
+	case "source":
+		if e.Source, err = d.interned("source"); err != nil {
+			return 0, err
+		}
+		for _, s := range Sources {
+			if s == e.Source {
+				return 0, nil
+			}
+		}
+		return 0, fail(ErrInvalidValue, "source", strconv.Quote(truncate(e.Source)))
 	case "startup_ms":
 		var v int64
 		v, err = d.nonNegInt("startup_ms")
@@ -414,11 +424,6 @@ func (d *decoder) stringBytes(field string) ([]byte, error) {
 		return nil, d.wrongType(field, "string")
 	}
 	return d.rawString()
-}
-
-func (d *decoder) string(field string) (string, error) {
-	s, err := d.stringBytes(field)
-	return string(s), err
 }
 
 func (d *decoder) interned(field string) (string, error) {

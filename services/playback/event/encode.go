@@ -44,6 +44,9 @@ func (e *Event) AppendJSON(dst []byte) []byte {
 	if e.CDN != "" {
 		dst = appendStringField(dst, "cdn", e.CDN)
 	}
+	if e.Source != "" {
+		dst = appendStringField(dst, "source", e.Source)
+	}
 	switch e.Type {
 	case Play:
 		if e.FirstFrame {

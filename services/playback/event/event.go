@@ -102,6 +102,16 @@ const (
 	StopExitBeforeStart = "exit_before_start" // viewer left before the first frame, no error
 )
 
+// Sources, the values of the optional "source" field.
+const (
+	SourceSim    = "sim"    // the viewing-session simulator (producer)
+	SourceCMCD   = "cmcd"   // a real player's CMCD v2 event reports, mapped by the collector
+	SourceBeacon = "beacon" // contract events posted to the collector by a custom player or SDK
+)
+
+// Sources lists the valid source values.
+var Sources = []string{SourceSim, SourceCMCD, SourceBeacon}
+
 // StopReasons lists the valid stop_reason values.
 var StopReasons = []string{StopEnded, StopQuit, StopError, StopExitBeforeStart}
 
@@ -125,6 +135,12 @@ type Event struct {
 	Network string
 	Country string
 	CDN     string
+	// Source says what produced the event: SourceSim (the simulator),
+	// SourceCMCD (a real player's CMCD v2 reports, through the collector) or
+	// SourceBeacon (contract events a custom player or SDK posted to the
+	// collector). Optional on the wire: records written before it existed, or
+	// by other producers, have none ("", shown as "unknown").
+	Source string
 
 	// Type-specific fields. Which ones are required for which type is
 	// written in docs/events.md and enforced by Validate.

@@ -22,7 +22,7 @@ func samples() []event.Event {
 	base := event.Event{
 		V: 1, EventID: "s1-2", SessionID: "s1", Seq: 2, Stream: "default",
 		UserID: "user_42", MovieID: "movie_7", Position: 12.5, Bitrate: 3000,
-		Device: "tv", TS: ts, Network: "wifi", Country: "DE", CDN: "cdn-a",
+		Device: "tv", TS: ts, Network: "wifi", Country: "DE", CDN: "cdn-a", Source: event.SourceCMCD,
 	}
 	var out []event.Event
 	for _, t := range event.Types() {
@@ -177,6 +177,8 @@ func TestDecodeErrors(t *testing.T) {
 		{"negative position", strings.Replace(good, `"position_seconds":1`, `"position_seconds":-1`, 1), event.ErrInvalidValue, "invalid_value", "position_seconds"},
 		{"seq zero", strings.Replace(good, `"seq":1`, `"seq":0`, 1), event.ErrInvalidValue, "invalid_value", "seq"},
 		{"empty session", strings.Replace(good, `"session_id":"s"`, `"session_id":""`, 1), event.ErrInvalidValue, "invalid_value", "session_id"},
+		{"unknown source", strings.Replace(good, `"device":"tv"`, `"device":"tv","source":"browser"`, 1), event.ErrInvalidValue, "invalid_value", "source"},
+		{"source as number", strings.Replace(good, `"device":"tv"`, `"device":"tv","source":1`, 1), event.ErrWrongType, "wrong_type", "source"},
 		{"huge seq", strings.Replace(good, `"seq":1`, `"seq":99999999999999999999`, 1), event.ErrInvalidValue, "invalid_value", "seq"},
 		{"too large", `{"pad":"` + strings.Repeat("x", event.MaxRecordBytes) + `"}`, event.ErrTooLarge, "too_large", ""},
 		{"deep nesting", `{"x":` + strings.Repeat("[", 1000) + strings.Repeat("]", 1000) + `}`, event.ErrSyntax, "not_json", ""},

@@ -6,9 +6,7 @@ package kafkacfg
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/IBM/sarama"
@@ -25,7 +23,7 @@ func init() { metrics.UseNilMetrics = true }
 // Config holds the Kafka client settings. Services embed it anonymously in
 // their own config struct, so the variables keep these exact names.
 type Config struct {
-	Brokers  []string `envconfig:"KAFKA_BROKERS" default:"localhost:9092" desc:"comma-separated bootstrap brokers, host:port"`
+	Brokers  []string `envconfig:"KAFKA_BROKERS" default:"localhost:9092" format:"hostport" desc:"comma-separated bootstrap brokers, host:port"`
 	ClientID string   `envconfig:"KAFKA_CLIENT_ID" default:"playpulse" desc:"client id sent to Kafka (shows in broker logs and quotas)"`
 	Version  string   `envconfig:"KAFKA_VERSION" default:"3.9.0" desc:"Kafka protocol version to speak; any broker from 3.9 on, including 4.x, accepts the default"`
 
@@ -41,16 +39,11 @@ type Config struct {
 	SASLPasswordFile string `envconfig:"KAFKA_SASL_PASSWORD_FILE" desc:"file holding the SASL password (a mounted Strimzi KafkaUser secret)"`
 }
 
-// Validate checks the settings and names the variable at fault.
+// Validate checks what the tags cannot (each broker's host:port is the
+// format tag's) and names the variable at fault.
 func (c *Config) Validate() error {
 	if len(c.Brokers) == 0 {
 		return envconf.Invalid("KAFKA_BROKERS", "must list at least one broker, e.g. localhost:9092")
-	}
-	for _, b := range c.Brokers {
-		host, port, ok := strings.Cut(strings.TrimSpace(b), ":")
-		if !ok || host == "" || port == "" {
-			return envconf.Invalid("KAFKA_BROKERS", "%q is not host:port", b)
-		}
 	}
 	if _, err := sarama.ParseKafkaVersion(c.Version); err != nil {
 		return envconf.Invalid("KAFKA_VERSION", "%v", err)
@@ -73,53 +66,53 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// BrokerList returns the brokers with surrounding spaces removed.
-func (c *Config) BrokerList() []string {
-	out := make([]string, len(c.Brokers))
-	for i, b := range c.Brokers {
-		out[i] = strings.TrimSpace(b)
-	}
-	return out
-}
-
 // Sarama returns a sarama configuration with the connection settings
-// applied. Callers set what is specific to them (producer acks, consumer
-// offsets) on the result.
+// applied, reading the TLS and SASL files it names; each service's resolve
+// step calls it, so an unreadable file is a configuration error at start.
+// Callers set what is specific to them (producer acks, consumer offsets) on
+// the result.
+//
+// The files are read again when they change (a rotated Kubernetes Secret):
+// every new connection uses the CA, client certificate and SCRAM password
+// as they are then, so clients reconnect with new credentials without a
+// restart. A PLAIN password is the exception: sarama sends the one it was
+// configured with, so PLAIN needs a restart after a rotation (Strimzi's
+// users are SCRAM-SHA-512 or TLS).
 func (c *Config) Sarama() (*sarama.Config, error) {
 	sc := sarama.NewConfig()
 	sc.ClientID = c.ClientID
 	v, err := sarama.ParseKafkaVersion(c.Version)
 	if err != nil {
-		return nil, fmt.Errorf("KAFKA_VERSION: %w", err)
+		return nil, envconf.Invalid("KAFKA_VERSION", "%v", err)
 	}
 	sc.Version = v
+	f, err := newFiles(c)
+	if err != nil {
+		return nil, err
+	}
 	if c.TLS || c.TLSCAFile != "" || c.TLSCertFile != "" || c.TLSInsecureSkipVerify {
-		tc, err := c.tlsConfig()
-		if err != nil {
-			return nil, err
-		}
 		sc.Net.TLS.Enable = true
-		sc.Net.TLS.Config = tc
+		sc.Net.TLS.Config = c.tlsConfig(f)
 	}
 	if mech := strings.ToUpper(c.SASLMechanism); mech != "" {
 		pw := c.SASLPassword
 		if c.SASLPasswordFile != "" {
-			b, err := os.ReadFile(c.SASLPasswordFile)
-			if err != nil {
-				return nil, fmt.Errorf("KAFKA_SASL_PASSWORD_FILE: %w", err)
-			}
-			pw = strings.TrimRight(string(b), "\r\n")
+			pw = f.saslPassword()
 		}
 		sc.Net.SASL.Enable = true
 		sc.Net.SASL.Handshake = true
 		sc.Net.SASL.User = c.SASLUsername
-		sc.Net.SASL.Password = pw
+		sc.Net.SASL.Password = pw // sarama requires one; SCRAM asks f for the current one
 		sc.Net.SASL.Mechanism = sarama.SASLMechanism(mech)
+		current := func() string { return c.SASLPassword }
+		if c.SASLPasswordFile != "" {
+			current = f.saslPassword
+		}
 		switch mech {
 		case sarama.SASLTypeSCRAMSHA512:
-			sc.Net.SASL.SCRAMClientGeneratorFunc = func() sarama.SCRAMClient { return newSCRAM(scramSHA512) }
+			sc.Net.SASL.SCRAMClientGeneratorFunc = func() sarama.SCRAMClient { return newSCRAM(scramSHA512, current) }
 		case sarama.SASLTypeSCRAMSHA256:
-			sc.Net.SASL.SCRAMClientGeneratorFunc = func() sarama.SCRAMClient { return newSCRAM(scramSHA256) }
+			sc.Net.SASL.SCRAMClientGeneratorFunc = func() sarama.SCRAMClient { return newSCRAM(scramSHA256, current) }
 		}
 	}
 	if err := sc.Validate(); err != nil {
@@ -128,25 +121,23 @@ func (c *Config) Sarama() (*sarama.Config, error) {
 	return sc, nil
 }
 
-func (c *Config) tlsConfig() (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: c.TLSInsecureSkipVerify} //nolint:gosec // opt-in, documented as debug only
-	if c.TLSCAFile != "" {
-		pem, err := os.ReadFile(c.TLSCAFile)
-		if err != nil {
-			return nil, fmt.Errorf("KAFKA_TLS_CA_FILE: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("KAFKA_TLS_CA_FILE: no PEM certificates in %s", c.TLSCAFile)
-		}
-		tc.RootCAs = pool
+// tlsConfig verifies the broker against KAFKA_TLS_CA_FILE and shows the
+// client certificate as the files are at each handshake (files). Without a
+// CA file the system roots verify the broker, as crypto/tls does by
+// itself.
+func (c *Config) tlsConfig(f *files) *tls.Config {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	switch {
+	case c.TLSInsecureSkipVerify:
+		tc.InsecureSkipVerify = true //nolint:gosec // opt-in, documented as debug only
+	case c.TLSCAFile != "":
+		// crypto/tls would verify against the CAs read once; verifyBroker
+		// does the same checks against the file as it is now.
+		tc.InsecureSkipVerify = true //nolint:gosec // verified in VerifyConnection
+		tc.VerifyConnection = f.verifyBroker
 	}
 	if c.TLSCertFile != "" {
-		cert, err := tls.LoadX509KeyPair(c.TLSCertFile, c.TLSKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("KAFKA_TLS_CERT_FILE/KAFKA_TLS_KEY_FILE: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
+		tc.GetClientCertificate = f.clientCertificate
 	}
-	return tc, nil
+	return tc
 }

@@ -12,7 +12,9 @@ import (
 	"playpulse.dev/services/playback/kafkacfg"
 )
 
-func TestValidateNamesTheVariable(t *testing.T) {
+// TestChecksNameTheVariable: the tags (envconf.Check) and Validate together
+// refuse every bad setting, naming its variable.
+func TestChecksNameTheVariable(t *testing.T) {
 	base := func() kafkacfg.Config {
 		return kafkacfg.Config{Brokers: []string{"localhost:9092"}, ClientID: "x", Version: "3.9.0"}
 	}
@@ -34,7 +36,10 @@ func TestValidateNamesTheVariable(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := base()
 			tt.mutate(&c)
-			err := c.Validate()
+			err := envconf.Check(&c)
+			if err == nil {
+				err = c.Validate()
+			}
 			if tt.wantVar == "" {
 				if err != nil {
 					t.Fatal(err)

@@ -170,10 +170,11 @@ type model struct {
 	sessionSeconds   float64
 }
 
-var models sync.Map // Config with Seed 0 → *model
+var models sync.Map // Config with Seed 0 and no Incidents → *model
 
 func getModel(cfg Config) *model {
 	cfg.Seed = 0
+	cfg.Incidents = "" // the model is the audience without faults
 	if m, ok := models.Load(cfg); ok {
 		return m.(*model)
 	}

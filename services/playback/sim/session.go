@@ -74,7 +74,8 @@ type session struct {
 	stallErrAt int64 // when the stall's non-fatal error is logged
 	until      int64 // planned end of the current pause or stall, or of startup
 
-	stallRate float64 // stalls per second of play
+	stallRate float64 // stalls per second of play, before incidents
+	epoch     uint32  // incident epoch the current plan was drawn in
 }
 
 // gen creates sessions and their events. Sim wraps it with the scheduler;
@@ -90,6 +91,7 @@ type gen struct {
 	buf    []byte
 	ids    []byte // append-only arena for event ids
 	pilot  bool   // no ids, no strings
+	fx     effects
 }
 
 func (g *gen) lognormal(median, sigma float64) float64 {
@@ -141,10 +143,10 @@ func (g *gen) begin(ss *session, t int64, e *event.Event) {
 	ss.startRng = max(0, ss.capRung-2-int8(rng.IntN(2)))
 
 	switch {
-	case rng.Float64() < m.cfg.StartFailureRate:
+	case rng.Float64() < m.cfg.StartFailureRate*factor(g.fx.errors, uint8(dev)):
 		ss.next, ss.due = kStartError, t+secs(g.uniform(startFailMin, startFailTo))
 	default:
-		startup := g.lognormal(dm.startupMedian, dm.startupSigma)
+		startup := g.lognormal(dm.startupMedian, dm.startupSigma) * factor(g.fx.startup, ss.cdn)
 		abandon := abandonAfter + rng.ExpFloat64()/m.ebvsKappa
 		if abandon < startup {
 			ss.next, ss.due = kExitBeforeStart, t+secs(abandon)
@@ -217,6 +219,7 @@ func (g *gen) fill(ss *session, t int64, typ event.Type, e *event.Event) {
 	e.Network = netNames[ss.net]
 	e.Country = countries[ss.country].name
 	e.CDN = cdns[ss.cdn].name
+	e.Source = event.SourceSim
 }
 
 func (g *gen) code(codes []string) string { return codes[g.rng.IntN(len(codes))] }
@@ -254,7 +257,7 @@ func (g *gen) emit(ss *session, t int64, e *event.Event, filler bool) bool {
 			return g.stop(ss, t, event.StopExitBeforeStart, e)
 		}
 		ss.st = player.Playing
-		ss.rung = ss.startRng
+		ss.rung = min(ss.startRng, g.capRung(ss))
 		ss.budget = secs(g.lognormal(g.m.watchMedian[ss.dev], watchSigma))
 		z := stallSessionSigma
 		ss.stallRate = g.m.stallBase * deviceModels[ss.dev].stall * math.Exp(z*rng.NormFloat64()-z*z/2)
@@ -284,6 +287,11 @@ func (g *gen) emit(ss *session, t int64, e *event.Event, filler bool) bool {
 		}
 		if filler || ss.next == kHeartbeat {
 			g.heartbeat(ss, t, e)
+			if ss.epoch != g.fx.epoch {
+				// An incident began or ended since the plan was drawn: its
+				// clocks are memoryless, so draw them again at the new rates.
+				g.plan(ss, t)
+			}
 			return false
 		}
 		switch ss.next {
@@ -322,7 +330,7 @@ func (g *gen) emit(ss *session, t int64, e *event.Event, filler bool) bool {
 			case ss.downPending:
 				ss.rung = max(0, ss.rung-1-int8(rng.IntN(2)))
 				ss.downPending = false
-			case ss.rung < ss.capRung:
+			case ss.rung < g.capRung(ss):
 				ss.rung++
 			default:
 				ss.rung--
@@ -424,18 +432,22 @@ func (g *gen) plan(ss *session, t int64) {
 	switch ss.st {
 	case player.Playing:
 		ss.evNext, ss.evDue = kEnd, t+min(ss.budget, ss.dur-ss.pos)
+		ss.epoch = g.fx.epoch
+		capRung := g.capRung(ss)
 		up := 0.0
 		switch {
-		case ss.downPending:
+		case ss.downPending, ss.rung > capRung: // a degraded CDN: down within seconds
 			up = 1 / downshiftDelay
-		case ss.rung < ss.capRung && ss.played < time.Minute.Nanoseconds():
+		case ss.rung < capRung && ss.played < time.Minute.Nanoseconds():
 			up = 1 / climbFast
-		case ss.rung < ss.capRung:
+		case ss.rung < capRung:
 			up = 1 / climbSlow
 		default:
 			up = 1 / fluctuateEvery
 		}
-		rates := [...]float64{1 / pauseEvery, 1 / seekEvery, ss.stallRate, up, 1 / nonFatalEvery, g.m.fatalRate}
+		stall := ss.stallRate * factor(g.fx.stall, ss.cdn)
+		fatal := g.m.fatalRate * factor(g.fx.errors, ss.dev)
+		rates := [...]float64{1 / pauseEvery, 1 / seekEvery, stall, up, 1 / nonFatalEvery, fatal}
 		total := 0.0
 		for _, r := range rates {
 			total += r

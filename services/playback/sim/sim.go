@@ -5,6 +5,7 @@ import (
 	"hash/fnv"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -78,6 +79,17 @@ type Sim struct {
 
 	rateBits atomic.Uint64
 	active   atomic.Int64
+	// leaveBits holds the audience factor of a flash crowd that ended
+	// (float64 bits; 0: none) while its viewers leave: the pacer keeps
+	// the crowd's rate until they have, or every event would wait behind
+	// the crowd's and startup times would stretch.
+	leaveBits atomic.Uint64
+
+	inc     schedule // the incidents, immutable after New
+	incNext int64    // when the active incidents change next (Unix ns)
+	thin    float64  // arrival candidates come this much faster than the fastest real rate
+	crowd   float64  // the flash crowds' audience factor at the last refresh
+	leaving int      // viewers of a flash crowd that ended who leave at their next event
 
 	rateSeen uint64
 	rate     float64
@@ -119,6 +131,10 @@ func New(cfg Config, stream, sessionPrefix string) (*Sim, error) {
 	for seed == 0 {
 		seed = rand.Uint64()
 	}
+	incidents, err := ParseIncidents(cfg.Incidents)
+	if err != nil {
+		return nil, err // Validate has parsed them already: cannot happen
+	}
 	prefix := "s"
 	if sessionPrefix != "" {
 		prefix = sessionPrefix + "-"
@@ -128,6 +144,7 @@ func New(cfg Config, stream, sessionPrefix string) (*Sim, error) {
 		seed:    seed,
 		q:       newWheel(),
 		nextArr: math.MaxInt64,
+		inc:     newSchedule(incidents),
 	}
 	s.g = gen{
 		m:      getModel(cfg),
@@ -170,10 +187,15 @@ func (s *Sim) SetRate(eventsPerSecond float64) {
 
 // Rate returns the rate at which the pacer should call Next at time now:
 // the SetRate value, times the daily profile's factor when DAILY_PROFILE is
-// on. Safe to call from any goroutine.
+// on, times the audience factor of a flash crowd (IncidentCrowd) active at
+// now. Safe to call from any goroutine.
 func (s *Sim) Rate(now time.Time) float64 {
-	return math.Float64frombits(s.rateBits.Load()) * s.cfg.DailyFactor(now)
+	crowd := max(s.inc.crowd(now.UnixNano()), math.Float64frombits(s.leaveBits.Load()))
+	return math.Float64frombits(s.rateBits.Load()) * s.cfg.DailyFactor(now) * crowd
 }
+
+// Incidents returns the incidents the simulator applies (PRODUCER_INCIDENTS).
+func (s *Sim) Incidents() []Incident { return slices.Clone(s.inc.list) }
 
 // Active returns the number of sessions in progress. Safe to call from any
 // goroutine.
@@ -237,6 +259,9 @@ func (s *Sim) Next(now time.Time, e *event.Event) {
 	s.begun = true
 	s.now = t
 	s.g.nowT = now
+	if t >= s.incNext {
+		s.incNext = s.inc.apply(&s.g.fx, t)
+	}
 	s.refresh(t)
 	s.stats.Events++
 	s.q.advance(t)
@@ -261,7 +286,12 @@ func (s *Sim) Next(now time.Time, e *event.Event) {
 			s.stats.OnTime++
 			s.stats.LagSum += lag
 			s.stats.LagMax = max(s.stats.LagMax, lag)
-			if t-top.due > s.shedLag {
+			if t-top.due > s.shedLag || s.leaving > 0 && canHeartbeat(top.s) {
+				if s.leaving > 0 {
+					if s.leaving--; s.leaving == 0 {
+						s.leaveBits.Store(0) // the crowd has left: back to the stream's rate
+					}
+				}
 				s.stats.Shed++
 				s.g.shed(top.s, t, e)
 				s.q.removePeeked()
@@ -311,28 +341,41 @@ func (s *Sim) refresh(t int64) {
 	s.rateSeen = bits
 	s.rate = math.Float64frombits(bits)
 	m := s.g.m
-	r := s.rate * s.cfg.dailyFactorAt(t)
+	crowd := s.inc.crowd(t)
+	r := s.rate * s.cfg.dailyFactorAt(t) * crowd
 	target := loadFactor * r * m.sessionSeconds / m.eventsPerSession
+	if crowd < s.crowd {
+		// A flash crowd ended: its viewers leave now (the crowd came for
+		// the event), not over the half hour their sessions would last,
+		// each at its next event, at the crowd's rate.
+		s.leaving = max(0, s.q.len()-int(target))
+		if s.leaving > 0 {
+			s.leaveBits.Store(math.Float64bits(s.crowd))
+		}
+	}
+	s.crowd = crowd
 	maxS := float64(s.cfg.MaxSessions)
 	s.stats.Target = min(target, maxS)
 	s.gateHi = min(maxS, target*(1+gateBand)+1)
 	s.gateLo = min(maxS, target*(1-gateBand)-1)
 	if changed {
-		peak := 1.0
+		// Candidates come at the highest rate the daily profile and the
+		// flash crowds can ask for, thinned in acceptArrival.
+		s.thin = s.inc.crowdMax
 		if s.cfg.DailyProfile {
-			peak = dailyPeak
+			s.thin *= dailyPeak
 		}
-		s.lamMax = loadFactor * s.rate * peak / m.eventsPerSession
+		s.lamMax = loadFactor * s.rate * s.thin / m.eventsPerSession
 		s.nextArr = s.g.expAfter(t, s.lamMax)
 	}
 	s.shedLag = 3*s.g.hb + int64(10e9/max(s.rate, 1e-6))
 	s.ctlAt = t + sec
 }
 
-// acceptArrival thins the candidate arrivals to the daily profile and gates
-// them on the population.
+// acceptArrival thins the candidate arrivals to the daily profile and the
+// flash crowds, and gates them on the population.
 func (s *Sim) acceptArrival(at int64) bool {
-	if s.cfg.DailyProfile && s.g.rng.Float64()*dailyPeak > s.cfg.dailyFactorAt(at) {
+	if s.thin > 1 && s.g.rng.Float64()*s.thin > s.cfg.dailyFactorAt(at)*s.inc.crowd(at) {
 		return false
 	}
 	return float64(s.q.len()) < s.gateHi

@@ -272,6 +272,7 @@ type ProducerSpec struct {
 // PlaybackStreamSpec is the load a stream asks for.
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.eventsPerSecond) || self.eventsPerSecond <= (has(self.replicas) ? self.replicas : 1) * 50000",messageExpression="'eventsPerSecond %d needs at least %d replicas (one producer sends at most 50000 events/s), but replicas is %d'.format([self.eventsPerSecond, (self.eventsPerSecond + 49999) / 50000, has(self.replicas) ? self.replicas : 1])"
+// +kubebuilder:validation:XValidation:rule="!has(self.incidents) || self.incidents.all(i, !has(i.flashCrowd) || double(has(self.eventsPerSecond) ? self.eventsPerSecond : 100) * (has(i.flashCrowd.factor) ? i.flashCrowd.factor : 3.0) <= double(has(self.replicas) ? self.replicas : 1) * 50000.0)",message="a flashCrowd multiplies the event rate: eventsPerSecond × factor must stay within replicas × 50000 (one producer sends at most 50000 events/s); add replicas or lower the factor"
 type PlaybackStreamSpec struct {
 	// EventsPerSecond is the target rate of the whole stream; each producer
 	// replica sends its share. 0 pauses the stream (producers stay
@@ -308,6 +309,15 @@ type PlaybackStreamSpec struct {
 	// Producer holds settings of the producer pods.
 	// +optional
 	Producer ProducerSpec `json:"producer,omitempty"`
+
+	// Incidents are faults in the simulated audience, now or scheduled,
+	// to rehearse alerting (docs/alerts.md): a CDN degrades, a device
+	// class fails, a flash crowd arrives.
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=16
+	// +optional
+	Incidents []Incident `json:"incidents,omitempty"`
 }
 
 // TopicMode is how the controller manages a stream's topic.
@@ -362,6 +372,20 @@ type PlaybackStreamStatus struct {
 	// EventsPerSecondPerReplica is the rate each producer pod is set to.
 	// +optional
 	EventsPerSecondPerReplica float64 `json:"eventsPerSecondPerReplica,omitempty"`
+	// Incidents is the window of each incident in spec.incidents, as the
+	// producers apply it.
+	// +listType=map
+	// +listMapKey=name
+	// +optional
+	Incidents []IncidentStatus `json:"incidents,omitempty"`
+
+	// ActiveIncidents names the incidents in effect now, comma-separated.
+	// +optional
+	ActiveIncidents string `json:"activeIncidents,omitempty"`
+
+	// NextIncidentChange is when an incident starts or ends next.
+	// +optional
+	NextIncidentChange *metav1.Time `json:"nextIncidentChange,omitempty"`
 }
 
 // PlaybackStream is one simulated audience: the controller turns it into a
@@ -377,6 +401,7 @@ type PlaybackStreamStatus struct {
 // +kubebuilder:printcolumn:name="Ready",type=integer,JSONPath=`.status.readyReplicas`,description="producer pods ready"
 // +kubebuilder:printcolumn:name="Topic",type=string,JSONPath=`.status.topicName`,description="Kafka topic"
 // +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,description="reason of the Ready condition"
+// +kubebuilder:printcolumn:name="Incident",type=string,JSONPath=`.status.activeIncidents`,description="incidents in effect now"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`,priority=1
 // +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 63",message="metadata.name must be at most 63 characters: it is a label value on the producer pods"
@@ -398,8 +423,4 @@ type PlaybackStreamList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []PlaybackStream `json:"items"`
-}
-
-func init() {
-	SchemeBuilder.Register(&PlaybackStream{}, &PlaybackStreamList{})
 }

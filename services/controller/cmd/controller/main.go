@@ -4,33 +4,16 @@
 package main
 
 import (
-	"context"
-	"errors"
-	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
-	"playpulse.dev/services/controller/config"
 	"playpulse.dev/services/controller/internal/app"
+	"playpulse.dev/services/controller/pkg/config"
 	"playpulse.dev/services/playback/envconf"
+	"playpulse.dev/services/playback/ops"
 )
 
 func main() {
 	var cfg config.Config
-	envconf.MustLoad("controller", &cfg, os.Args[1:])
-	log := cfg.Logger("controller")
-
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-
-	if err := app.Run(ctx, &cfg, log); err != nil {
-		var ve *envconf.VarError
-		if errors.As(err, &ve) {
-			fmt.Fprintf(os.Stderr, "controller: invalid configuration: %v\n", err)
-			os.Exit(envconf.ExitInvalid)
-		}
-		log.Error("controller failed", "err", err)
-		os.Exit(1)
-	}
+	resolved := envconf.MustLoad("controller", &cfg, os.Args[1:]) // exits 2 on a bad value
+	ops.Main("controller", resolved.Log, resolved, app.New)
 }

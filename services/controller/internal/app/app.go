@@ -1,15 +1,13 @@
-// Package app builds the controller process from its config: the
-// controller-runtime manager (leader election, caches), the PlaybackStream
-// reconciler, and one HTTP listener for /healthz, /readyz and /metrics.
+// Package app builds the controller from its resolved configuration and
+// runs it: the controller-runtime manager (leader election, caches), the
+// PlaybackStream reconciler, and one HTTP listener for /healthz, /readyz and
+// /metrics.
 package app
 
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
-	"os"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -22,124 +20,145 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
-	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/client/config"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"playpulse.dev/services/controller/api/v1alpha1"
-	"playpulse.dev/services/controller/config"
 	"playpulse.dev/services/controller/internal/controller"
+	"playpulse.dev/services/controller/pkg/config"
 	"playpulse.dev/services/playback/envconf"
+	"playpulse.dev/services/playback/kafkacfg"
 	"playpulse.dev/services/playback/ops"
 )
 
-// inClusterNamespaceFile holds the pod's namespace in a cluster.
-const inClusterNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+// App is one controller process.
+type App struct {
+	cfg  config.Resolved
+	mgr  manager.Manager
+	http http.Handler
+}
 
-// Run runs the controller until ctx ends. Errors that a person fixes in the
-// configuration are *envconf.VarError (main exits 2 on them).
-func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
-	lg := logr.FromSlogHandler(log.Handler())
+// New builds the controller. It asks the API server once whether Strimzi's
+// KafkaTopic is served (CONTROLLER_TOPIC_MODE=auto or strimzi), so it fails
+// when the API server cannot be reached.
+func New(cfg config.Resolved) (*App, error) {
+	lg := logr.FromSlogHandler(cfg.Log.Handler())
 	ctrl.SetLogger(lg)
 	klog.SetLogger(lg)
 
-	restCfg, err := restConfig(cfg)
+	mode, err := topicMode(cfg.TopicMode, cfg.Rest)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Log.Info("topic mode", "mode", mode, "configured", cfg.TopicMode)
+	mgr, err := newManager(cfg, lg)
+	if err != nil {
+		return nil, err
+	}
+	opts := controller.Options{
+		KafkaCluster:      cfg.KafkaCluster,
+		DefaultBrokers:    cfg.Brokers,
+		ProducerImage:     cfg.ProducerImage,
+		MaxRatePerReplica: cfg.MaxRatePerReplica,
+		TopicReadyTimeout: cfg.TopicReadyTimeout,
+		Explain:           cfg.Explain,
+	}
+	rec := mgr.GetEventRecorder(controller.EventSource)
+	r := controller.NewStreamReconciler(mgr.GetClient(), rec, mode, controller.NewAdminFactory(cfg.Sarama), opts)
+	if err := r.SetupWithManager(mgr, cfg.MaxConcurrentReconciles); err != nil {
+		return nil, fmt.Errorf("set up controller: %w", err)
+	}
+	h, err := opsHandler(cfg, mgr, mode)
+	if err != nil {
+		return nil, err
+	}
+	return &App{cfg: cfg, mgr: mgr, http: h}, nil
+}
+
+// Run listens on CONTROLLER_ADDR and runs the manager until ctx ends.
+func (a *App) Run(ctx context.Context) error {
+	ln, err := ops.Listen(a.cfg.Addr)
 	if err != nil {
 		return err
 	}
-	restCfg.UserAgent = "playpulse-controller"
-
-	leNamespace := cfg.LeaderElectionNamespace
-	if cfg.LeaderElect && leNamespace == "" {
-		b, err := os.ReadFile(inClusterNamespaceFile)
-		if err != nil {
-			return envconf.Invalid("CONTROLLER_LEADER_ELECTION_NAMESPACE", "required outside a cluster when CONTROLLER_LEADER_ELECT is true (no %s)", inClusterNamespaceFile)
-		}
-		leNamespace = strings.TrimSpace(string(b))
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- ops.Serve(ctx, ln, a.http, a.cfg.Log) }()
+	err = a.mgr.Start(ctx)
+	if herr := <-httpDone; err == nil {
+		err = herr
 	}
+	return err
+}
 
+// newManager makes the controller-runtime manager: the scheme, the caches
+// (only the watched namespaces, only the Deployments this controller made)
+// and leader election. Its own metrics and probe servers are off: /metrics
+// and the probes are served on CONTROLLER_ADDR (opsHandler).
+func newManager(cfg config.Resolved, lg logr.Logger) (manager.Manager, error) {
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		return err
+		return nil, err
 	}
 	if err := v1alpha1.AddToScheme(scheme); err != nil {
-		return err
+		return nil, err
 	}
-
-	mode, err := topicMode(cfg, restCfg)
-	if err != nil {
-		return err
-	}
-	log.Info("topic mode", "mode", mode, "configured", cfg.TopicMode)
-
 	cacheOpts := cache.Options{
-		// Only the Deployments this controller made, not every Deployment
-		// of the cluster.
 		ByObject: map[client.Object]cache.ByObject{
 			&appsv1.Deployment{}: {Label: labels.SelectorFromSet(labels.Set{"app.kubernetes.io/managed-by": "playpulse-controller"})},
 		},
 	}
-	if nss := cfg.WatchedNamespaces(); len(nss) > 0 {
+	if len(cfg.Namespaces) > 0 {
 		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
-		for _, ns := range nss {
+		for _, ns := range cfg.Namespaces {
 			cacheOpts.DefaultNamespaces[ns] = cache.Config{}
 		}
 	}
 	shutdown := 8 * time.Second
-	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
+	mgr, err := ctrl.NewManager(cfg.Rest, ctrl.Options{
 		Scheme:                        scheme,
 		Logger:                        lg,
 		Cache:                         cacheOpts,
-		Metrics:                       metricsserver.Options{BindAddress: "0"}, // served on CONTROLLER_ADDR below
-		HealthProbeBindAddress:        "0",                                     // idem
+		Metrics:                       metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress:        "0",
 		LeaderElection:                cfg.LeaderElect,
 		LeaderElectionID:              cfg.LeaderElectionID,
-		LeaderElectionNamespace:       leNamespace,
+		LeaderElectionNamespace:       cfg.LeaseNamespace,
 		LeaderElectionReleaseOnCancel: true,
 		GracefulShutdownTimeout:       &shutdown,
 	})
 	if err != nil {
-		return fmt.Errorf("create manager: %w", err)
+		return nil, fmt.Errorf("create manager: %w", err)
 	}
+	return mgr, nil
+}
 
-	sc, err := cfg.Config.Sarama()
-	if err != nil {
-		return err
-	}
-	opts := controller.Options{
-		KafkaCluster:      cfg.KafkaCluster,
-		DefaultBrokers:    cfg.BrokerList(),
-		ProducerImage:     cfg.ProducerImage,
-		MaxRatePerReplica: cfg.MaxRatePerReplica,
-		TopicReadyTimeout: cfg.TopicReadyTimeout,
-	}
-	rec := mgr.GetEventRecorder(controller.EventSource)
-	r := controller.NewStreamReconciler(mgr.GetClient(), rec, mode, controller.NewAdminFactory(sc), opts)
-	if err := r.SetupWithManager(mgr, cfg.MaxConcurrentReconciles); err != nil {
-		return fmt.Errorf("set up controller: %w", err)
-	}
+// kafkaProbeEvery is how often the controller checks, in Kafka mode, that
+// KAFKA_BROKERS answers with its credentials: a metadata request, cheap for
+// the brokers, and often enough that a fixed secret turns the controller
+// ready within seconds.
+const kafkaProbeEvery = 5 * time.Second
 
+// opsHandler serves /healthz, /readyz (ready once the informers have
+// synced, at once on a standby replica, which starts no informers until it
+// leads) and /metrics from controller-runtime's registry, where the
+// build-info and topic-mode gauges go too.
+func opsHandler(cfg config.Resolved, mgr manager.Manager, mode v1alpha1.TopicMode) (http.Handler, error) {
 	info := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "playpulse_controller_info",
 		Help: "Always 1; topic_mode is how topics are managed (Strimzi or Kafka).",
 	}, []string{"topic_mode"})
 	info.WithLabelValues(string(mode)).Set(1)
-	// /metrics below serves controller-runtime's registry, not ops.Server's,
-	// so the build-info gauge goes there too.
 	for _, c := range []prometheus.Collector{info, ops.BuildInfo()} {
 		if err := crmetrics.Registry.Register(c); err != nil {
-			return err
+			return nil, err
 		}
 	}
-
-	// /readyz: ready once the informers have synced (at once on a standby
-	// replica, which starts no informers until it leads).
 	var synced atomic.Bool
 	if err := mgr.Add(nonLeaderRunnable(func(ctx context.Context) error {
 		if mgr.GetCache().WaitForCacheSync(ctx) {
@@ -148,54 +167,37 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		<-ctx.Done()
 		return nil
 	})); err != nil {
-		return err
+		return nil, err
 	}
-	srv := ops.NewServer(log)
+	srv := ops.NewServer(cfg.Log)
 	srv.AddReadiness("cache", func() error {
 		if !synced.Load() {
 			return ops.NotReady("informer caches not synced yet")
 		}
 		return nil
 	})
+	if mode == v1alpha1.TopicModeKafka {
+		// In Kafka mode the controller's own credentials make the topics:
+		// readiness says whether they work, and why not (every replica
+		// probes, the standby too, so a bad secret shows before it leads).
+		probe := kafkacfg.NewProbe(cfg.Sarama, cfg.Brokers, cfg.NewHealth(cfg.Log, crmetrics.Registry), kafkaProbeEvery)
+		if err := mgr.Add(nonLeaderRunnable(probe.Run)); err != nil {
+			return nil, err
+		}
+		srv.AddReadiness("kafka", probe.Ready)
+	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(crmetrics.Registry, promhttp.HandlerOpts{Registry: crmetrics.Registry}))
 	mux.Handle("/", srv.Handler())
-	ln, err := ops.Listen(cfg.Addr)
-	if err != nil {
-		return err
-	}
-	httpDone := make(chan error, 1)
-	go func() { httpDone <- ops.Serve(ctx, ln, mux, log) }()
-
-	err = mgr.Start(ctx)
-	if herr := <-httpDone; err == nil {
-		err = herr
-	}
-	return err
-}
-
-// restConfig loads KUBECONFIG when set, else the in-cluster config (or
-// ~/.kube/config).
-func restConfig(cfg *config.Config) (*rest.Config, error) {
-	if cfg.Kubeconfig != "" {
-		rc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
-			&clientcmd.ClientConfigLoadingRules{ExplicitPath: cfg.Kubeconfig}, &clientcmd.ConfigOverrides{}).ClientConfig()
-		if err != nil {
-			return nil, envconf.Invalid("KUBECONFIG", "%v", err)
-		}
-		return rc, nil
-	}
-	rc, err := ctrlconfig.GetConfig()
-	if err != nil {
-		return nil, fmt.Errorf("no Kubernetes API: not in a cluster and no KUBECONFIG: %w", err)
-	}
-	return rc, nil
+	return mux, nil
 }
 
 // topicMode resolves CONTROLLER_TOPIC_MODE: auto means Strimzi when the API
-// server serves kafkatopics.kafka.strimzi.io/v1 now.
-func topicMode(cfg *config.Config, rc *rest.Config) (v1alpha1.TopicMode, error) {
-	if cfg.TopicMode == config.TopicModeKafka {
+// server serves kafkatopics.kafka.strimzi.io/v1 now. It needs the API
+// server, so it runs here rather than in the configuration's resolve step;
+// strimzi on a cluster without Strimzi is still reported by variable.
+func topicMode(configured string, rc *rest.Config) (v1alpha1.TopicMode, error) {
+	if configured == config.TopicModeKafka {
 		return v1alpha1.TopicModeKafka, nil
 	}
 	hc, err := rest.HTTPClientFor(rc)
@@ -213,7 +215,7 @@ func topicMode(cfg *config.Config, rc *rest.Config) (v1alpha1.TopicMode, error) 
 		return v1alpha1.TopicModeStrimzi, nil
 	case !meta.IsNoMatchError(err):
 		return "", fmt.Errorf("discovery of %s: %w", gvk, err)
-	case cfg.TopicMode == config.TopicModeStrimzi:
+	case configured == config.TopicModeStrimzi:
 		return "", envconf.Invalid("CONTROLLER_TOPIC_MODE", "strimzi, but the API server has no kafkatopics.kafka.strimzi.io/v1: install Strimzi (1.0 or later) or use kafka")
 	default:
 		return v1alpha1.TopicModeKafka, nil

@@ -17,9 +17,11 @@ import (
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
+	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"playpulse.dev/services/controller/api/v1alpha1"
+	"playpulse.dev/services/playback/sim"
 )
 
 // Producer pod constants.
@@ -58,6 +60,9 @@ func producerEnv(s *v1alpha1.PlaybackStream, e effective) []corev1.EnvVar {
 		env = append(env, corev1.EnvVar{Name: "PRODUCER_START_FAILURE_RATE", Value: formatRate(*p.StartFailureRate)})
 	}
 	env = append(env, corev1.EnvVar{Name: "PRODUCER_SEED", Value: strconv.FormatInt(streamSeed(s), 10)})
+	if len(e.Incidents) > 0 {
+		env = append(env, corev1.EnvVar{Name: incidentsVar, Value: sim.FormatIncidents(e.Incidents)})
+	}
 	env = append(env, kafkaSecurity(s.Spec.Kafka).env...)
 	return env
 }
@@ -287,12 +292,16 @@ type producerState struct {
 	Changed bool
 	// Created: this reconcile created the Deployment.
 	Created bool
+	// Incidents are the stream's incidents with the windows the producers
+	// run them in (resolveIncidents).
+	Incidents []sim.Incident
 }
 
 // producerReconciler applies the producer Deployment.
 type producerReconciler struct {
 	client client.Client
 	opts   Options
+	clock  clock.PassiveClock // when an incident without a start begins
 }
 
 // ensure applies the Deployment when the topic is ready (or the Deployment
@@ -304,10 +313,14 @@ func (r *producerReconciler) ensure(ctx context.Context, s *v1alpha1.PlaybackStr
 	err := r.client.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: e.Deployment}, &cur)
 	switch {
 	case apierrors.IsNotFound(err):
+		e.Incidents = resolveIncidents(s.Spec.Incidents, nil, r.clock.Now())
+		st.Incidents = e.Incidents
 	case err != nil:
 		return st, fmt.Errorf("get deployment %s: %w", e.Deployment, err)
 	default:
 		st.Exists = true
+		e.Incidents = resolveIncidents(s.Spec.Incidents, deployedIncidents(&cur), r.clock.Now())
+		st.Incidents = e.Incidents
 		if owner := controllerUID(&cur); owner != s.UID {
 			st.Held = true
 			st.HeldReason = v1alpha1.ReasonApplyFailed

@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"playpulse.dev/services/controller/api/v1alpha1"
+	"playpulse.dev/services/playback/sim"
 )
 
 // FieldManager is the server-side apply field manager of everything the
@@ -40,6 +41,10 @@ type Options struct {
 	MaxRatePerReplica int
 	// TopicReadyTimeout is how long to wait for the Topic Operator.
 	TopicReadyTimeout time.Duration
+	// Explain turns a Kafka connection error into one that names its cause
+	// and the setting to fix (kafkacfg.Config.Explain), for the stream's
+	// TopicReady message in Kafka mode; nil: errors as they are.
+	Explain func(error) error
 }
 
 // Common labels of everything the controller makes.
@@ -74,6 +79,11 @@ type effective struct {
 
 	Deployment string
 	Image      string
+
+	// Incidents with absolute windows; the producer reconciler resolves
+	// them, since an incident without a start keeps the one the running
+	// producers have.
+	Incidents []sim.Incident
 }
 
 // resolve applies the defaults the CRD cannot know (they depend on the

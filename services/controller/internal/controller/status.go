@@ -25,8 +25,8 @@ type statusInput struct {
 }
 
 // computeStatus returns the stream's new status and, when the outcome
-// depends on time (waiting for the Topic Operator), how long until it
-// should be looked at again. It is a pure function: same input, same
+// depends on time (waiting for the Topic Operator, an incident starting or
+// ending), how long until it should be looked at again. It is a pure function: same input, same
 // status; the clock comes in as Now.
 func computeStatus(in statusInput) (v1alpha1.PlaybackStreamStatus, time.Duration) {
 	st := *in.Old.DeepCopy()
@@ -65,6 +65,11 @@ func computeStatus(in statusInput) (v1alpha1.PlaybackStreamStatus, time.Duration
 	}
 	if topic.Status == "" {
 		topic.Status = metav1.ConditionUnknown
+	}
+	var next time.Duration
+	st.Incidents, st.ActiveIncidents, st.NextIncidentChange, next = incidentStatus(in.Producer.Incidents, in.Now)
+	if next > 0 && (requeue == 0 || next < requeue) {
+		requeue = next // look again when an incident starts or ends
 	}
 	producer := producerCondition(in)
 	ready := readyCondition(in, topic, producer)

@@ -60,14 +60,14 @@ func NewStreamReconciler(c client.Client, rec events.EventRecorder, mode v1alpha
 	r := &StreamReconciler{
 		client:    c,
 		recorder:  rec,
-		producers: &producerReconciler{client: c, opts: opts},
+		producers: &producerReconciler{client: c, opts: opts, clock: clock.RealClock{}},
 		opts:      opts,
 		clock:     clock.RealClock{},
 	}
 	if mode == v1alpha1.TopicModeStrimzi {
 		r.topics = &strimziTopics{client: c}
 	} else {
-		r.topics = &kafkaTopics{newAdmin: newAdmin, settle: 5 * time.Second}
+		r.topics = &kafkaTopics{newAdmin: newAdmin, settle: 5 * time.Second, explain: opts.Explain}
 	}
 	return r
 }
@@ -224,6 +224,13 @@ func (r *StreamReconciler) record(s *v1alpha1.PlaybackStream, e effective, topic
 	case prod.Changed:
 		r.recorder.Eventf(s, nil, corev1.EventTypeNormal, "ProducersUpdated", "Update",
 			"rolling out Deployment %s: %d producers at %s events/s each (%d events/s in total)", e.Deployment, e.Replicas, formatRate(e.Share), e.Rate)
+	}
+	if st.ActiveIncidents != s.Status.ActiveIncidents {
+		if st.ActiveIncidents == "" {
+			r.recorder.Eventf(s, nil, corev1.EventTypeNormal, "IncidentsOver", "Reconcile", "no incident in effect (was: %s)", s.Status.ActiveIncidents)
+		} else {
+			r.recorder.Eventf(s, nil, corev1.EventTypeNormal, "IncidentActive", "Reconcile", "in effect now: %s", describeActive(prod.Incidents, r.clock.Now()))
+		}
 	}
 	for _, t := range []string{v1alpha1.ConditionTopicReady, v1alpha1.ConditionProducerReady} {
 		now := meta.FindStatusCondition(st.Conditions, t)

@@ -43,6 +43,16 @@ type kafkaTopics struct {
 	// settle bounds how long ensure waits for Kafka's metadata to show a
 	// topic or partitions it just created before it polls again later.
 	settle time.Duration
+	// explain names the cause of a connection error (Options.Explain).
+	explain func(error) error
+}
+
+// why is err explained, when an explainer is set.
+func (k *kafkaTopics) why(err error) error {
+	if k.explain == nil {
+		return err
+	}
+	return k.explain(err)
 }
 
 func (*kafkaTopics) mode() v1alpha1.TopicMode { return v1alpha1.TopicModeKafka }
@@ -65,13 +75,13 @@ func (k *kafkaTopics) ensure(ctx context.Context, s *v1alpha1.PlaybackStream, e 
 	}
 	admin, err := k.newAdmin(splitBrokers(e.Brokers))
 	if err != nil {
-		return fail(v1alpha1.ReasonKafkaUnreachable, "cannot connect to Kafka at %s: %v; check spec.kafka.bootstrapServers or the controller's KAFKA_BROKERS and KAFKA_TLS_*/KAFKA_SASL_* settings", e.Brokers, err)
+		return fail(v1alpha1.ReasonKafkaUnreachable, "cannot connect to Kafka at %s: %v; check spec.kafka.bootstrapServers or the controller's KAFKA_BROKERS and KAFKA_TLS_*/KAFKA_SASL_* settings", e.Brokers, k.why(err))
 	}
 	defer admin.Close()
 
 	md, err := describeTopic(admin, e.TopicName)
 	if err != nil {
-		return fail(v1alpha1.ReasonKafkaUnreachable, "cannot read the metadata of topic %s from Kafka at %s: %v", e.TopicName, e.Brokers, err)
+		return fail(v1alpha1.ReasonKafkaUnreachable, "cannot read the metadata of topic %s from Kafka at %s: %v", e.TopicName, e.Brokers, k.why(err))
 	}
 	if errors.Is(md.Err, sarama.ErrUnknownTopicOrPartition) {
 		detail := &sarama.TopicDetail{NumPartitions: e.Partitions, ReplicationFactor: -1}
@@ -183,11 +193,29 @@ func describeTopic(admin sarama.ClusterAdmin, topic string) (*sarama.TopicMetada
 	return nil, fmt.Errorf("no metadata for topic %s", topic)
 }
 
+// topicConfig reads the named configuration entries of a topic.
+func topicConfig(admin sarama.ClusterAdmin, topic string, names ...string) ([]sarama.ConfigEntry, error) {
+	res, err := admin.DescribeConfigs([]*sarama.ConfigResource{{Type: sarama.TopicResource, Name: topic, ConfigNames: names}}, sarama.DescribeConfigsOptions{})
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range res {
+		if r.Name != topic {
+			continue
+		}
+		if r.ErrorCode != sarama.ErrNoError {
+			return nil, &sarama.DescribeConfigError{Err: r.ErrorCode, ErrMsg: r.ErrorMsg}
+		}
+		return r.Configs, nil
+	}
+	return nil, fmt.Errorf("no configuration for topic %s in the answer", topic)
+}
+
 // ensureRetention makes the topic's retention.ms override match the spec: set
 // when given, removed (back to the broker default) when not, like Strimzi
 // does with a KafkaTopic's spec.config.
 func (k *kafkaTopics) ensureRetention(admin sarama.ClusterAdmin, e effective) (string, error) {
-	entries, err := admin.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: e.TopicName, ConfigNames: []string{"retention.ms"}})
+	entries, err := topicConfig(admin, e.TopicName, "retention.ms")
 	if err != nil {
 		return "", fmt.Errorf("cannot read the configuration of topic %s: %w", e.TopicName, err)
 	}
@@ -229,7 +257,7 @@ func (k *kafkaTopics) finalize(ctx context.Context, s *v1alpha1.PlaybackStream, 
 	}
 	admin, err := k.newAdmin(splitBrokers(e.Brokers))
 	if err != nil {
-		return false, "", fmt.Errorf("cannot connect to Kafka at %s to delete topic %s (deletionPolicy Delete): %w; the stream stays until it can, or remove the finalizer %s to give up", e.Brokers, e.TopicName, err, v1alpha1.Finalizer)
+		return false, "", fmt.Errorf("cannot connect to Kafka at %s to delete topic %s (deletionPolicy Delete): %w; the stream stays until it can, or remove the finalizer %s to give up", e.Brokers, e.TopicName, k.why(err), v1alpha1.Finalizer)
 	}
 	defer admin.Close()
 	if err := admin.DeleteTopic(e.TopicName); err != nil && !errors.Is(err, sarama.ErrUnknownTopicOrPartition) {

@@ -141,12 +141,16 @@ func (f *fakeAdmin) CreatePartitions(name string, count int32, _ [][]int32, _ bo
 	return nil
 }
 
-func (f *fakeAdmin) DescribeConfig(r sarama.ConfigResource) ([]sarama.ConfigEntry, error) {
-	tp := f.topics[r.Name]
-	if tp.retention == "" {
-		return []sarama.ConfigEntry{{Name: "retention.ms", Value: "604800000", Source: sarama.SourceDefault, Default: true}}, nil
+func (f *fakeAdmin) DescribeConfigs(rs []*sarama.ConfigResource, _ sarama.DescribeConfigsOptions) ([]*sarama.ConfigResourceResult, error) {
+	var out []*sarama.ConfigResourceResult
+	for _, r := range rs {
+		entry := sarama.ConfigEntry{Name: "retention.ms", Value: "604800000", Source: sarama.SourceDefault, Default: true}
+		if tp := f.topics[r.Name]; tp.retention != "" {
+			entry = sarama.ConfigEntry{Name: "retention.ms", Value: tp.retention, Source: sarama.SourceTopic}
+		}
+		out = append(out, &sarama.ConfigResourceResult{Type: r.Type, Name: r.Name, Configs: []sarama.ConfigEntry{entry}})
 	}
-	return []sarama.ConfigEntry{{Name: "retention.ms", Value: tp.retention, Source: sarama.SourceTopic}}, nil
+	return out, nil
 }
 
 func (f *fakeAdmin) IncrementalAlterConfig(_ sarama.ConfigResourceType, name string, entries map[string]sarama.IncrementalAlterConfigsEntry, _ bool) error {

@@ -4,31 +4,16 @@
 package main
 
 import (
-	"context"
 	"os"
-	"os/signal"
-	"syscall"
 
-	"playpulse.dev/services/fanout/config"
-	"playpulse.dev/services/fanout/internal/server"
+	"playpulse.dev/services/fanout/internal/app"
+	"playpulse.dev/services/fanout/pkg/config"
 	"playpulse.dev/services/playback/envconf"
+	"playpulse.dev/services/playback/ops"
 )
 
 func main() {
 	var cfg config.Config
-	envconf.MustLoad("fanout", &cfg, os.Args[1:])
-	log := cfg.Logger("fanout")
-
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-
-	srv, err := server.New(cfg, log)
-	if err != nil {
-		log.Error("fanout config", "err", err)
-		os.Exit(envconf.ExitInvalid)
-	}
-	if err := srv.Run(ctx); err != nil {
-		log.Error("fanout failed", "err", err)
-		os.Exit(1)
-	}
+	resolved := envconf.MustLoad("fanout", &cfg, os.Args[1:]) // exits 2 on a bad value
+	ops.Main("fanout", resolved.Log, resolved, app.New)
 }

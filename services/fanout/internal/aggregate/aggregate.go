@@ -1,16 +1,20 @@
 // Package aggregate computes the live quality-of-experience figures of the
 // event stream (docs/metrics.md): per-second buckets for the last 15
-// minutes, overall and per stream, KPI windows per device, CDN and country,
-// concurrent viewers from per-session state, and top titles.
+// minutes, overall, per stream and per source (what produced the events:
+// the simulator, real players' CMCD reports, SDK beacons), KPI windows per
+// device, CDN and country, concurrent viewers from per-session state, and
+// top titles.
 //
 // Memory is bounded whatever the input: the bucket rings have a fixed size,
 // sessions are capped (longest idle evicted), streams are capped (least
-// recently seen evicted), and breakdown values are capped (the rest fold
+// recently seen evicted), sources are a fixed set of four (the decoder
+// refuses any other value), and breakdown values are capped (the rest fold
 // into "other").
 package aggregate
 
 import (
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -46,6 +50,35 @@ const (
 
 var dimNames = [numDims]string{"device", "cdn", "country"}
 
+// unknownSource names the events without a source field (written before
+// the field existed, or by other producers).
+const unknownSource = "unknown"
+
+// sourceNames are the source scopes by index: event.Sources in the
+// contract's order, then unknownSource. The set is fixed, so the source
+// scopes need no cap: at most four, each like a stream's.
+var sourceNames = append(slices.Clone(event.Sources), unknownSource)
+
+// sourceIndex is the scope index of an event's source field.
+func sourceIndex(s string) uint8 {
+	for i, v := range event.Sources {
+		if v == s {
+			return uint8(i)
+		}
+	}
+	return uint8(len(event.Sources))
+}
+
+// ParseSource returns the index of a source name (one of event.Sources or
+// unknownSource), as selected in the API.
+func ParseSource(name string) (int, bool) {
+	i := slices.Index(sourceNames, name)
+	return i, i >= 0
+}
+
+// Sources lists the source names a scope can be selected by, in order.
+func Sources() []string { return slices.Clone(sourceNames) }
+
 // Options configure an Aggregator.
 type Options struct {
 	MaxSessions    int           // default 500000
@@ -54,6 +87,8 @@ type Options struct {
 	Now            func() time.Time
 	Registerer     prometheus.Registerer
 	Log            *slog.Logger
+	// Export configures the QoE metrics, registered with Registerer.
+	Export ExportOptions
 }
 
 // Aggregator is safe for concurrent use.
@@ -61,10 +96,12 @@ type Aggregator struct {
 	opts      Options
 	timeoutMS int64
 	m         *metrics
+	x         *exporter
 
 	mu       sync.Mutex
 	overall  *scope
 	streams  map[string]*scope
+	sources  []*scope // by sourceIndex; nil until the source's first event
 	dims     [numDims]map[string]*scope
 	sessions map[string]*session
 	parts    map[partKey]*partition
@@ -74,6 +111,7 @@ type Aggregator struct {
 	tick     uint64
 	evicted  uint64 // sessions evicted by the cap
 	stale    int64  // ms; while the source is stale, sessions do not expire past it
+	rankedAt int64  // ms (clock): when the top CDNs and countries were last re-ranked
 }
 
 type partKey struct {
@@ -98,6 +136,7 @@ type session struct {
 	last       int64 // ms
 	stallFrom  int64 // ms
 	bitrate    int32
+	src        uint8 // sourceIndex of the first event: a session has one producer
 	part       *partition
 	prev, next *session
 	stream     *scope
@@ -105,6 +144,7 @@ type session struct {
 	streamName string
 	dims       [numDims]*scope
 	title      *title
+	cell       *cell // of the exported QoE metrics
 }
 
 type title struct {
@@ -131,14 +171,19 @@ func New(opts Options) *Aggregator {
 		opts:      opts,
 		timeoutMS: opts.SessionTimeout.Milliseconds(),
 		m:         newMetrics(opts.Registerer),
+		x:         newExporter(opts.Export),
 		overall:   newScope("", seriesSlots, true),
 		streams:   map[string]*scope{},
+		sources:   make([]*scope, len(sourceNames)),
 		sessions:  map[string]*session{},
 		parts:     map[partKey]*partition{},
 		titles:    map[string]*title{},
 	}
 	for i := range a.dims {
 		a.dims[i] = map[string]*scope{}
+	}
+	if opts.Registerer != nil {
+		opts.Registerer.MustRegister(a)
 	}
 	return a
 }
@@ -169,7 +214,16 @@ func (a *Aggregator) Add(r *consume.Record) {
 	nowMS := a.opts.Now().UnixMilli()
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.maybeRerank(nowMS)
 	a.add(r, a.partition(r.Topic, r.Partition), nowMS)
+}
+
+// maybeRerank re-ranks the exported CDNs and countries once a minute.
+func (a *Aggregator) maybeRerank(nowMS int64) {
+	if nowMS-a.rankedAt >= 60_000 {
+		a.rankedAt = nowMS
+		a.rerank()
+	}
 }
 
 // AddBatch is Add for records in order, under one lock.
@@ -177,6 +231,7 @@ func (a *Aggregator) AddBatch(rs []consume.Record) {
 	nowMS := a.opts.Now().UnixMilli()
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.maybeRerank(nowMS)
 	var p *partition
 	for i := range rs {
 		r := &rs[i]
@@ -214,8 +269,9 @@ func (a *Aggregator) add(r *consume.Record, p *partition, nowMS int64) {
 	if fresh {
 		if e.Type == event.Stop {
 			// The end of a session we never saw: count it, keep nothing.
-			sc := a.eventScopes(e)
-			a.count(sc, sec, ts, e, player.Idle, true)
+			src := sourceIndex(e.Source)
+			sc := a.eventScopes(e, src)
+			a.count(sc, a.x.cell(streamLabel(sc, e.Stream), sourceNames[src], e.Device, e.CDN, e.Country), src, sec, ts, e, player.Idle, true)
 			return
 		}
 		ss = a.newSession(e, p, sec)
@@ -228,6 +284,13 @@ func (a *Aggregator) add(r *consume.Record, p *partition, nowMS int64) {
 	if sc[1] != nil {
 		sc[1].used = a.tick
 	}
+	if ss.cell == nil || ss.cell.dead { // new, or its stream or a label value was dropped
+		ss.cell = a.sessionCell(ss, sc)
+		if ss.watching {
+			ss.cell.viewers++
+		}
+	}
+	live := ts >= a.x.opts.CountFrom
 	prev := ss.state
 	if fresh {
 		prev = player.Idle
@@ -245,12 +308,19 @@ func (a *Aggregator) add(r *consume.Record, p *partition, nowMS int64) {
 					b.bitrateMS += uint64(dt) * br
 					b.rungMS[r] += uint64(dt)
 				})
+				if live {
+					ss.cell.playMS += uint64(dt)
+					ss.cell.bitrateMS += uint64(dt) * br
+				}
 			} else {
 				a.forScopes(sc, sec, func(b *counts) { b.stallMS += uint64(dt) })
+				if live {
+					ss.cell.stallMS += uint64(dt)
+				}
 			}
 		}
 	}
-	a.count(sc, sec, ts, e, prev, fresh)
+	a.count(sc, ss.cell, ss.src, sec, ts, e, prev, fresh)
 
 	// Stalls over 5 minutes stop counting as viewers.
 	if !fresh && ss.state == player.Stalled && ss.watching && ts-ss.stallFrom > longStallMS {
@@ -281,8 +351,9 @@ func (a *Aggregator) add(r *consume.Record, p *partition, nowMS int64) {
 	ss.moveToFront()
 }
 
-// count adds what the event says by itself (types, outcomes, startup).
-func (a *Aggregator) count(sc scopes, sec, ts int64, e *event.Event, prev player.State, fresh bool) {
+// count adds what the event says by itself (types, outcomes, startup) to
+// the scopes and, for a live event, to the exported cell c.
+func (a *Aggregator) count(sc scopes, c *cell, src uint8, sec, ts int64, e *event.Event, prev player.State, fresh bool) {
 	t := e.Type
 	var startFail, pbFail bool
 	if t == event.Error && e.Fatal {
@@ -296,7 +367,7 @@ func (a *Aggregator) count(sc scopes, sec, ts int64, e *event.Event, prev player
 			pbFail = !startFail
 		}
 	}
-	firstFrame := t == event.Play && e.FirstFrame
+	o := classify(e, startFail, pbFail)
 	for _, s := range sc {
 		if s == nil {
 			continue
@@ -308,32 +379,94 @@ func (a *Aggregator) count(sc scopes, sec, ts int64, e *event.Event, prev player
 			continue
 		}
 		b.byType[t]++
-		switch t {
-		case event.Start:
+		switch o {
+		case oAttempt:
 			b.attempts++
-		case event.Play:
-			if firstFrame {
-				b.plays++
-				b.addStartup(e.StartupMS)
-			}
-		case event.BufferStart:
+		case oPlay:
+			b.plays++
+			b.addStartup(e.StartupMS)
+		case oStall:
 			b.stalls++
-		case event.Stop:
-			switch e.StopReason {
-			case event.StopExitBeforeStart:
-				b.ebvs++
-			case event.StopEnded, event.StopQuit:
-				b.ended++
-			}
-		case event.Error:
-			if startFail {
-				b.startFail++
-			}
-			if pbFail {
-				b.pbFail++
-			}
+		case oExit:
+			b.ebvs++
+		case oEnded:
+			b.ended++
+		case oStartFail:
+			b.startFail++
+		case oPlaybackFail:
+			b.pbFail++
 		}
 	}
+	if st := sc[1]; st != nil {
+		c := &st.bySource[src]
+		c.events++
+		c.lastTS = max(c.lastTS, ts)
+	}
+	if ts >= a.x.opts.CountFrom {
+		c.n[o]++
+		if o == oPlay {
+			c.addStartup(e.StartupMS)
+		}
+	}
+}
+
+// outcome is what an event counts as, besides its type.
+type outcome uint8
+
+const (
+	oNone         outcome = iota
+	oAttempt              // start
+	oPlay                 // first frame
+	oStall                // buffer_start
+	oExit                 // stop exit_before_start
+	oEnded                // stop ended or quit
+	oStartFail            // fatal error before the first frame
+	oPlaybackFail         // fatal error after it
+	numOutcomes
+)
+
+// classify is the outcome of e; startFail and pbFail say what a fatal
+// error is (count decides from the session's state).
+func classify(e *event.Event, startFail, pbFail bool) outcome {
+	switch e.Type {
+	case event.Start:
+		return oAttempt
+	case event.Play:
+		if e.FirstFrame {
+			return oPlay
+		}
+	case event.BufferStart:
+		return oStall
+	case event.Stop:
+		switch e.StopReason {
+		case event.StopExitBeforeStart:
+			return oExit
+		case event.StopEnded, event.StopQuit:
+			return oEnded
+		}
+	case event.Error:
+		switch {
+		case startFail:
+			return oStartFail
+		case pbFail:
+			return oPlaybackFail
+		}
+	}
+	return oNone
+}
+
+// streamLabel is the stream label of an event whose scopes are sc:
+// "other" when the stream is beyond FANOUT_MAX_STREAMS.
+func streamLabel(sc scopes, name string) string {
+	if sc[1] == nil {
+		return "other"
+	}
+	return name
+}
+
+// sessionCell is the exported cell of a session.
+func (a *Aggregator) sessionCell(ss *session, sc scopes) *cell {
+	return a.x.cell(streamLabel(sc, ss.streamName), sourceNames[ss.src], ss.dims[dimDevice].name, ss.dims[dimCDN].name, ss.dims[dimCountry].name)
 }
 
 // infer is the state an event implies for a session seen from the middle.
@@ -358,7 +491,7 @@ func infer(e *event.Event) player.State {
 	return player.Playing
 }
 
-type scopes [2 + numDims]*scope // overall, stream, device, cdn, country
+type scopes [3 + numDims]*scope // overall, stream, source, device, cdn, country
 
 func (a *Aggregator) forScopes(sc scopes, sec int64, f func(*counts)) {
 	for _, s := range sc {
@@ -383,15 +516,25 @@ func (ss *session) scopes(a *Aggregator) scopes {
 			ss.streamGen = st.gen
 		}
 	}
-	return scopes{a.overall, st, ss.dims[0], ss.dims[1], ss.dims[2]}
+	return scopes{a.overall, st, a.sources[ss.src], ss.dims[0], ss.dims[1], ss.dims[2]}
 }
 
-func (a *Aggregator) eventScopes(e *event.Event) scopes {
+func (a *Aggregator) eventScopes(e *event.Event, src uint8) scopes {
 	st := a.streamScope(e.Stream)
 	if st != nil {
 		st.used = a.tick
 	}
-	return scopes{a.overall, st, a.dimScope(dimDevice, e.Device), a.dimScope(dimCDN, e.CDN), a.dimScope(dimCountry, e.Country)}
+	return scopes{a.overall, st, a.sourceScope(src), a.dimScope(dimDevice, e.Device), a.dimScope(dimCDN, e.CDN), a.dimScope(dimCountry, e.Country)}
+}
+
+// sourceScope returns the scope of a source, made on its first event.
+func (a *Aggregator) sourceScope(src uint8) *scope {
+	s := a.sources[src]
+	if s == nil {
+		s = newScope(sourceNames[src], seriesSlots, true)
+		a.sources[src] = s
+	}
+	return s
 }
 
 // streamScope returns the scope of a stream, creating it within the cap:
@@ -403,6 +546,7 @@ func (a *Aggregator) streamScope(name string) *scope {
 	}
 	if len(a.streams) < a.opts.MaxStreams {
 		s := newScope(name, seriesSlots, true)
+		s.bySource = make([]sourceCount, len(sourceNames))
 		a.streams[name] = s
 		return s
 	}
@@ -417,6 +561,7 @@ func (a *Aggregator) streamScope(name string) *scope {
 		return nil
 	}
 	delete(a.streams, lru.name)
+	a.x.dropStream(lru.name)
 	a.m.streamsEvicted.Inc()
 	lru.reset(name)
 	a.streams[name] = lru
@@ -458,7 +603,8 @@ func (a *Aggregator) newSession(e *event.Event, p *partition, sec int64) *sessio
 	if len(a.sessions) >= a.opts.MaxSessions {
 		a.evictOldest(sec)
 	}
-	ss := &session{id: e.SessionID, state: player.Idle, part: p, streamName: e.Stream}
+	ss := &session{id: e.SessionID, state: player.Idle, part: p, streamName: e.Stream, src: sourceIndex(e.Source)}
+	a.sourceScope(ss.src)
 	ss.dims[dimDevice] = a.dimScope(dimDevice, e.Device)
 	ss.dims[dimCDN] = a.dimScope(dimCDN, e.CDN)
 	ss.dims[dimCountry] = a.dimScope(dimCountry, e.Country)
@@ -481,10 +627,14 @@ func (a *Aggregator) setWatching(ss *session, sc scopes, w bool, sec int64) {
 	}
 	ss.watching = w
 	ss.title.ccv += d
+	ss.cell.viewers += int64(d)
 	for _, s := range sc {
 		if s != nil {
 			s.ccvChange(sec, d)
 		}
+	}
+	if st := sc[1]; st != nil {
+		st.bySource[ss.src].ccv += int64(d)
 	}
 }
 

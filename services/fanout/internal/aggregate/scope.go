@@ -49,7 +49,7 @@ func (b *counts) addStartup(ms int) {
 }
 
 // scope is the figures of one slice of the stream: everything, one stream,
-// one device, one CDN or one country.
+// one source, one device, one CDN or one country.
 type scope struct {
 	name    string
 	ring    []counts
@@ -61,6 +61,18 @@ type scope struct {
 	lastTS  int64  // newest record timestamp, Unix ms
 	gen     uint32 // bumped when a stream scope is reused for another stream
 	used    uint64 // arrival tick of the last event (stream LRU)
+	// bySource, of a stream scope only: the stream's events, newest
+	// record and viewers per source (by sourceIndex), for /api/streams
+	// scoped to a source. Counters, not buckets: the figures of a stream
+	// and a source together are not kept (docs/metrics.md says why).
+	bySource []sourceCount
+}
+
+// sourceCount is one source's share of a stream.
+type sourceCount struct {
+	events uint64
+	lastTS int64 // Unix ms
+	ccv    int64
 }
 
 func newScope(name string, slots int, series bool) *scope {
@@ -112,6 +124,7 @@ func (s *scope) reset(name string) {
 	s.name = name
 	clear(s.ring)
 	s.ccv, s.ccvBase, s.upTo, s.events, s.lastTS = 0, 0, 0, 0, 0
+	clear(s.bySource)
 	s.gen++
 }
 

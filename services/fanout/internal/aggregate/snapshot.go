@@ -129,11 +129,34 @@ type Series struct {
 
 // SeriesSet is the series of every scope, aligned on Start.
 type SeriesSet struct {
-	Start      int64             `json:"start"`
-	Length     int               `json:"length"`
-	SmoothingS int               `json:"smoothing_s"`
-	Overall    Series            `json:"overall"`
-	Streams    map[string]Series `json:"streams"`
+	Start      int64                   `json:"start"`
+	Length     int                     `json:"length"`
+	SmoothingS int                     `json:"smoothing_s"`
+	Overall    Series                  `json:"overall"`
+	Streams    map[string]Series       `json:"streams"`
+	Sources    map[string]SourceSeries `json:"sources"`
+}
+
+// SourceSeries is the series of one source, or the string "overall" when
+// they are exactly the overall series (every event, and every change of
+// viewers, of the window was this source's: a fan-out that sees one
+// source only sends its series once).
+type SourceSeries struct {
+	Overall bool
+	Series
+}
+
+// MarshalJSON implements json.Marshaler.
+func (s SourceSeries) MarshalJSON() ([]byte, error) {
+	if s.Overall {
+		return []byte(`"overall"`), nil
+	}
+	return json.Marshal(s.Series)
+}
+
+// Scope says which slice of the events a snapshot covers; nil for all.
+type Scope struct {
+	Source string `json:"source"`
 }
 
 // Snapshot is what the dashboard draws; docs/protocol.md describes it.
@@ -149,9 +172,12 @@ type Snapshot struct {
 	EventsPerSec Num               `json:"events_per_second"` // over the last 10 complete seconds
 	ByType       map[string]uint64 `json:"by_type_10s"`
 	LatestTS     int64             `json:"latest_kafka_ts"` // Unix ms of the newest record, 0 if none
+	Scope        *Scope            `json:"scope,omitempty"`
 	Streams      []string          `json:"streams"`
+	Sources      []string          `json:"sources"`
 	Overall      QoE               `json:"overall"`
 	ByStream     map[string]QoE    `json:"by_stream"`
+	BySource     map[string]QoE    `json:"by_source"`
 	ByDevice     map[string]QoE    `json:"by_device"`
 	ByCDN        map[string]QoE    `json:"by_cdn"`
 	ByCountry    map[string]QoE    `json:"by_country"`
@@ -187,7 +213,16 @@ type scopeCopy struct {
 	ccv    []int64  // CCV at the end of seconds seriesFrom … to (series scopes)
 }
 
+// copyScope copies the seconds from … to of s; a nil s (a source never
+// seen) copies as all zeros.
 func copyScope(s *scope, from, to, seriesFrom int64) scopeCopy {
+	if s == nil {
+		c := scopeCopy{from: from, b: make([]counts, to-from+1)}
+		if seriesFrom <= to {
+			c.ccv = make([]int64, to-seriesFrom+1)
+		}
+		return c
+	}
 	c := scopeCopy{name: s.name, ccvNow: s.ccv, from: from, b: make([]counts, to-from+1)}
 	n := int64(len(s.ring))
 	for sec := from; sec <= to; sec++ {
@@ -223,6 +258,25 @@ func (c *scopeCopy) window(from, to int64) sum {
 // out. A full snapshot carries 15 minutes of series, a periodic one the
 // last PeriodicPoints seconds.
 func (a *Aggregator) Snapshot(now time.Time, full bool) *Snapshot {
+	return a.snapshot(now, full, -1)
+}
+
+// SourceSnapshot is the snapshot of one source's events (source is one
+// of Sources; false otherwise): overall, series.overall, the event counts
+// and rates and the newest record are the source's, and streams lists the
+// streams that carried it in the last 15 minutes. The breakdowns (by
+// stream, source, device, CDN and country, top titles, the per-stream
+// series) are nil: they are kept over all sources only.
+func (a *Aggregator) SourceSnapshot(now time.Time, full bool, source string) (*Snapshot, bool) {
+	src, ok := ParseSource(source)
+	if !ok {
+		return nil, false
+	}
+	return a.snapshot(now, full, src), true
+}
+
+// snapshot is Snapshot of everything (src < 0) or of one source.
+func (a *Aggregator) snapshot(now time.Time, full bool, src int) *Snapshot {
 	nowMS := now.UnixMilli()
 	nowSec := floorSec(nowMS)
 	second := nowSec - 1
@@ -232,43 +286,73 @@ func (a *Aggregator) Snapshot(now time.Time, full bool) *Snapshot {
 	}
 	seriesFrom := second - int64(points) + 1
 	copyFrom := min(seriesFrom-Smoothing+1, second-KPIWindow+1)
+	recent := (nowSec - int64(seriesPoints)) * 1000 // scopes not seen since are left out
 
 	s := &Snapshot{Type: "snapshot", Full: full, Time: nowMS, Second: second, WindowS: KPIWindow}
-	var overall scopeCopy
-	var streams []scopeCopy
+	var main scopeCopy
+	var streams, sources []scopeCopy
 	var dims [numDims][]scopeCopy
 	a.mu.Lock()
 	a.expire(nowMS)
-	a.overall.advance(nowSec)
-	overall = copyScope(a.overall, copyFrom, second, seriesFrom)
-	for _, st := range a.streams {
-		st.advance(nowSec)
-		if st.lastTS < (nowSec-int64(seriesPoints))*1000 {
-			continue // not seen in the last 15 minutes
+	if src < 0 {
+		a.overall.advance(nowSec)
+		main = copyScope(a.overall, copyFrom, second, seriesFrom)
+		for _, st := range a.streams {
+			st.advance(nowSec)
+			if st.lastTS < recent {
+				continue
+			}
+			streams = append(streams, copyScope(st, copyFrom, second, seriesFrom))
 		}
-		streams = append(streams, copyScope(st, copyFrom, second, seriesFrom))
-	}
-	for d := range a.dims {
-		for _, ds := range a.dims[d] {
-			ds.advance(nowSec)
-			dims[d] = append(dims[d], copyScope(ds, second-KPIWindow+1, second, second+1))
+		for _, sc := range a.sources {
+			if sc == nil {
+				continue
+			}
+			sc.advance(nowSec)
+			if sc.lastTS < recent {
+				continue
+			}
+			sources = append(sources, copyScope(sc, copyFrom, second, seriesFrom))
 		}
+		for d := range a.dims {
+			for _, ds := range a.dims[d] {
+				ds.advance(nowSec)
+				dims[d] = append(dims[d], copyScope(ds, second-KPIWindow+1, second, second+1))
+			}
+		}
+		s.EventsTotal = a.total
+		s.LatestTS = a.lastTS
+		s.TopTitles = a.topTitles(10)
+	} else {
+		s.Scope = &Scope{Source: sourceNames[src]}
+		sc := a.sources[src]
+		if sc != nil {
+			sc.advance(nowSec)
+			s.EventsTotal, s.LatestTS = sc.events, sc.lastTS
+		}
+		main = copyScope(sc, copyFrom, second, seriesFrom)
+		s.Streams = []string{}
+		for _, st := range a.streams {
+			if st.bySource[src].lastTS >= recent {
+				s.Streams = append(s.Streams, st.name)
+			}
+		}
+		slices.Sort(s.Streams)
 	}
-	s.EventsTotal = a.total
-	s.LatestTS = a.lastTS
 	s.Sessions = SessionStats{Tracked: len(a.sessions), Max: a.opts.MaxSessions, Evicted: a.evicted}
-	s.TopTitles = a.topTitles(10)
 	a.mu.Unlock()
 
 	kpiFrom := second - KPIWindow + 1
-	s.Overall = overall.qoe(kpiFrom, second)
-	last10 := overall.window(second-9, second)
+	s.Overall = main.qoe(kpiFrom, second)
+	last10 := main.window(second-9, second)
 	s.EventsPerSec = Num(float64(last10.events()) / 10)
 	s.ByType = byType(&last10)
-	s.Streams = []string{}
-	s.ByStream = map[string]QoE{}
-	s.Series = SeriesSet{Start: seriesFrom, Length: points, SmoothingS: Smoothing, Streams: map[string]Series{}}
-	s.Series.Overall = overall.series(seriesFrom, second)
+	s.Series = SeriesSet{Start: seriesFrom, Length: points, SmoothingS: Smoothing}
+	s.Series.Overall = main.series(seriesFrom, second)
+	if src >= 0 {
+		return s
+	}
+	s.Streams, s.ByStream, s.Series.Streams = []string{}, map[string]QoE{}, map[string]Series{}
 	for i := range streams {
 		st := &streams[i]
 		s.Streams = append(s.Streams, st.name)
@@ -276,6 +360,17 @@ func (a *Aggregator) Snapshot(now time.Time, full bool) *Snapshot {
 		s.Series.Streams[st.name] = st.series(seriesFrom, second)
 	}
 	slices.Sort(s.Streams)
+	s.Sources, s.BySource, s.Series.Sources = []string{}, map[string]QoE{}, map[string]SourceSeries{}
+	for i := range sources { // in sourceNames order
+		c := &sources[i]
+		s.Sources = append(s.Sources, c.name)
+		s.BySource[c.name] = c.qoe(kpiFrom, second)
+		if slices.Equal(c.b, main.b) && slices.Equal(c.ccv, main.ccv) {
+			s.Series.Sources[c.name] = SourceSeries{Overall: true}
+		} else {
+			s.Series.Sources[c.name] = SourceSeries{Series: c.series(seriesFrom, second)}
+		}
+	}
 	out := [numDims]map[string]QoE{}
 	for d := range dims {
 		out[d] = map[string]QoE{}
@@ -326,12 +421,32 @@ func (a *Aggregator) ConcurrentViewers(stream string, sec int64, now time.Time) 
 
 // Streams lists the streams seen in the last 15 minutes.
 func (a *Aggregator) Streams(now time.Time) []StreamInfo {
+	return a.streams15(now, -1)
+}
+
+// SourceStreams lists the streams that carried events of a source (one
+// of Sources; false otherwise) in the last 15 minutes, with that source's
+// events, newest record and viewers.
+func (a *Aggregator) SourceStreams(now time.Time, source string) ([]StreamInfo, bool) {
+	src, ok := ParseSource(source)
+	if !ok {
+		return nil, false
+	}
+	return a.streams15(now, src), true
+}
+
+func (a *Aggregator) streams15(now time.Time, src int) []StreamInfo {
 	cut := now.Add(-Window).UnixMilli()
 	a.mu.Lock()
 	out := make([]StreamInfo, 0, len(a.streams))
 	for _, st := range a.streams {
-		if st.lastTS >= cut {
-			out = append(out, StreamInfo{Name: st.name, EventsTotal: st.events, LastKafkaTS: st.lastTS, ConcurrentViewers: st.ccv})
+		si := StreamInfo{Name: st.name, EventsTotal: st.events, LastKafkaTS: st.lastTS, ConcurrentViewers: st.ccv}
+		if src >= 0 {
+			c := &st.bySource[src]
+			si.EventsTotal, si.LastKafkaTS, si.ConcurrentViewers = c.events, c.lastTS, c.ccv
+		}
+		if si.LastKafkaTS >= cut {
+			out = append(out, si)
 		}
 	}
 	a.mu.Unlock()

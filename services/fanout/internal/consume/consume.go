@@ -56,6 +56,9 @@ type Options struct {
 	OnPartition func(topic string, partition int32, offset int64)
 	Log         *slog.Logger
 	Registerer  prometheus.Registerer
+	// Health explains, counts and logs connection failures (kafkacfg); with
+	// none (unit tests) they are neither logged nor explained.
+	Health *kafkacfg.Health
 }
 
 // Source states.
@@ -88,11 +91,15 @@ type Consumer struct {
 	resumeAt   map[topicPartition]int64 // where a partition whose consumer stopped continues
 	lastPass   time.Time                // start of the previous discovery pass; used by discover only
 	connected  atomic.Bool
-	lastErr    atomic.Pointer[error]
-	lastOK     atomic.Int64 // Unix ns of the last complete successful probe
-	probeErr   atomic.Pointer[error]
-	state      string
-	since      time.Time
+	// listed is set once the pattern was matched against a complete list
+	// of the cluster's topics: with no topic named, matching none is then
+	// a complete (empty) view, not a wait.
+	listed   atomic.Bool
+	lastErr  atomic.Pointer[error]
+	lastOK   atomic.Int64 // Unix ns of the last complete successful probe
+	probeErr atomic.Pointer[error]
+	state    string
+	since    time.Time
 }
 
 type topicPartition struct {
@@ -105,11 +112,25 @@ type partitionState struct {
 	target   int64        // high-water mark at start; caught up once past it
 	next     atomic.Int64 // offset of the next record to consume
 	hwm      atomic.Int64 // newest high-water mark known
+	lastRead atomic.Int64 // Unix ns when a record was last delivered (or the partition started)
 }
+
+// settled is how long a partition must deliver nothing, with its
+// high-water mark unchanged, to count as read to the end although its
+// next offset is below the mark: the offsets left are transaction markers
+// (and aborted records), which a read_committed consumer never delivers.
+// The collector writes its events in transactions, so the last offset of
+// its topic is always a commit marker.
+const settled = 3 * time.Second
 
 // New returns a Consumer; sc comes from kafkacfg.
 func New(sc *sarama.Config, brokers []string, opts Options) *Consumer {
 	sc.Consumer.Return.Errors = true
+	// Transactional producers (the collector's sessionizer) write events
+	// together with their consumer offsets: read only committed ones, so
+	// that an aborted transaction (a rebalance, a crash) is never counted.
+	// Records written without a transaction (the producer) are unaffected.
+	sc.Consumer.IsolationLevel = sarama.ReadCommitted
 	sc.Consumer.Fetch.Default = 1 << 20
 	sc.Consumer.MaxWaitTime = 100 * time.Millisecond
 	sc.Consumer.Retry.Backoff = time.Second
@@ -122,7 +143,7 @@ func New(sc *sarama.Config, brokers []string, opts Options) *Consumer {
 		opts.Refresh = 5 * time.Second
 	}
 	if opts.StaleAfter == 0 {
-		opts.StaleAfter = 5 * time.Second
+		opts.StaleAfter = 3 * time.Second
 	}
 	return &Consumer{opts: opts, brokers: brokers, sc: sc, m: newMetrics(opts.Registerer), warn: ratelog.New(opts.Log, 10*time.Second),
 		partitions: map[topicPartition]*partitionState{}, resumeAt: map[topicPartition]int64{}, state: StateConnecting, since: time.Now()}
@@ -191,6 +212,12 @@ func (c *Consumer) Ready() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.partitions) == 0 {
+		if len(c.opts.Topics) == 0 && c.listed.Load() {
+			// Only a pattern, and no topic matches it yet (a fresh install
+			// before the first PlaybackStream): there is nothing to replay,
+			// and a fan-out that is not ready would take the dashboard away.
+			return nil
+		}
 		return fmt.Errorf("no partitions found for topics %v", c.opts.Topics)
 	}
 	behind := 0
@@ -242,8 +269,8 @@ func (c *Consumer) connect(ctx context.Context) (sarama.Client, error) {
 		client, err = sarama.NewClient(c.brokers, c.sc)
 		return err
 	}, func(err error, wait time.Duration) {
+		err = c.opts.Health.Failed("connect", "cannot reach Kafka, retrying", err, "brokers", c.brokers, "retry_in", wait)
 		c.lastErr.Store(&err)
-		c.warn.Warn("connect", "cannot reach Kafka, retrying", "brokers", c.brokers, "err", err, "retry_in", wait)
 	})
 	return client, err
 }
@@ -275,8 +302,13 @@ func (c *Consumer) probe(ctx context.Context, client sarama.Client) {
 				break
 			}
 			st := sts[i]
-			st.hwm.Store(max(st.hwm.Load(), hwm))
-			if next := st.next.Load(); next >= hwm {
+			prev := st.hwm.Swap(max(st.hwm.Load(), hwm))
+			next := st.next.Load()
+			if next < hwm && hwm == prev && time.Since(time.Unix(0, st.lastRead.Load())) > settled {
+				st.next.CompareAndSwap(next, hwm) // only markers left
+				next = hwm
+			}
+			if next >= hwm {
 				st.caughtUp.Store(true)
 				c.m.lag.WithLabelValues(tp.topic, fmt.Sprint(tp.partition)).Set(0)
 			}
@@ -285,10 +317,11 @@ func (c *Consumer) probe(ctx context.Context, client sarama.Client) {
 			}
 		}
 		if failed != nil {
+			failed = c.opts.Health.Failed("probe", "Kafka does not answer", failed)
 			c.probeErr.Store(&failed)
-			c.warn.Warn("probe", "Kafka does not answer", "err", failed)
 			continue
 		}
+		c.opts.Health.OK()
 		c.probeErr.Store(nil)
 		c.lastOK.Store(time.Now().UnixNano())
 	}
@@ -303,12 +336,16 @@ func (c *Consumer) topics(client sarama.Client) []string {
 		}
 		return c.opts.Topics
 	}
-	if err := client.RefreshMetadata(); err != nil {
-		c.warn.Warn("metadata", "cannot refresh metadata", "err", err)
+	refreshErr := client.RefreshMetadata()
+	if refreshErr != nil {
+		c.warn.Warn("metadata", "cannot refresh metadata", "err", refreshErr)
 	}
 	all, err := client.Topics()
 	if err != nil {
 		c.warn.Warn("topics", "cannot list topics", "err", err)
+	}
+	if refreshErr == nil && err == nil {
+		c.listed.Store(true)
 	}
 	out := append([]string(nil), c.opts.Topics...)
 	for _, t := range all {
@@ -413,6 +450,7 @@ func (c *Consumer) open(client sarama.Client, consumer sarama.Consumer, tp topic
 		return nil, nil, err
 	}
 	st := &partitionState{target: newest}
+	st.lastRead.Store(time.Now().UnixNano())
 	st.next.Store(start)
 	st.hwm.Store(newest)
 	if start >= newest {
@@ -471,6 +509,7 @@ func (c *Consumer) partitionLoop(ctx context.Context, tp topicPartition, st *par
 			batch[i].Lag = max(hwm-batch[i].Offset-1, 0)
 		}
 		c.lastOK.Store(time.Now().UnixNano())
+		st.lastRead.Store(time.Now().UnixNano())
 		st.next.Store(last.Offset + 1)
 		st.hwm.Store(hwm)
 		pos.Set(float64(last.Offset))

@@ -55,6 +55,7 @@ type item struct {
 	ts     int64 // Kafka record timestamp, Unix ms
 	pid    uint32
 	typ    event.Type
+	source uint8 // sourceOf the event
 	// Filter fields, hashed: the ring keeps no strings alive.
 	stream, movie, user, device uint64
 	json                        []byte
@@ -330,7 +331,7 @@ func encode(r *consume.Record) item {
 	}
 	b = append(b, '}')
 	e := &r.Event
-	return item{offset: r.Offset, ts: ts, typ: e.Type, stream: hash(e.Stream), movie: hash(e.MovieID), user: hash(e.UserID), device: hash(e.Device), json: b}
+	return item{offset: r.Offset, ts: ts, typ: e.Type, source: sourceOf(e.Source), stream: hash(e.Stream), movie: hash(e.MovieID), user: hash(e.UserID), device: hash(e.Device), json: b}
 }
 
 // insert puts an encoded item in the ring; the caller holds mu.

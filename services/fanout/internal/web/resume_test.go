@@ -31,6 +31,7 @@ type anyMsg struct {
 	Full      bool              `json:"full"`
 	Protocol  int               `json:"protocol"`
 	Code      string            `json:"code"`
+	Filter    map[string]any    `json:"filter"`
 	Events    []json.RawMessage `json:"events"`
 }
 

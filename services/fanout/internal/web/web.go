@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net"
 	"net/http"
@@ -27,9 +28,15 @@ type Options struct {
 	MaxConnectionsPerIP int          // 0: no limit
 	TrustedProxies      []*net.IPNet // whose X-Forwarded-For is believed
 	AuthToken           string       // "": no token needed
-	Streams             func() any   // body of /api/streams; nil: empty list
-	Log                 *slog.Logger
-	Registerer          prometheus.Registerer
+	// Streams is the list of /api/streams, of one source when source is
+	// not "" (an error: the source is not one of the protocol's, 400).
+	// Nil: an empty list.
+	Streams func(source string) (any, error)
+	// SourceSnapshot is /api/snapshot?source= (an error: 400, as for
+	// Streams). Nil: every source gets 400.
+	SourceSnapshot func(source string, full bool) ([]byte, error)
+	Log            *slog.Logger
+	Registerer     prometheus.Registerer
 }
 
 // contentSecurityPolicy forbids inline script and every origin but ours:
@@ -63,10 +70,24 @@ func Mount(mux interface {
 	}
 	mux.Handle("GET /ws", s)
 	mux.Handle("GET /api/snapshot", secure(s.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		full := q.Get("full") == "1"
 		var b []byte
-		if r.URL.Query().Get("full") == "1" {
+		switch src := q.Get("source"); {
+		case src != "":
+			var err error
+			if opts.SourceSnapshot == nil {
+				err = errors.New("no source scopes on this server")
+			} else {
+				b, err = opts.SourceSnapshot(src, full)
+			}
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+		case full:
 			b, _ = h.FullSnapshot()
-		} else {
+		default:
 			b = h.Snapshot()
 		}
 		if b == nil {
@@ -74,10 +95,14 @@ func Mount(mux interface {
 		}
 		writeJSON(w, b)
 	}))))
-	mux.Handle("GET /api/streams", secure(s.auth(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	mux.Handle("GET /api/streams", secure(s.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var list any = []any{}
 		if opts.Streams != nil {
-			list = opts.Streams()
+			var err error
+			if list, err = opts.Streams(r.URL.Query().Get("source")); err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
 		}
 		b, err := json.Marshal(map[string]any{"streams": list})
 		if err != nil {

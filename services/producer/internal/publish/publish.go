@@ -79,6 +79,9 @@ type Options struct {
 	FlushTimeout time.Duration
 	Log          *slog.Logger
 	Registerer   prometheus.Registerer
+	// Health explains, counts and logs connection failures (kafkacfg); with
+	// none (unit tests) they are neither logged nor explained.
+	Health *kafkacfg.Health
 }
 
 const (
@@ -260,17 +263,18 @@ func (p *Publisher) Ready() error {
 
 // Run connects (retrying until ctx ends), sends at the target rate until ctx
 // ends, then flushes for at most FlushTimeout and returns within about a
-// second more, whatever state Kafka is in. It returns nil on a clean
-// shutdown.
-func (p *Publisher) Run(ctx context.Context) error {
+// second more, whatever state Kafka is in. It has no error to return: Kafka
+// being down is waited out, and events that cannot be delivered are counted
+// as failed by reason.
+func (p *Publisher) Run(ctx context.Context) {
 	probe, err := p.connectProbe(ctx)
 	if err != nil {
-		return nil // ctx ended before Kafka was reachable: nothing was generated
+		return // ctx ended before Kafka was reachable: nothing was generated
 	}
 	client, prod, err := p.connectProducer(ctx)
 	if err != nil {
 		closeWithin(time.Second, probe)
-		return nil
+		return
 	}
 	p.connected.Store(true)
 	p.lastProgress.Store(time.Now().UnixNano())
@@ -331,7 +335,6 @@ func (p *Publisher) Run(ctx context.Context) error {
 	}
 	s := p.Stats()
 	p.opts.Log.Info("producer stopped", "generated", s.Generated, "acknowledged", s.Acked, "failed", s.Failed)
-	return nil
 }
 
 // closeWithin closes the clients, waiting at most d for them.
@@ -371,10 +374,13 @@ func (p *Publisher) connectProbe(ctx context.Context) (sarama.Client, error) {
 		if err == nil {
 			err = p.checkTopic(client)
 		}
-		p.setProbeErr(err)
+		if err == nil {
+			p.opts.Health.OK()
+			p.setProbeErr(nil)
+		}
 		return err
 	}, func(err error, wait time.Duration) {
-		p.warn.Warn("connect", "Kafka not reachable or topic not ready, retrying", "brokers", p.brokers, "topic", p.opts.Topic, "err", err, "retry_in", wait)
+		p.setProbeErr(p.opts.Health.Failed("connect", "Kafka not reachable or topic not ready, retrying", err, "brokers", p.brokers, "topic", p.opts.Topic, "retry_in", wait))
 	})
 	if err != nil {
 		if client != nil {
@@ -397,7 +403,7 @@ func (p *Publisher) connectProducer(ctx context.Context) (client sarama.Client, 
 		}
 		return err
 	}, func(err error, wait time.Duration) {
-		p.warn.Warn("connect", "cannot create the Kafka producer, retrying", "brokers", p.brokers, "err", err, "retry_in", wait)
+		p.opts.Health.Failed("connect", "cannot create the Kafka producer, retrying", err, "brokers", p.brokers, "retry_in", wait)
 	})
 	if err != nil {
 		return nil, nil, err
@@ -445,10 +451,12 @@ func (p *Publisher) probeLoop(ctx context.Context, client sarama.Client) {
 		case <-t.C:
 		}
 		err := p.checkTopic(client)
-		p.setProbeErr(err)
 		if err != nil {
-			p.warn.Warn("probe", "Kafka metadata unavailable", "topic", p.opts.Topic, "err", err)
+			err = p.opts.Health.Failed("probe", "Kafka metadata unavailable", err, "topic", p.opts.Topic)
+		} else {
+			p.opts.Health.OK()
 		}
+		p.setProbeErr(err)
 	}
 }
 

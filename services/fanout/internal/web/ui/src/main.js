@@ -7,7 +7,7 @@
 import "uplot/dist/uPlot.min.css";
 import "./style.css";
 import { Connection, wsURL } from "./conn.js";
-import { SeriesSet, LatencyWindow, Positions, TYPES, normalizeFilter, describeFilter } from "./store.js";
+import { SeriesSet, LatencyWindow, Positions, TYPES, SOURCES, sourceLabel, normalizeFilter, describeFilter } from "./store.js";
 import { Tail, MAX_ROWS, ROWS_PER_SECOND } from "./tail.js";
 import { Charts } from "./charts.js";
 import * as f from "./format.js";
@@ -19,6 +19,7 @@ const state = {
   snap: null,           // latest snapshot message
   snapAt: 0,            // Date.now() when it arrived
   stream: "",           // "" = all streams
+  source: "",           // "" = all sources; the page shows one stream or one source, not both
   filter: {},           // filter in force (or being applied)
   filterSent: "",       // JSON of the last filter sent
   tailFilter: "{}",     // JSON of the filter the rows of the tail were selected by
@@ -29,6 +30,7 @@ const state = {
   connState: "connecting",
   connInfo: {},
   streamsKey: "",
+  sourcesKey: "",
 };
 
 const tail = new Tail($("tail"));
@@ -75,13 +77,14 @@ function render() {
       dirtySnap = false;
       renderKPIs();
       renderStreams();
+      renderSources();
       renderBreakdowns();
     }
     renderFreshness();
     renderLatency();
     if (dirtyCharts) {
       dirtyCharts = false;
-      charts.draw(state.series.store(state.stream), state.series.second);
+      charts.draw(state.series.store(state.stream, state.source), state.series.second);
     }
     renderTailStats();
   }
@@ -96,9 +99,14 @@ const kpiCache = new Map();
 // nodes made once per tile and rewritten in place.
 const kpiNodes = new Map();
 
+// The cache key is the text and the data value together: two figures can
+// read the same ("1.75 Mbps" for 1749 and 1750 kbps, as when the scope
+// changes), and data-value must still be the figure shown.
 function setKPI(id, value, formatted) {
-  if (kpiCache.get(id) === formatted) return;
-  kpiCache.set(id, formatted);
+  const data = f.ok(value) ? String(value) : "";
+  const key = formatted + "\u0000" + data;
+  if (kpiCache.get(id) === key) return;
+  kpiCache.set(id, key);
   const el = $(id);
   let n = kpiNodes.get(id);
   if (!n) {
@@ -112,14 +120,21 @@ function setKPI(id, value, formatted) {
   const sp = formatted.lastIndexOf(" ");
   n.num.data = sp > 0 ? formatted.slice(0, sp) : formatted;
   n.unit.data = sp > 0 ? formatted.slice(sp) : "";
-  el.dataset.value = f.ok(value) ? String(value) : "";
+  el.dataset.value = data;
 }
 
 function qoe() {
   const s = state.snap;
   if (!s) return null;
+  if (state.source) return s.by_source && s.by_source[state.source] ? s.by_source[state.source] : null;
   if (state.stream) return s.by_stream && s.by_stream[state.stream] ? s.by_stream[state.stream] : null;
   return s.overall || null;
+}
+
+/** scopeText says what the figures cover: everything, one stream or one source. */
+function scopeText() {
+  if (state.source) return "source " + state.source;
+  return state.stream ? "stream " + state.stream : "all streams";
 }
 
 function renderKPIs() {
@@ -133,11 +148,11 @@ function renderKPIs() {
   setKPI("kpi-vsf", q.start_failure_pct, f.pct(q.start_failure_pct));
   setKPI("kpi-vpf", q.playback_failure_pct, f.pct(q.playback_failure_pct));
   setKPI("kpi-bitrate", q.avg_bitrate_kbps, f.kbps(q.avg_bitrate_kbps));
-  // Events/s: the snapshot's 10-second figure for all streams, the stream's window figure otherwise.
-  const rate = state.stream ? q.events_per_second : s && s.events_per_second;
+  // Events/s: the snapshot's 10-second figure for everything, the stream's or source's window figure otherwise.
+  const rate = state.stream || state.source ? q.events_per_second : s && s.events_per_second;
   setKPI("kpi-rate", rate, f.num(rate));
   const w = s && f.ok(s.window_s) ? s.window_s : 60;
-  setText($("kpi-scope"), (state.stream ? "stream " + state.stream : "all streams") + ", last " + w + " s");
+  setText($("kpi-scope"), scopeText() + ", last " + w + " s");
 }
 
 function renderLatency() {
@@ -146,31 +161,50 @@ function renderLatency() {
   setKPI("kpi-lat-p99", p99, f.ms(p99));
 }
 
-// ---- header: stream selector, connection, freshness ----------------------
+// ---- header: stream and source selectors, connection, freshness ---------
 
 const streamSel = $("stream");
+const sourceSel = $("source");
 
-function renderStreams() {
-  const s = state.snap;
-  const names = Array.isArray(s && s.streams) ? s.streams.filter((n) => typeof n === "string").slice(0, 200) : [];
-  if (state.stream && !names.includes(state.stream)) names.push(state.stream);
-  const key = names.join("\u0000");
-  if (key === state.streamsKey) return;
-  state.streamsKey = key;
-  const opts = [new Option("All streams", "")];
-  for (const n of names) opts.push(new Option(n, n)); // Option(text, value): text, never markup
-  streamSel.replaceChildren(...opts);
-  streamSel.value = state.stream;
+/**
+ * renderOptions fills a selector with "All …" and the names the snapshot
+ * lists (at most max), keeping the current choice; only when the list
+ * changed. Option(text, value): text, never markup.
+ */
+function renderOptions(sel, list, max, current, all, label, key) {
+  const names = Array.isArray(list) ? list.filter((n) => typeof n === "string").slice(0, max) : [];
+  if (current && !names.includes(current)) names.push(current);
+  const k = names.join("\u0000");
+  if (k === state[key]) return;
+  state[key] = k;
+  sel.replaceChildren(new Option(all, ""), ...names.map((n) => new Option(label(n), n)));
+  sel.value = current;
 }
 
-streamSel.addEventListener("change", () => {
-  state.stream = streamSel.value;
-  $("chart-scope").textContent = state.stream ? "stream " + state.stream : "all streams";
+function renderStreams() {
+  renderOptions(streamSel, state.snap && state.snap.streams, 200, state.stream, "All streams", String, "streamsKey");
+}
+
+function renderSources() {
+  renderOptions(sourceSel, state.snap && state.snap.sources, 8, state.source, "All sources", sourceLabel, "sourcesKey");
+}
+
+// The figures are kept per stream and per source, not per stream and
+// source together (docs/metrics.md): choosing one clears the other.
+function setScope(stream, source) {
+  state.stream = stream;
+  state.source = source;
+  streamSel.value = stream;
+  sourceSel.value = source;
+  $("chart-scope").textContent = scopeText();
   dirtySnap = true;
   dirtyCharts = true;
   applyFilter();
   renderSoon();
-});
+}
+
+streamSel.addEventListener("change", () => setScope(streamSel.value, ""));
+sourceSel.addEventListener("change", () => setScope("", sourceSel.value));
 
 function renderStatus() {
   const st = state.connState;
@@ -287,6 +321,7 @@ function setText(el, s) {
 }
 
 const pools = {
+  source: new RowPool($("bd-source").tBodies[0], 6),
   device: new RowPool($("bd-device").tBodies[0], 6),
   cdn: new RowPool($("bd-cdn").tBodies[0], 6),
   country: new RowPool($("bd-country").tBodies[0], 6),
@@ -320,6 +355,7 @@ function renderBreakdown(pool, m, limit) {
 
 function renderBreakdowns() {
   const s = state.snap;
+  renderBreakdown(pools.source, s.by_source, 8);
   renderBreakdown(pools.device, s.by_device, 16);
   renderBreakdown(pools.cdn, s.by_cdn, 16);
   renderBreakdown(pools.country, s.by_country, 10);
@@ -376,6 +412,7 @@ function formFilter() {
   const fd = new FormData(form);
   return normalizeFilter({
     stream: state.stream,
+    source: state.source,
     types: fd.getAll("types"),
     movie_id: String(fd.get("movie_id") || ""),
     user_id: String(fd.get("user_id") || ""),
@@ -445,6 +482,8 @@ function renderTailStats() {
 function loadHash() {
   const p = new URLSearchParams(location.hash.slice(1));
   state.stream = p.get("stream") || "";
+  state.source = SOURCES.includes(p.get("source")) ? p.get("source") : "";
+  if (state.source) state.stream = "";
   const types = (p.get("types") || "").split(",").filter((t) => TYPES.includes(t));
   for (const cb of form.querySelectorAll('input[name="types"]')) cb.checked = types.includes(cb.value);
   form.elements.movie_id.value = p.get("movie_id") || "";
@@ -453,14 +492,16 @@ function loadHash() {
   if (dev && ![...form.elements.device.options].some((o) => o.value === dev)) form.elements.device.add(new Option(dev, dev));
   form.elements.device.value = dev;
   state.filter = formFilter();
-  $("chart-scope").textContent = state.stream ? "stream " + state.stream : "all streams";
+  $("chart-scope").textContent = scopeText();
   renderStreams();
+  renderSources();
 }
 
 function saveHash() {
   const p = new URLSearchParams();
   const fl = state.filter;
   if (fl.stream) p.set("stream", fl.stream);
+  if (fl.source) p.set("source", fl.source);
   if (fl.types) p.set("types", fl.types.join(","));
   for (const k of ["movie_id", "user_id", "device"]) if (fl[k]) p.set(k, fl[k]);
   const h = p.toString();
@@ -513,8 +554,15 @@ function onMessage(msg, now) {
         tail.clear();
         tail.addMarker("Filter: " + describeFilter(fl), "m-filter");
       }
-      setText($("filter-state"), "Showing " + describeFilter(fl));
-      $("filter-state").dataset.state = "ok";
+      if (state.filter.source && !fl.source && JSON.stringify(normalizeFilter({ ...fl, source: state.filter.source })) === JSON.stringify(state.filter)) {
+        // Our filter came back without its source: a fan-out from before
+        // sources (protocol 2 without them) ignores the part it does not know.
+        setText($("filter-state"), "This server cannot filter by source: showing " + describeFilter(fl));
+        $("filter-state").dataset.state = "error";
+      } else {
+        setText($("filter-state"), "Showing " + describeFilter(fl));
+        $("filter-state").dataset.state = "ok";
+      }
       renderSoon();
       break;
     }

@@ -13,6 +13,17 @@ export const TYPE_COLORS = {
   buffer_end: "#6366f1", start: "#14b8a6", bitrate_change: "#f97316", heartbeat: "#94a3b8", error: "#be123c",
 };
 
+/** Event sources (docs/events.md), in the server's order; "unknown": events without one. */
+export const SOURCES = ["sim", "cmcd", "beacon", "unknown"];
+
+const SOURCE_LABELS = { sim: "simulator", cmcd: "CMCD players", beacon: "SDK beacons", unknown: "no source" };
+
+/** sourceLabel is the text of a source in the selector: "cmcd (CMCD players)"; other names as they are. */
+export function sourceLabel(name) {
+  const l = SOURCE_LABELS[name];
+  return l ? name + " (" + l + ")" : String(name);
+}
+
 /** A stable colour for a type this page does not know yet (a newer server). */
 export function typeColor(type) {
   const c = TYPE_COLORS[type];
@@ -122,14 +133,17 @@ function num(v) {
 }
 
 /**
- * Series keeps one SeriesStore for "all streams" and one per stream, at
- * most maxStreams of them (the least recently updated is dropped).
+ * SeriesSet keeps one SeriesStore for "all streams", one per stream, at
+ * most maxStreams of them (the least recently updated is dropped), and one
+ * per event source, at most maxSources (the server has four).
  */
 export class SeriesSet {
-  constructor(maxStreams = 64) {
+  constructor(maxStreams = 64, maxSources = 8) {
     this.overall = new SeriesStore();
     this.streams = new Map();
+    this.sources = new Map();
     this.maxStreams = maxStreams;
+    this.maxSources = maxSources;
     this.second = -1; // right edge of the charts: the server's last complete second
   }
 
@@ -149,12 +163,27 @@ export class SeriesSet {
         }
         while (this.streams.size > this.maxStreams) this.streams.delete(this.streams.keys().next().value);
       }
+      // A source's series, or "overall" when they are exactly the overall ones (one source only).
+      if (ser.sources && typeof ser.sources === "object") {
+        for (const name in ser.sources) {
+          const v = ser.sources[name] === "overall" ? ser.overall : ser.sources[name];
+          let st = this.sources.get(name);
+          if (!st) {
+            if (this.sources.size >= this.maxSources) continue;
+            st = new SeriesStore();
+            this.sources.set(name, st);
+          }
+          st.merge(ser.start, v, ser.length);
+        }
+      }
     }
     const second = Number.isFinite(snap && snap.second) ? snap.second : this.overall.latest;
     if (second > this.second) this.second = second;
   }
 
-  store(stream) {
+  /** store is the series of one source, else of one stream, else of everything; null when not held. */
+  store(stream, source) {
+    if (source) return this.sources.get(source) || null;
     return stream ? this.streams.get(stream) || null : this.overall;
   }
 }
@@ -242,6 +271,7 @@ export function backoffDelay(attempt, rnd = Math.random) {
 export function normalizeFilter(f) {
   const out = {};
   if (f.stream) out.stream = String(f.stream);
+  if (f.source) out.source = String(f.source);
   if (Array.isArray(f.types) && f.types.length) out.types = f.types.slice();
   for (const k of ["movie_id", "user_id", "device"]) {
     const v = typeof f[k] === "string" ? f[k].trim() : "";
@@ -254,6 +284,7 @@ export function normalizeFilter(f) {
 export function describeFilter(f) {
   const parts = [];
   if (f.stream) parts.push("stream " + f.stream);
+  if (f.source) parts.push("source " + f.source);
   if (f.types && f.types.length) parts.push(f.types.join(" or "));
   if (f.movie_id) parts.push("movie " + f.movie_id);
   if (f.user_id) parts.push("user " + f.user_id);

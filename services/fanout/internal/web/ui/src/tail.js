@@ -13,7 +13,7 @@ export const MAX_ROWS = 50;
  */
 export const ROWS_PER_SECOND = 15;
 export const ROWS_BURST = 8;
-const NCOLS = 11;
+const NCOLS = 12;
 
 /** Entry kinds. */
 const EVENT = 1, MARKER = 2;
@@ -187,7 +187,8 @@ export class Tail {
     set(row.t[7], details(ev));
     set(row.t[8], geo(ev));
     set(row.t[9], text(ev.stream));
-    set(row.t[10], typeof it.kafka_ts === "number" && !it.replay ? f.ms(e.receivedAt - it.kafka_ts) : f.NONE);
+    set(row.t[10], sourceOf(ev));
+    set(row.t[11], typeof it.kafka_ts === "number" && !it.replay ? f.ms(e.receivedAt - it.kafka_ts) : f.NONE);
   }
 }
 
@@ -220,7 +221,7 @@ function makeRow() {
   badge.appendChild(t[1]);
   c[1].appendChild(badge);
   for (let i = 0; i < NCOLS; i++) if (i !== 1) c[i].appendChild(t[i]);
-  c[4].className = c[6].className = c[10].className = "num";
+  c[4].className = c[6].className = c[11].className = "num";
   const row = { tr, c, t, badge, kind: 0, type: "", item: null };
   rowOf.set(tr, row);
   return row;
@@ -246,6 +247,11 @@ export function details(ev) {
     default:
       return "";
   }
+}
+
+/** sourceOf is the event's source, "unknown" without one (as the server's by_source names it). */
+export function sourceOf(ev) {
+  return ev.source == null || ev.source === "" ? "unknown" : text(ev.source);
 }
 
 function geo(ev) {

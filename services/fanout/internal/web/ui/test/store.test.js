@@ -1,7 +1,7 @@
 // Unit tests of the page's pure logic: node --test (npm test).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { SeriesStore, SeriesSet, LatencyWindow, Positions, backoffDelay, normalizeFilter, describeFilter, typeColor, WINDOW, TYPES } from "../src/store.js";
+import { SeriesStore, SeriesSet, LatencyWindow, Positions, backoffDelay, normalizeFilter, describeFilter, typeColor, sourceLabel, WINDOW, TYPES, SOURCES } from "../src/store.js";
 import * as f from "../src/format.js";
 
 test("series merge by second: newer points replace older ones, nulls stay unknown", () => {
@@ -49,6 +49,31 @@ test("snapshot sets: protocol 2 overall and streams, protocol 1 series, stream c
   assert.equal(p1.second, 102);
 });
 
+test("snapshot sets: sources, \"overall\" standing for the overall series, a source chosen over a stream, source cap", () => {
+  const set = new SeriesSet(64, 2);
+  const arr = (v) => new Array(10).fill(v);
+  // One source only: the server sends "overall" instead of the same series again.
+  set.mergeSnapshot({ second: 2009, series: { start: 2000, length: 10, overall: { sps: arr(5) }, streams: { a: { sps: arr(5) } }, sources: { sim: "overall" } } });
+  assert.equal(set.store("", "sim").value("sps", 2004), 5);
+  // A second source appears: each gets its own series, merged by second onto what the store held.
+  set.mergeSnapshot({ second: 2019, series: { start: 2010, length: 10, overall: { sps: arr(7) }, streams: { a: { sps: arr(7) } }, sources: { sim: { sps: arr(5) }, cmcd: { sps: arr(2) } } } });
+  assert.equal(set.store("", "sim").value("sps", 2004), 5, "older points stay");
+  assert.equal(set.store("", "sim").value("sps", 2015), 5);
+  assert.equal(set.store("", "cmcd").value("sps", 2015), 2);
+  assert.equal(set.store("a", "cmcd").value("sps", 2015), 2, "a source is shown over all streams");
+  assert.equal(set.store("a", "").value("sps", 2015), 7);
+  assert.equal(set.store("", "beacon"), null, "a source never sent has no series");
+  set.mergeSnapshot({ second: 2020, series: { start: 2011, length: 10, overall: {}, sources: { beacon: { sps: arr(1) } } } });
+  assert.equal(set.sources.size, 2, "at most maxSources stores");
+  assert.equal(set.store("", "beacon"), null);
+});
+
+test("sources: the server's names, labelled in the selector, text otherwise", () => {
+  assert.deepEqual(SOURCES, ["sim", "cmcd", "beacon", "unknown"]);
+  assert.equal(sourceLabel("cmcd"), "cmcd (CMCD players)");
+  assert.equal(sourceLabel("<b>x</b>"), "<b>x</b>");
+});
+
 test("latency percentiles: nearest rank over the window only", () => {
   const l = new LatencyWindow(100, 1000);
   for (let i = 1; i <= 100; i++) l.add(10000, i);
@@ -85,6 +110,8 @@ test("filters: only set parts, trimmed; described in words", () => {
   assert.deepEqual(normalizeFilter({ stream: "", types: [], movie_id: "  m1 ", user_id: "", device: "tv" }), { movie_id: "m1", device: "tv" });
   assert.equal(describeFilter({}), "every event");
   assert.equal(describeFilter({ types: ["play", "stop"], device: "tv" }), "play or stop, device tv");
+  assert.deepEqual(normalizeFilter({ stream: "", source: "cmcd", types: [] }), { source: "cmcd" });
+  assert.equal(describeFilter({ source: "cmcd", types: ["play"] }), "source cmcd, play");
 });
 
 test("every type has a colour; unknown types get a stable one", () => {

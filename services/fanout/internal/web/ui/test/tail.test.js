@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Tail, ROWS_PER_SECOND, ROWS_BURST, details } from "../src/tail.js";
+import { Tail, ROWS_PER_SECOND, ROWS_BURST, details, sourceOf } from "../src/tail.js";
 
 test("the page draws at most ROWS_PER_SECOND events, newest first, and counts the rest", () => {
   const t = new Tail({ addEventListener() {} });
@@ -19,4 +19,10 @@ test("details of each event type are text", () => {
   assert.equal(details({ event_type: "seek", from_seconds: 60, position_seconds: 125 }), "1:00 → 2:05");
   assert.equal(details({ event_type: "stop", stop_reason: "ended" }), "ended");
   assert.equal(details({ event_type: "something_new" }), "");
+});
+
+test("the source of an event, unknown without one", () => {
+  assert.equal(sourceOf({ source: "cmcd" }), "cmcd");
+  assert.equal(sourceOf({}), "unknown");
+  assert.equal(sourceOf({ source: "" }), "unknown");
 });

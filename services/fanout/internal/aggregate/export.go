@@ -1,0 +1,290 @@
+package aggregate
+
+import (
+	"math"
+	"slices"
+	"sort"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// The QoE figures as Prometheus metrics (docs/metrics.md "QoE in
+// Prometheus"): counters of what the dashboard counts, the concurrent
+// viewers as a gauge and the startup times as a histogram, so that rates,
+// ratios and percentiles are computed in PromQL over any window and agree
+// with the dashboard's.
+//
+// Labels: stream (beyond FANOUT_MAX_STREAMS "other"), source, device (the
+// contract's four classes, else "other"), cdn and country (the top N by
+// viewers, else "other"); the startup histogram leaves country out, which
+// keeps it to streams × sources × devices × (N_cdn + 1) × 30 series. A
+// session keeps the labels of its first event, but for a CDN or country
+// that falls out of the top N: it counts under "other" from its next
+// event on.
+//
+// Counters count live events only: those stamped at or after CountFrom
+// (the fan-out's start), so the warm-up replay of history does not arrive
+// as a burst. They count when an event arrives, not in its second as the
+// dashboard does: after a Kafka outage the backlog is counted as it comes.
+//
+// Every replica reads every partition (broadcast), so every replica
+// exports the same totals: aggregate across replicas with max (or
+// one replica's series), never sum, after rate():
+// max without (instance, pod) (rate(...)).
+
+// StartupBuckets are the upper bounds (seconds) of the startup histogram:
+// four per doubling from 0.5 s to 32 s, where the percentiles that matter
+// live (a degraded CDN's p95 reaches 20 s), so histogram_quantile, which
+// interpolates linearly inside a bucket, is off by at most the bucket's
+// width (19%) and in practice by a few percent; coarser below and above.
+var StartupBuckets = func() []float64 {
+	b := []float64{0.1, 0.25}
+	for i := 0; i <= 24; i++ {
+		b = append(b, roundTo(0.5*math.Pow(2, float64(i)/4), 3))
+	}
+	return append(b, 60)
+}()
+
+func roundTo(v float64, digits int) float64 {
+	f, _ := strconv.ParseFloat(strconv.FormatFloat(v, 'g', digits, 64), 64)
+	return f
+}
+
+// knownDevices are the device classes of the event contract.
+var knownDevices = []string{"tv", "mobile", "desktop", "tablet"}
+
+// ExportOptions configure the QoE metrics.
+type ExportOptions struct {
+	TopCDNs      int   // CDNs with their own label value; default 5
+	TopCountries int   // countries with their own label value; default 5
+	CountFrom    int64 // Unix ms: events stamped earlier are not counted
+}
+
+type labelKey struct{ stream, source, device, cdn, country string }
+
+// cell is the cumulative figures of one label combination.
+type cell struct {
+	key       labelKey
+	dead      bool // its stream was evicted or a label value dropped: sessions look their cell up again
+	n         [numOutcomes]uint64 // events by outcome
+	playMS    uint64
+	stallMS   uint64
+	bitrateMS uint64 // Σ kbps × ms of play
+	viewers   int64
+	startup   []uint64 // per bucket, not cumulative; the last is +Inf
+	startupMS uint64
+}
+
+// topSet is the values of one dimension that get their own label.
+type topSet struct {
+	n       int
+	set     map[string]bool
+	dropped func(value string) // called for a value that loses its label
+}
+
+func (t *topSet) label(v string) string {
+	if t.set[v] {
+		return v
+	}
+	if len(t.set) < t.n && v != "other" {
+		t.set[v] = true // room left: first come
+		return v
+	}
+	return "other"
+}
+
+// rerank swaps in a value whose viewers exceed the least watched labelled
+// one's by a fifth and by 10 viewers: close values do not take turns.
+func (t *topSet) rerank(viewers map[string]int64) {
+	for {
+		var lo, hi string
+		for v := range t.set {
+			if lo == "" || viewers[v] < viewers[lo] || viewers[v] == viewers[lo] && v > lo {
+				lo = v
+			}
+		}
+		for v, n := range viewers {
+			if t.set[v] || v == "other" {
+				continue
+			}
+			if hi == "" || n > viewers[hi] || n == viewers[hi] && v < hi {
+				hi = v
+			}
+		}
+		if hi == "" || lo == "" || len(t.set) < t.n || float64(viewers[hi]) < 1.2*float64(viewers[lo]) || viewers[hi] < viewers[lo]+10 {
+			return
+		}
+		delete(t.set, lo)
+		t.set[hi] = true
+		if t.dropped != nil {
+			t.dropped(lo)
+		}
+	}
+}
+
+type exporter struct {
+	opts  ExportOptions
+	cells map[labelKey]*cell
+	cdn   topSet
+	ctry  topSet
+}
+
+func newExporter(o ExportOptions) *exporter {
+	if o.TopCDNs <= 0 {
+		o.TopCDNs = 5
+	}
+	if o.TopCountries <= 0 {
+		o.TopCountries = 5
+	}
+	x := &exporter{opts: o, cells: map[labelKey]*cell{}}
+	// A value that loses its label loses its series: its sessions count
+	// under "other" from their next event, so at most N values and
+	// "other" have series at any time.
+	x.cdn = topSet{n: o.TopCDNs, set: map[string]bool{}, dropped: func(v string) {
+		x.drop(func(k labelKey) bool { return k.cdn == v })
+	}}
+	x.ctry = topSet{n: o.TopCountries, set: map[string]bool{}, dropped: func(v string) {
+		x.drop(func(k labelKey) bool { return k.country == v })
+	}}
+	return x
+}
+
+func (x *exporter) cell(stream, source, device, cdn, country string) *cell {
+	if !slices.Contains(knownDevices, device) {
+		device = "other"
+	}
+	if cdn == "" {
+		cdn = "unknown"
+	}
+	if country == "" {
+		country = "unknown"
+	}
+	k := labelKey{stream, source, device, x.cdn.label(cdn), x.ctry.label(country)}
+	c := x.cells[k]
+	if c == nil {
+		c = &cell{key: k, startup: make([]uint64, len(StartupBuckets)+1)}
+		x.cells[k] = c
+	}
+	return c
+}
+
+// drop forgets the cells whose labels match: their sessions look their
+// cell up again at their next event.
+func (x *exporter) drop(match func(labelKey) bool) {
+	for k, c := range x.cells {
+		if match(k) {
+			c.dead = true
+			delete(x.cells, k)
+		}
+	}
+}
+
+// dropStream forgets the cells of an evicted stream.
+func (x *exporter) dropStream(name string) { x.drop(func(k labelKey) bool { return k.stream == name }) }
+
+func (c *cell) addStartup(ms int) {
+	i := sort.SearchFloat64s(StartupBuckets, float64(ms)/1000)
+	c.startup[i]++
+	c.startupMS += uint64(max(ms, 0))
+}
+
+// rerank re-ranks the CDNs and countries by their viewers now (the
+// breakdown scopes' counts); the aggregator calls it once a minute.
+func (a *Aggregator) rerank() {
+	for d, t := range map[int]*topSet{dimCDN: &a.x.cdn, dimCountry: &a.x.ctry} {
+		viewers := map[string]int64{}
+		for v, s := range a.dims[d] {
+			viewers[v] = s.ccv
+		}
+		t.rerank(viewers)
+	}
+}
+
+var (
+	qoeLabels     = []string{"stream", "source", "device", "cdn", "country"}
+	startupLabels = []string{"stream", "source", "device", "cdn"}
+)
+
+func qoeDesc(name, help string, labels []string) *prometheus.Desc {
+	return prometheus.NewDesc("playpulse_qoe_"+name, help, labels, nil)
+}
+
+var (
+	descViewers   = qoeDesc("viewers", "Concurrent viewers now: sessions starting, playing or stalled (not paused, not stalled for over 5 minutes, not gone).", qoeLabels)
+	descAttempts  = qoeDesc("attempts_total", "Views started: start events.", qoeLabels)
+	descPlays     = qoeDesc("plays_total", "Stream starts: first frames (play with startup_ms).", qoeLabels)
+	descStartFail = qoeDesc("start_failures_total", "Fatal errors before the first frame (video start failures).", qoeLabels)
+	descEBVS      = qoeDesc("exits_before_start_total", "Views abandoned before the first frame (stop exit_before_start).", qoeLabels)
+	descPbFail    = qoeDesc("playback_failures_total", "Fatal errors after the first frame.", qoeLabels)
+	descEnded     = qoeDesc("views_ended_total", "Started views that ended normally (stop ended or quit).", qoeLabels)
+	descStalls    = qoeDesc("stalls_total", "Rebuffering events after the first frame (buffer_start).", qoeLabels)
+	descPlay      = qoeDesc("play_seconds_total", "Time spent playing, between consecutive events of a session.", qoeLabels)
+	descStall     = qoeDesc("rebuffer_seconds_total", "Time spent stalled after the first frame.", qoeLabels)
+	descBitrate   = qoeDesc("bitrate_kbps_seconds_total", "Bitrate × play time (kbps·s): divided by play_seconds_total, the time-weighted average bitrate.", qoeLabels)
+	descStartup   = qoeDesc("startup_seconds", "Video startup time of each first frame.", startupLabels)
+)
+
+// Describe implements prometheus.Collector.
+func (a *Aggregator) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descViewers, descAttempts, descPlays, descStartFail, descEBVS, descPbFail, descEnded, descStalls, descPlay, descStall, descBitrate, descStartup} {
+		ch <- d
+	}
+}
+
+type histCell struct {
+	labels  []string
+	buckets []uint64
+	sumMS   uint64
+}
+
+// Collect implements prometheus.Collector: the cells are copied under the
+// lock and turned into metrics outside it.
+func (a *Aggregator) Collect(ch chan<- prometheus.Metric) {
+	a.mu.Lock()
+	cells := make([]cell, 0, len(a.x.cells))
+	for _, c := range a.x.cells {
+		cp := *c
+		cp.startup = slices.Clone(c.startup)
+		cells = append(cells, cp)
+	}
+	a.mu.Unlock()
+
+	hists := map[[4]string]*histCell{}
+	for i := range cells {
+		c := &cells[i]
+		l := []string{c.key.stream, c.key.source, c.key.device, c.key.cdn, c.key.country}
+		ch <- prometheus.MustNewConstMetric(descViewers, prometheus.GaugeValue, float64(c.viewers), l...)
+		for _, m := range []struct {
+			d *prometheus.Desc
+			v float64
+		}{
+			{descAttempts, float64(c.n[oAttempt])}, {descPlays, float64(c.n[oPlay])}, {descStartFail, float64(c.n[oStartFail])},
+			{descEBVS, float64(c.n[oExit])}, {descPbFail, float64(c.n[oPlaybackFail])}, {descEnded, float64(c.n[oEnded])},
+			{descStalls, float64(c.n[oStall])}, {descPlay, float64(c.playMS) / 1000}, {descStall, float64(c.stallMS) / 1000},
+			{descBitrate, float64(c.bitrateMS) / 1000},
+		} {
+			ch <- prometheus.MustNewConstMetric(m.d, prometheus.CounterValue, m.v, l...)
+		}
+		hk := [4]string{l[0], l[1], l[2], l[3]}
+		h := hists[hk]
+		if h == nil {
+			h = &histCell{labels: l[:4], buckets: make([]uint64, len(StartupBuckets)+1)}
+			hists[hk] = h
+		}
+		for j, n := range c.startup {
+			h.buckets[j] += n
+		}
+		h.sumMS += c.startupMS
+	}
+	for _, h := range hists {
+		cum := make(map[float64]uint64, len(StartupBuckets))
+		var n uint64
+		for j, ub := range StartupBuckets {
+			n += h.buckets[j]
+			cum[ub] = n
+		}
+		n += h.buckets[len(StartupBuckets)]
+		ch <- prometheus.MustNewConstHistogram(descStartup, n, float64(h.sumMS)/1000, cum, h.labels...)
+	}
+}

@@ -1,0 +1,192 @@
+// Package app builds the fan-out from its resolved configuration and runs
+// it: consume → aggregate and hub → web, and the ops endpoints beside the
+// dashboard.
+package app
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"playpulse.dev/services/fanout/internal/aggregate"
+	"playpulse.dev/services/fanout/internal/consume"
+	"playpulse.dev/services/fanout/internal/hub"
+	"playpulse.dev/services/fanout/internal/web"
+	"playpulse.dev/services/fanout/pkg/config"
+	"playpulse.dev/services/playback/ops"
+)
+
+// App is one fan-out process.
+type App struct {
+	cfg  config.Resolved
+	ops  *ops.Server
+	cons *consume.Consumer
+	agg  *aggregate.Aggregator
+	hub  *hub.Hub
+	rate prometheus.Gauge
+
+	smu    sync.Mutex
+	scoped map[scopedKey]scopedSnap // /api/snapshot?source=, at most 2 per source
+}
+
+type scopedKey struct {
+	source string
+	full   bool
+}
+
+type scopedSnap struct {
+	at  time.Time
+	raw []byte
+}
+
+// errSource answers /api/… with an unknown source.
+var errSource = errors.New("source must be one of " + strings.Join(aggregate.Sources(), ", "))
+
+// New builds a fan-out; it touches neither the network nor the disk.
+func New(cfg config.Resolved) (*App, error) {
+	log := cfg.Log
+	o := ops.NewServer(log)
+	reg := o.Registry()
+	s := &App{cfg: cfg, ops: o, scoped: map[scopedKey]scopedSnap{}}
+	s.agg = aggregate.New(aggregate.Options{
+		MaxSessions: cfg.MaxSessions, SessionTimeout: cfg.SessionTimeout, MaxStreams: cfg.MaxStreams,
+		Registerer: reg, Log: log,
+		// The QoE counters start with the events stamped from now on: the
+		// warm-up replay must not reach Prometheus as one burst.
+		Export: aggregate.ExportOptions{TopCDNs: cfg.MetricsTopCDNs, TopCountries: cfg.MetricsTopCountries, CountFrom: time.Now().UnixMilli()},
+	})
+	s.hub = hub.New(hub.Options{
+		TailRate: cfg.TailRate, FrameHz: cfg.FrameHz, SnapshotHz: cfg.SnapshotHz, WriteTimeout: cfg.WriteTimeout,
+		RingSize: cfg.TailBuffer, ResumeWindow: cfg.ResumeWindow,
+		Full: func() []byte { return s.snapshot(time.Now(), true, "") },
+		Log:  log, Registerer: reg,
+	})
+	s.cons = consume.New(cfg.Sarama, cfg.Brokers, consume.Options{
+		Topics: cfg.Topics, Pattern: cfg.Pattern, Warmup: cfg.Warmup, Refresh: cfg.DiscoveryInterval, StaleAfter: cfg.StaleAfter,
+		OnPartition: s.hub.PartitionStarted, Log: log, Registerer: reg, Health: cfg.NewHealth(log, reg),
+	})
+	s.rate = prometheus.NewGauge(prometheus.GaugeOpts{Name: "playpulse_fanout_events_per_second", Help: "Valid events per second over the last 10 complete seconds, by record timestamp."})
+	reg.MustRegister(s.rate)
+	o.AddReadiness("kafka", s.cons.Ready)
+	web.Mount(o, s.hub, web.Options{
+		AllowedOrigins: cfg.AllowedOrigins, MaxConnections: cfg.MaxConnections, MaxConnectionsPerIP: cfg.MaxConnectionsPerIP,
+		TrustedProxies: cfg.Proxies, AuthToken: cfg.Token, Streams: s.streams, SourceSnapshot: s.sourceSnapshot,
+		Log: log, Registerer: reg,
+	})
+	return s, nil
+}
+
+// Run listens on FANOUT_ADDR, consumes and serves until ctx ends, then
+// closes every WebSocket with 1001 and stops.
+func (s *App) Run(ctx context.Context) error {
+	ln, err := ops.Listen(s.cfg.Addr)
+	if err != nil {
+		return err
+	}
+	s.cfg.Log.Info("fanout starting", "addr", ln.Addr().String(), "topics", s.cfg.Topics, "pattern", s.cfg.TopicPattern, "brokers", s.cfg.Brokers)
+	// A consumer that cannot work (its client closed under it) stops the
+	// whole fan-out: serving dashboards that never move would hide it.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	consErr := make(chan error, 1)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		consErr <- s.cons.Run(ctx, func(rs []consume.Record) {
+			s.agg.AddBatch(rs)
+			s.hub.PublishBatch(rs)
+		})
+		cancel()
+	}()
+	go func() { defer wg.Done(); s.snapshots(ctx) }()
+	httpErr := make(chan error, 1)
+	go func() { httpErr <- s.ops.Serve(ctx, ln) }()
+	<-ctx.Done()
+	s.hub.Close()
+	err = <-httpErr
+	wg.Wait()
+	if cerr := <-consErr; cerr != nil {
+		return cerr
+	}
+	return err
+}
+
+// snapshot computes one snapshot, of every event or of one event source
+// (a valid name: see sourceSnapshot), with the Kafka source state, and
+// encodes it.
+func (s *App) snapshot(now time.Time, full bool, source string) []byte {
+	st := s.cons.Status()
+	if st.State == consume.StateStale {
+		s.agg.SetStale(st.Since)
+	} else {
+		s.agg.SetStale(time.Time{})
+	}
+	var snap *aggregate.Snapshot
+	if source == "" {
+		snap = s.agg.Snapshot(now, full)
+		if !full {
+			s.rate.Set(float64(snap.EventsPerSec))
+		}
+	} else {
+		snap, _ = s.agg.SourceSnapshot(now, full, source)
+	}
+	snap.Stale = st.State == consume.StateStale
+	snap.Source = aggregate.Source{State: st.State, Since: st.Since.UnixMilli(), Message: st.Message, Partitions: st.Partitions, Lag: st.Lag}
+	return snap.JSON()
+}
+
+// sourceSnapshot answers /api/snapshot?source=. Like the shared snapshots,
+// each is computed at most once per snapshot interval (a full one once a
+// second) whatever the request rate, so the API cannot be made to spend
+// more than the WebSocket clients do.
+func (s *App) sourceSnapshot(source string, full bool) ([]byte, error) {
+	if _, ok := aggregate.ParseSource(source); !ok {
+		return nil, errSource
+	}
+	ttl := time.Second / time.Duration(s.cfg.SnapshotHz)
+	if full {
+		ttl = time.Second
+	}
+	k := scopedKey{source, full}
+	s.smu.Lock()
+	defer s.smu.Unlock()
+	now := time.Now()
+	if c, ok := s.scoped[k]; ok && now.Sub(c.at) < ttl {
+		return c.raw, nil
+	}
+	raw := s.snapshot(now, full, source)
+	s.scoped[k] = scopedSnap{now, raw}
+	return raw, nil
+}
+
+// streams answers /api/streams, of one source when source is not "".
+func (s *App) streams(source string) (any, error) {
+	if source == "" {
+		return s.agg.Streams(time.Now()), nil
+	}
+	list, ok := s.agg.SourceStreams(time.Now(), source)
+	if !ok {
+		return nil, errSource
+	}
+	return list, nil
+}
+
+func (s *App) snapshots(ctx context.Context) {
+	t := time.NewTicker(time.Second / time.Duration(s.cfg.SnapshotHz))
+	defer t.Stop()
+	for {
+		if err := s.hub.SetSnapshot(s.snapshot(time.Now(), false, "")); err != nil {
+			s.cfg.Log.Error("snapshot", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,117 @@
+// Package config is the fan-out's one configuration struct and its resolve
+// step. It is public (pkg/, not internal/) so that the tests and tools
+// modules can read the variables it declares: contract tests compare it
+// with what the chart and scripts set, and the README tables are made from
+// it.
+package config
+
+import (
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"playpulse.dev/services/playback/envconf"
+	"playpulse.dev/services/playback/kafkacfg"
+	"playpulse.dev/services/playback/ops"
+)
+
+// Config is everything the fan-out reads from the environment.
+type Config struct {
+	kafkacfg.Config
+	ops.Logging
+
+	Addr                string        `envconfig:"FANOUT_ADDR" default:":8080" format:"listen" desc:"listen address of the dashboard, /ws, /api and the ops endpoints"`
+	Topics              []string      `envconfig:"FANOUT_TOPICS" default:"playback-events" desc:"comma-separated topics to serve; every replica reads every partition of each (may be empty when FANOUT_TOPIC_PATTERN is set)"`
+	TopicPattern        string        `envconfig:"FANOUT_TOPIC_PATTERN" default:"playback-.*" desc:"regular expression (anchored) of more topics to serve; new matching topics and partitions are picked up within FANOUT_DISCOVERY_INTERVAL. The default matches the topic the controller gives a stream by default (playback- and the stream name), so new streams show without configuration; empty serves FANOUT_TOPICS only"`
+	DiscoveryInterval   time.Duration `envconfig:"FANOUT_DISCOVERY_INTERVAL" default:"5s" min:"500ms" max:"10s" desc:"how often to look for new topics and partitions"`
+	AllowedOrigins      []string      `envconfig:"FANOUT_ALLOWED_ORIGINS" desc:"extra origins allowed to open /ws (scheme://host[:port]); same-origin is always allowed"`
+	AuthToken           string        `envconfig:"FANOUT_AUTH_TOKEN" desc:"bearer token required on /ws and /api (Authorization: Bearer, or ?access_token= for browsers); empty = no token"`
+	AuthTokenFile       string        `envconfig:"FANOUT_AUTH_TOKEN_FILE" desc:"file holding FANOUT_AUTH_TOKEN (a mounted Kubernetes secret)"`
+	TailRate            int           `envconfig:"FANOUT_TAIL_RATE" default:"200" min:"1" desc:"most live-tail events per second sent to one browser; the rest are counted as skipped"`
+	FrameHz             int           `envconfig:"FANOUT_FRAME_HZ" default:"10" min:"1" max:"60" desc:"most tail frames per second sent to one browser (events are batched)"`
+	WriteTimeout        time.Duration `envconfig:"FANOUT_WRITE_TIMEOUT" default:"10s" min:"1s" desc:"a browser that accepts no data for this long is disconnected"`
+	Warmup              time.Duration `envconfig:"FANOUT_WARMUP" default:"5m" min:"0s" desc:"on start, replay each partition from this far back so charts are full at once (0 = start at the end)"`
+	SnapshotHz          int           `envconfig:"FANOUT_SNAPSHOT_HZ" default:"4" min:"1" max:"20" desc:"snapshots per second, encoded once and shared by all browsers"`
+	MaxConnections      int           `envconfig:"FANOUT_MAX_CONNECTIONS" default:"10000" min:"1" desc:"most concurrent WebSocket clients; more are answered 503"`
+	MaxConnectionsPerIP int           `envconfig:"FANOUT_MAX_CONNECTIONS_PER_IP" default:"100" min:"0" desc:"most concurrent WebSocket clients from one address; more are answered 503 (0 = no limit)"`
+	TrustedProxies      []string      `envconfig:"FANOUT_TRUSTED_PROXIES" desc:"comma-separated CIDRs of proxies (ingress) whose X-Forwarded-For names the client address for the per-IP limit"`
+	ResumeWindow        time.Duration `envconfig:"FANOUT_RESUME_WINDOW" default:"60s" min:"0s" max:"15m" desc:"how far back (by record timestamp) a reconnecting browser can resume the tail; older positions get an explicit gap"`
+	TailBuffer          int           `envconfig:"FANOUT_TAIL_BUFFER" default:"100000" min:"1024" max:"10000000" desc:"events kept in memory for the tail and resume (about 500 bytes each); bounds FANOUT_RESUME_WINDOW at high rates"`
+	MaxSessions         int           `envconfig:"FANOUT_MAX_SESSIONS" default:"500000" min:"1" desc:"most viewing sessions tracked for the QoE figures (about 250 bytes each); beyond it the longest-idle session is evicted"`
+	SessionTimeout      time.Duration `envconfig:"FANOUT_SESSION_TIMEOUT" default:"60s" min:"1s" max:"15m" desc:"a session silent this long is gone (not a viewer any more); 3x the producer heartbeat"`
+	MaxStreams          int           `envconfig:"FANOUT_MAX_STREAMS" default:"20" min:"1" max:"1000" desc:"most streams with their own figures and 15-minute series (about 700 KB each); beyond it the least recently seen is dropped"`
+	StaleAfter          time.Duration `envconfig:"FANOUT_STALE_AFTER" default:"3s" min:"1s" desc:"browsers are told the data is stale when Kafka has not answered for this long"`
+	MetricsTopCDNs      int           `envconfig:"FANOUT_METRICS_TOP_CDNS" default:"5" min:"1" max:"20" desc:"CDNs with their own cdn label on the playpulse_qoe_* metrics (the most watched; the rest are \"other\"); each adds a series per stream, source, device and country"`
+	MetricsTopCountries int           `envconfig:"FANOUT_METRICS_TOP_COUNTRIES" default:"5" min:"1" max:"50" desc:"countries with their own country label on the playpulse_qoe_* metrics (the most watched; the rest are \"other\")"`
+}
+
+// Validate checks what the tags cannot (envconf has validated the embedded
+// Kafka and logging settings first).
+func (c *Config) Validate() error {
+	if len(c.Topics) == 0 && c.TopicPattern == "" {
+		return envconf.Invalid("FANOUT_TOPICS", "must list at least one topic (or set FANOUT_TOPIC_PATTERN)")
+	}
+	for _, o := range c.AllowedOrigins {
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return envconf.Invalid("FANOUT_ALLOWED_ORIGINS", "%q is not scheme://host[:port]", o)
+		}
+	}
+	if c.AuthTokenFile != "" && c.AuthToken != "" {
+		return envconf.Invalid("FANOUT_AUTH_TOKEN_FILE", "set either FANOUT_AUTH_TOKEN or FANOUT_AUTH_TOKEN_FILE, not both")
+	}
+	return nil
+}
+
+// Resolved is what the fan-out is built from: the configuration as loaded
+// and checked, and what is derived from it once, at start.
+type Resolved struct {
+	Config
+	Log    *slog.Logger
+	Sarama *sarama.Config // the connection settings, files read (kafkacfg)
+	// Pattern is FANOUT_TOPIC_PATTERN compiled and anchored; nil when empty.
+	Pattern *regexp.Regexp
+	// Token is FANOUT_AUTH_TOKEN or the content of FANOUT_AUTH_TOKEN_FILE;
+	// empty: no token required.
+	Token string
+	// Proxies are FANOUT_TRUSTED_PROXIES parsed; a bare address is a /32
+	// (or /128).
+	Proxies []*net.IPNet
+}
+
+// Resolve reads the token file, compiles the topic pattern, parses the
+// trusted proxies and builds the logger and the Kafka client settings.
+func (c *Config) Resolve() (Resolved, error) {
+	r := Resolved{Config: *c, Log: c.Logger("fanout"), Token: c.AuthToken}
+	var err error
+	if r.Sarama, err = c.Config.Sarama(); err != nil {
+		return Resolved{}, err
+	}
+	if c.TopicPattern != "" {
+		if r.Pattern, err = regexp.Compile("^(?:" + c.TopicPattern + ")$"); err != nil {
+			return Resolved{}, envconf.Invalid("FANOUT_TOPIC_PATTERN", "not a regular expression: %v", err)
+		}
+	}
+	if c.AuthTokenFile != "" {
+		b, err := os.ReadFile(c.AuthTokenFile)
+		if err != nil {
+			return Resolved{}, envconf.Invalid("FANOUT_AUTH_TOKEN_FILE", "%v", err)
+		}
+		if r.Token = strings.TrimRight(string(b), "\r\n"); r.Token == "" {
+			return Resolved{}, envconf.Invalid("FANOUT_AUTH_TOKEN_FILE", "%s is empty", c.AuthTokenFile)
+		}
+	}
+	if strings.ContainsAny(r.Token, " \t\r\n") {
+		return Resolved{}, envconf.Invalid("FANOUT_AUTH_TOKEN", "must not contain white space")
+	}
+	if r.Proxies, err = envconf.CIDRs("FANOUT_TRUSTED_PROXIES", c.TrustedProxies); err != nil {
+		return Resolved{}, err
+	}
+	return r, nil
+}
