@@ -45,7 +45,7 @@ test: deps dashboard build lint ## everything, against real Kafka, Chromium, kca
 	hack/cluster.sh build >/dev/null || exit 1; \
 	echo "KUBEBUILDER_ASSETS=$$assets"; \
 	export KUBEBUILDER_ASSETS="$$assets"; \
-	$(GO) test $(TEST_FLAGS) $(addprefix ./,$(addsuffix /...,$(MODULES)))
+	MODULES="$(MODULES)" hack/test.sh $(TEST_FLAGS)
 
 envtest: ## build kube-apiserver, etcd and kubectl for envtest (once, ~9 min; cached) and print their directory
 	@hack/envtest.sh | tail -1

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# hack/test.sh: the test packages of `make test`, in two lanes at once.
+#
+# Run one at a time the packages take about 31 minutes on this 2-core
+# machine with warm caches, much of it waiting (for pods, for an alert
+# rule's `for:`, for a broker to move a leader, for five minutes of a page's
+# heap), so two lanes share the machine well:
+#
+#   lane A  tests/cluster first (the node: host mounts, iptables, a bridge;
+#           one at a time by nature), then packaging, kafkatest, collector,
+#           playertest, faults, and tests/e2e without the two tests below;
+#   lane B  tests/e2e's five-minute heap watch, then every other package
+#           (unit tests, envtest, generated files, benchmarks' smoke runs).
+#
+# Then, alone: TestDashboardUnderLoad, which needs the whole machine to carry
+# 50,000 events/s. Every lane is `go test -p 1` (the Go build cache is safe
+# to share); each line says its lane; the exit status is non-zero if any
+# part failed. TEST_LANES=1 runs everything in one `go test` instead.
+#
+# Usage: MODULES='services/playback ... tests tools' hack/test.sh GO_TEST_FLAGS...
+# (make test sets MODULES and KUBEBUILDER_ASSETS)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+# Lane A, in order, then tests/e2e without the two tests below.
+lane_a=(./tests/cluster ./tests/packaging ./tests/kafkatest ./tests/collector ./tests/playertest ./tests/faults)
+# Lane B first: the page's five-minute heap watch, a light, steady load
+# whose figure is the page's heap, not a rate; then every other package.
+heap='^TestDashboardHeapSteady$'
+# Alone, after both lanes: the page and the fan-out at 50,000 events/s,
+# which needs the whole machine to carry that rate.
+solo='^TestDashboardUnderLoad$'
+# MODULES: the Makefile's module list (space-separated).
+read -r -a modules <<<"${MODULES:?MODULES (the module folders) must be set; make test sets it}"
+
+lane_b=()
+for m in "${modules[@]}"; do
+  while read -r dir; do
+    rel=./${dir#"$PWD"/}
+    skip=0
+    for a in "${lane_a[@]}" ./tests/e2e; do [[ $rel == "$a" ]] && skip=1; done
+    ((skip)) || lane_b+=("$rel")
+  done < <(go list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.Dir}}{{end}}' "./$m/..." | sed '/^$/d')
+done
+
+if [[ ${TEST_LANES:-2} == 1 ]]; then
+  exec go test "$@" "${lane_a[@]}" ./tests/e2e "${lane_b[@]}"
+fi
+
+lane_a_run() {
+  local rc=0
+  go test "$@" "${lane_a[@]}" || rc=1
+  go test "$@" -skip "$heap|$solo" ./tests/e2e || rc=1
+  return $rc
+}
+lane_b_run() {
+  local rc=0
+  go test "$@" -run "$heap" ./tests/e2e || rc=1
+  go test "$@" "${lane_b[@]}" || rc=1
+  return $rc
+}
+
+# Each lane's exit status goes through a file: the pipe to sed would hide it.
+status=$(mktemp -d)
+trap 'rm -rf "$status"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null; exit 130' INT TERM
+start=$SECONDS
+{ lane_a_run "$@" 2>&1; echo $? >"$status/A"; } | sed -u 's/^/[A] /' &
+{ lane_b_run "$@" 2>&1; echo $? >"$status/B"; } | sed -u 's/^/[B] /' &
+wait
+rc=0
+for lane in A B; do
+  r=$(cat "$status/$lane" 2>/dev/null || echo 1)
+  echo "lane $lane: exit $r"
+  [[ $r == 0 ]] || rc=1
+done
+echo "test packages: $((SECONDS - start)) s in two lanes"
+go test "$@" -run "$solo" ./tests/e2e || rc=1
+echo "test packages: $((SECONDS - start)) s in all"
+exit $rc
