@@ -7,13 +7,15 @@
 # heap), so two lanes share the machine well:
 #
 #   lane A  tests/cluster first (the node: host mounts, iptables, a bridge;
-#           one at a time by nature), then packaging, kafkatest, collector,
-#           playertest, faults, and tests/e2e without the two tests below;
+#           one at a time by nature), then collector, playertest, faults,
+#           and tests/e2e without the two tests below;
 #   lane B  tests/e2e's five-minute heap watch, then every other package
-#           (unit tests, envtest, generated files, benchmarks' smoke runs).
+#           (unit tests, envtest, packaging, the Kafka helpers, generated
+#           files, benchmarks' smoke runs).
 #
 # Then, alone: TestDashboardUnderLoad, which needs the whole machine to carry
-# 50,000 events/s. Every lane is `go test -p 1` (the Go build cache is safe
+# 50,000 events/s, and TestIncidentsFireAlerts, whose alert timings a busy
+# machine stretches (it failed its startup alert's deadline beside lane A). Every lane is `go test -p 1` (the Go build cache is safe
 # to share); each line says its lane; the exit status is non-zero if any
 # part failed. TEST_LANES=1 runs everything in one `go test` instead.
 #
@@ -23,13 +25,16 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 # Lane A, in order, then tests/e2e without the two tests below.
-lane_a=(./tests/cluster ./tests/packaging ./tests/kafkatest ./tests/collector ./tests/playertest ./tests/faults)
+lane_a=(./tests/cluster ./tests/collector ./tests/playertest ./tests/faults)
 # Lane B first: the page's five-minute heap watch, a light, steady load
 # whose figure is the page's heap, not a rate; then every other package.
 heap='^TestDashboardHeapSteady$'
 # Alone, after both lanes: the page and the fan-out at 50,000 events/s,
-# which needs the whole machine to carry that rate.
-solo='^TestDashboardUnderLoad$'
+# which needs the whole machine to carry that rate, and the incidents'
+# alerts (tests/controller), whose timings (an alert within its `for:`
+# plus 30 s) a busy machine stretches.
+load='^TestDashboardUnderLoad$'
+incidents='^TestIncidentsFireAlerts$'
 # MODULES: the Makefile's module list (space-separated).
 read -r -a modules <<<"${MODULES:?MODULES (the module folders) must be set; make test sets it}"
 
@@ -50,13 +55,13 @@ fi
 lane_a_run() {
   local rc=0
   go test "$@" "${lane_a[@]}" || rc=1
-  go test "$@" -skip "$heap|$solo" ./tests/e2e || rc=1
+  go test "$@" -skip "$heap|$load" ./tests/e2e || rc=1
   return $rc
 }
 lane_b_run() {
   local rc=0
   go test "$@" -run "$heap" ./tests/e2e || rc=1
-  go test "$@" "${lane_b[@]}" || rc=1
+  go test "$@" -skip "$incidents" "${lane_b[@]}" || rc=1
   return $rc
 }
 
@@ -75,6 +80,7 @@ for lane in A B; do
   [[ $r == 0 ]] || rc=1
 done
 echo "test packages: $((SECONDS - start)) s in two lanes"
-go test "$@" -run "$solo" ./tests/e2e || rc=1
+go test "$@" -run "$load" ./tests/e2e || rc=1
+go test "$@" -run "$incidents" ./tests/controller || rc=1
 echo "test packages: $((SECONDS - start)) s in all"
 exit $rc
