@@ -66,14 +66,27 @@ type labelKey struct{ stream, source, device, cdn, country string }
 // cell is the cumulative figures of one label combination.
 type cell struct {
 	key       labelKey
-	dead      bool // its stream was evicted or a label value dropped: sessions look their cell up again
+	dead      bool                // its stream was evicted or a label value dropped: sessions look their cell up again
 	n         [numOutcomes]uint64 // events by outcome
 	playMS    uint64
 	stallMS   uint64
 	bitrateMS uint64 // Σ kbps × ms of play
 	viewers   int64
-	startup   []uint64 // per bucket, not cumulative; the last is +Inf
-	startupMS uint64
+	hist      *hist // the startup histogram of its labels but country
+}
+
+// histKey is a startup histogram's labels: a cell's without the country.
+type histKey struct{ stream, source, device, cdn string }
+
+// hist is one startup histogram. It is kept apart from the cells, not
+// summed over them when scraped, because a country that loses its label
+// drops its cells: a sum would then go down, Prometheus would read a
+// counter reset, and rate() would count the whole histogram again as new
+// first frames (a burst of healthy startups once a minute, hiding a slow
+// CDN's p95 from its alert for a window).
+type hist struct {
+	buckets []uint64 // per bucket, not cumulative; the last is +Inf
+	sumMS   uint64
 }
 
 // topSet is the values of one dimension that get their own label.
@@ -126,6 +139,7 @@ func (t *topSet) rerank(viewers map[string]int64) {
 type exporter struct {
 	opts  ExportOptions
 	cells map[labelKey]*cell
+	hists map[histKey]*hist // outlive the cells of a country that loses its label
 	cdn   topSet
 	ctry  topSet
 }
@@ -137,12 +151,13 @@ func newExporter(o ExportOptions) *exporter {
 	if o.TopCountries <= 0 {
 		o.TopCountries = 5
 	}
-	x := &exporter{opts: o, cells: map[labelKey]*cell{}}
+	x := &exporter{opts: o, cells: map[labelKey]*cell{}, hists: map[histKey]*hist{}}
 	// A value that loses its label loses its series: its sessions count
 	// under "other" from their next event, so at most N values and
 	// "other" have series at any time.
 	x.cdn = topSet{n: o.TopCDNs, set: map[string]bool{}, dropped: func(v string) {
 		x.drop(func(k labelKey) bool { return k.cdn == v })
+		x.dropHists(func(k histKey) bool { return k.cdn == v })
 	}}
 	x.ctry = topSet{n: o.TopCountries, set: map[string]bool{}, dropped: func(v string) {
 		x.drop(func(k labelKey) bool { return k.country == v })
@@ -163,7 +178,13 @@ func (x *exporter) cell(stream, source, device, cdn, country string) *cell {
 	k := labelKey{stream, source, device, x.cdn.label(cdn), x.ctry.label(country)}
 	c := x.cells[k]
 	if c == nil {
-		c = &cell{key: k, startup: make([]uint64, len(StartupBuckets)+1)}
+		hk := histKey{k.stream, k.source, k.device, k.cdn}
+		h := x.hists[hk]
+		if h == nil {
+			h = &hist{buckets: make([]uint64, len(StartupBuckets)+1)}
+			x.hists[hk] = h
+		}
+		c = &cell{key: k, hist: h}
 		x.cells[k] = c
 	}
 	return c
@@ -180,13 +201,26 @@ func (x *exporter) drop(match func(labelKey) bool) {
 	}
 }
 
-// dropStream forgets the cells of an evicted stream.
-func (x *exporter) dropStream(name string) { x.drop(func(k labelKey) bool { return k.stream == name }) }
+// dropHists forgets the startup histograms whose labels match (a CDN that
+// lost its label, an evicted stream): their series end.
+func (x *exporter) dropHists(match func(histKey) bool) {
+	for k := range x.hists {
+		if match(k) {
+			delete(x.hists, k)
+		}
+	}
+}
+
+// dropStream forgets the cells and histograms of an evicted stream.
+func (x *exporter) dropStream(name string) {
+	x.drop(func(k labelKey) bool { return k.stream == name })
+	x.dropHists(func(k histKey) bool { return k.stream == name })
+}
 
 func (c *cell) addStartup(ms int) {
 	i := sort.SearchFloat64s(StartupBuckets, float64(ms)/1000)
-	c.startup[i]++
-	c.startupMS += uint64(max(ms, 0))
+	c.hist.buckets[i]++
+	c.hist.sumMS += uint64(max(ms, 0))
 }
 
 // rerank re-ranks the CDNs and countries by their viewers now (the
@@ -232,12 +266,6 @@ func (a *Aggregator) Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
-type histCell struct {
-	labels  []string
-	buckets []uint64
-	sumMS   uint64
-}
-
 // Collect implements prometheus.Collector: the cells are copied under the
 // lock and turned into metrics outside it.
 func (a *Aggregator) Collect(ch chan<- prometheus.Metric) {
@@ -245,12 +273,15 @@ func (a *Aggregator) Collect(ch chan<- prometheus.Metric) {
 	cells := make([]cell, 0, len(a.x.cells))
 	for _, c := range a.x.cells {
 		cp := *c
-		cp.startup = slices.Clone(c.startup)
+		cp.hist = nil
 		cells = append(cells, cp)
+	}
+	hists := make(map[histKey]hist, len(a.x.hists))
+	for k, h := range a.x.hists {
+		hists[k] = hist{buckets: slices.Clone(h.buckets), sumMS: h.sumMS}
 	}
 	a.mu.Unlock()
 
-	hists := map[[4]string]*histCell{}
 	for i := range cells {
 		c := &cells[i]
 		l := []string{c.key.stream, c.key.source, c.key.device, c.key.cdn, c.key.country}
@@ -266,18 +297,8 @@ func (a *Aggregator) Collect(ch chan<- prometheus.Metric) {
 		} {
 			ch <- prometheus.MustNewConstMetric(m.d, prometheus.CounterValue, m.v, l...)
 		}
-		hk := [4]string{l[0], l[1], l[2], l[3]}
-		h := hists[hk]
-		if h == nil {
-			h = &histCell{labels: l[:4], buckets: make([]uint64, len(StartupBuckets)+1)}
-			hists[hk] = h
-		}
-		for j, n := range c.startup {
-			h.buckets[j] += n
-		}
-		h.sumMS += c.startupMS
 	}
-	for _, h := range hists {
+	for k, h := range hists {
 		cum := make(map[float64]uint64, len(StartupBuckets))
 		var n uint64
 		for j, ub := range StartupBuckets {
@@ -285,6 +306,6 @@ func (a *Aggregator) Collect(ch chan<- prometheus.Metric) {
 			cum[ub] = n
 		}
 		n += h.buckets[len(StartupBuckets)]
-		ch <- prometheus.MustNewConstHistogram(descStartup, n, float64(h.sumMS)/1000, cum, h.labels...)
+		ch <- prometheus.MustNewConstHistogram(descStartup, n, float64(h.sumMS)/1000, cum, k.stream, k.source, k.device, k.cdn)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strconv"
 	"testing"
 	"time"
 
@@ -229,5 +230,61 @@ func TestStartupBuckets(t *testing.T) {
 		if r := StartupBuckets[i] / StartupBuckets[i-1]; math.Abs(r-math.Pow(2, 0.25)) > 0.01 {
 			t.Errorf("bucket %d/%d ratio %.4f", i, i-1, r)
 		}
+	}
+}
+
+// TestStartupHistogramSurvivesRerank: when a country loses its label (the
+// once-a-minute re-rank), the startup histogram, which has no country
+// label, keeps its counts. It used to be summed over the cells when
+// scraped, so dropping a country's cells made it go down: Prometheus read a
+// counter reset and rate() counted the whole histogram again as new first
+// frames, which hid a slow CDN's p95 from its alert for a window.
+func TestStartupHistogramSurvivesRerank(t *testing.T) {
+	t0 := time.Date(2026, 11, 24, 21, 0, 0, 0, time.UTC)
+	clock := t0
+	reg := prometheus.NewRegistry()
+	a := New(Options{Now: func() time.Time { return clock }, Registerer: reg, Export: ExportOptions{TopCountries: 1, CountFrom: t0.UnixMilli()}})
+	n := 0
+	view := func(country string, startupMS int) {
+		n++
+		id := "s" + strconv.Itoa(n)
+		for seq, typ := range []event.Type{event.Start, event.Play} {
+			e := event.Event{V: event.Version, EventID: id + "-" + strconv.Itoa(seq), SessionID: id, Seq: uint64(seq + 1), Stream: "alpha",
+				Type: typ, Device: "tv", Country: country, CDN: "fastly", Source: event.SourceSim, TS: clock}
+			if typ == event.Play {
+				e.FirstFrame, e.StartupMS, e.Bitrate = true, startupMS, 3000
+			}
+			a.Add(&consume.Record{Topic: "t", Offset: int64(n*2 + seq), Timestamp: clock, Event: e})
+		}
+	}
+	count := func() (n uint64, countries map[string]bool) {
+		g := gather(t, reg)
+		for _, m := range g["playpulse_qoe_startup_seconds"] {
+			n += m.GetHistogram().GetSampleCount()
+		}
+		countries = map[string]bool{}
+		for _, m := range g["playpulse_qoe_plays_total"] {
+			countries[label(m, "country")] = true
+		}
+		return n, countries
+	}
+	for range 3 {
+		view("NZ", 8000) // first come: NZ gets the one country label
+	}
+	clock = clock.Add(10 * time.Second)
+	for range 30 {
+		view("US", 1000)
+	}
+	if got, cs := count(); got != 33 || !cs["NZ"] {
+		t.Fatalf("before the re-rank: %d first frames, countries %v; want 33 and NZ labelled", got, cs)
+	}
+	clock = t0.Add(61 * time.Second) // the next event re-ranks: US has ten times NZ's viewers
+	view("US", 1000)
+	got, cs := count()
+	if cs["NZ"] || !cs["US"] {
+		t.Fatalf("after the re-rank: countries %v, want US labelled and NZ not", cs)
+	}
+	if got != 34 {
+		t.Errorf("after the re-rank: %d first frames in the histogram, want 34 (it must never go down)", got)
 	}
 }
