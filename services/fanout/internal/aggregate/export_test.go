@@ -98,17 +98,7 @@ func TestExportMatchesAggregate(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	a := New(Options{Now: func() time.Time { return clock }, Registerer: reg, Export: ExportOptions{TopCountries: 4, CountFrom: countFrom.UnixMilli()}})
 	r := &ref{sessions: map[string]*refSession{}, ccvAt: map[int64]int64{}}
-	var sims []*sim.Sim
-	for i, name := range []string{"alpha", "beta"} {
-		k := knobs
-		k.Seed = uint64(7 + i)
-		s, err := sim.New(k, name, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.SetRate(rate)
-		sims = append(sims, s)
-	}
+	sims := twoStreams(t, knobs, 7, rate)
 	var e event.Event
 	rec := &consume.Record{Topic: "t"}
 	n := 0

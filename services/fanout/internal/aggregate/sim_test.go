@@ -227,17 +227,7 @@ func TestAggregatesMatchSimulator(t *testing.T) {
 	a := New(Options{Now: func() time.Time { return clock }})
 	r := &ref{sessions: map[string]*refSession{}, ccvAt: map[int64]int64{}}
 
-	var sims []*sim.Sim
-	for i, name := range []string{"alpha", "beta"} {
-		k := knobs
-		k.Seed = uint64(42 + i)
-		s, err := sim.New(k, name, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.SetRate(rate)
-		sims = append(sims, s)
-	}
+	sims := twoStreams(t, knobs, 42, rate)
 	var e event.Event
 	rec := &consume.Record{Topic: "t"}
 	step := time.Second / (rate * 2)
@@ -333,4 +323,22 @@ func TestAggregatesMatchSimulator(t *testing.T) {
 	t.Logf("15 min: starts %v, VSF %.2f%%, EBVS %.2f%%, PF %.2f%% over %d views, rebuffering %.2f%%, p50 %v ms, p95 %v ms, bitrate %.0f kbps, CCV %d",
 		starts, float64(whole.StartFailurePct), float64(whole.ExitBeforeStartPct), float64(whole.PlaybackFailurePct), f.pf+f.ended,
 		float64(whole.RebufferPct), float64(whole.StartupP50MS), float64(whole.StartupP95MS), float64(whole.AvgBitrateKbps), snap.Overall.ConcurrentViewers)
+}
+
+// twoStreams is the simulators of the streams "alpha" and "beta" at rate
+// events/s each, seeded seed and seed+1.
+func twoStreams(t *testing.T, knobs sim.Config, seed uint64, rate float64) [2]*sim.Sim {
+	t.Helper()
+	var sims [2]*sim.Sim
+	for i, name := range []string{"alpha", "beta"} {
+		k := knobs
+		k.Seed = seed + uint64(i)
+		s, err := sim.New(k, name, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.SetRate(rate)
+		sims[i] = s
+	}
+	return sims
 }
