@@ -276,28 +276,10 @@ func (p *Producer) connect(ctx context.Context) (sarama.Client, sarama.AsyncProd
 	return probe, prod, nil
 }
 
-// check asks for the topics' metadata and requires a leader for every
-// partition.
+// check asks for the topics' metadata (kafkacfg.CheckTopics) and, when
+// every partition has a leader, clears the readiness error.
 func (p *Producer) check(client sarama.Client) error {
-	err := client.RefreshMetadata(p.topics...)
-	for _, t := range p.topics {
-		if err != nil {
-			break
-		}
-		var parts []int32
-		if parts, err = client.Partitions(t); err == nil && len(parts) == 0 {
-			err = sarama.ErrUnknownTopicOrPartition
-		}
-		for _, id := range parts {
-			if _, lerr := client.Leader(t, id); lerr != nil {
-				err = fmt.Errorf("topic %s partition %d: %w", t, id, lerr)
-				break
-			}
-		}
-		if err != nil {
-			err = fmt.Errorf("topic %s: %w", t, err)
-		}
-	}
+	err := kafkacfg.CheckTopics(client, p.topics...)
 	if err == nil {
 		p.health.OK()
 		p.setProbe(nil)

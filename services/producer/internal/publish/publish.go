@@ -372,7 +372,7 @@ func (p *Publisher) connectProbe(ctx context.Context) (sarama.Client, error) {
 			client, err = sarama.NewClient(p.brokers, &pc)
 		}
 		if err == nil {
-			err = p.checkTopic(client)
+			err = kafkacfg.CheckTopics(client, p.opts.Topic)
 		}
 		if err == nil {
 			p.opts.Health.OK()
@@ -411,27 +411,6 @@ func (p *Publisher) connectProducer(ctx context.Context) (client sarama.Client, 
 	return client, prod, nil
 }
 
-// checkTopic refreshes the topic's metadata and requires a leader for every
-// partition.
-func (p *Publisher) checkTopic(client sarama.Client) error {
-	if err := client.RefreshMetadata(p.opts.Topic); err != nil {
-		return err
-	}
-	parts, err := client.Partitions(p.opts.Topic)
-	if err != nil {
-		return err
-	}
-	if len(parts) == 0 {
-		return sarama.ErrUnknownTopicOrPartition
-	}
-	for _, id := range parts {
-		if _, err := client.Leader(p.opts.Topic, id); err != nil {
-			return fmt.Errorf("partition %d: %w", id, err)
-		}
-	}
-	return nil
-}
-
 func (p *Publisher) setProbeErr(err error) {
 	if err != nil {
 		err = fmt.Errorf("Kafka metadata for topic %s unavailable: %w", p.opts.Topic, err)
@@ -450,7 +429,7 @@ func (p *Publisher) probeLoop(ctx context.Context, client sarama.Client) {
 			return
 		case <-t.C:
 		}
-		err := p.checkTopic(client)
+		err := kafkacfg.CheckTopics(client, p.opts.Topic)
 		if err != nil {
 			err = p.opts.Health.Failed("probe", "Kafka metadata unavailable", err, "topic", p.opts.Topic)
 		} else {
