@@ -5,17 +5,22 @@ package faults
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"maps"
 	"math"
 	"math/rand/v2"
+	"net"
+	"net/http"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"text/tabwriter"
 	"time"
@@ -58,7 +63,8 @@ func TestSoak(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), duration)
 	defer cancel()
 	var wg sync.WaitGroup
-	var sessions, wsErrors atomic.Int64
+	var sessions atomic.Int64
+	var wsErrors causes
 	for i := range clients {
 		wg.Add(1)
 		go func() {
@@ -136,7 +142,7 @@ sampling:
 		}
 	}
 	tw.Flush()
-	t.Logf("soak: %v, %d broker restarts, %d WebSocket sessions (%d ended in an error)\n%s", time.Since(start).Round(time.Second), restarts, sessions.Load(), wsErrors.Load(), b.String())
+	t.Logf("soak: %v, %d broker restarts, %d WebSocket sessions (%d ended in an error%s)\n%s", time.Since(start).Round(time.Second), restarts, sessions.Load(), wsErrors.total(), &wsErrors, b.String())
 
 	// Nothing lost, nothing duplicated.
 	c := stopProducer(t, p)
@@ -176,13 +182,13 @@ func slopePerHour(s []sample) float64 {
 
 // churn is one WebSocket client that connects, reads for 5 to 60 s,
 // leaves, and comes back, until ctx ends.
-func churn(ctx context.Context, addr string, seed uint64, sessions, errs *atomic.Int64) {
+func churn(ctx context.Context, addr string, seed uint64, sessions *atomic.Int64, errs *causes) {
 	r := rand.New(rand.NewPCG(seed, 42))
 	for ctx.Err() == nil {
 		conn, resp, err := websocket.DefaultDialer.DialContext(ctx, "ws://"+addr+"/ws", nil)
 		if err != nil {
 			if ctx.Err() == nil {
-				errs.Add(1)
+				errs.add("connect", err, resp)
 			}
 			select {
 			case <-ctx.Done():
@@ -197,13 +203,84 @@ func churn(ctx context.Context, addr string, seed uint64, sessions, errs *atomic
 		for ctx.Err() == nil && time.Now().Before(deadline) {
 			_ = conn.SetReadDeadline(time.Now().Add(15 * time.Second))
 			if _, _, err := conn.ReadMessage(); err != nil {
-				errs.Add(1)
+				errs.add("read", err, nil)
 				break
 			}
 		}
 		_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
 		conn.Close()
 	}
+}
+
+// causes counts the WebSocket sessions that ended in an error by why: the
+// close code and reason the fan-out sent, a read timeout, the handshake's
+// HTTP status, or the error's type. At most maxCauses kinds are kept apart
+// (the rest are "other"), so a hostile variety of messages cannot grow it.
+type causes struct {
+	mu sync.Mutex
+	n  map[string]int64
+}
+
+const maxCauses = 20
+
+func (c *causes) add(when string, err error, resp *http.Response) {
+	var why string
+	var ce *websocket.CloseError
+	var ne net.Error
+	switch {
+	case errors.As(err, &ce):
+		why = fmt.Sprintf("closed %d %q", ce.Code, ce.Text)
+	case errors.As(err, &ne) && ne.Timeout():
+		why = "timeout"
+	case resp != nil:
+		why = fmt.Sprintf("HTTP %d", resp.StatusCode)
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+		why = "connection closed without a close frame"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		why = "connection refused"
+	case errors.Is(err, syscall.ECONNRESET):
+		why = "connection reset"
+	default:
+		why = fmt.Sprintf("%T", err)
+	}
+	key := when + ": " + why
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == nil {
+		c.n = map[string]int64{}
+	}
+	if _, ok := c.n[key]; !ok && len(c.n) >= maxCauses {
+		key = when + ": other"
+	}
+	c.n[key]++
+}
+
+func (c *causes) total() (n int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, v := range c.n {
+		n += v
+	}
+	return n
+}
+
+// String lists the causes, the most frequent first: ": read: timeout 12, ...".
+func (c *causes) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	keys := slices.SortedFunc(maps.Keys(c.n), func(a, b string) int {
+		if d := c.n[b] - c.n[a]; d != 0 {
+			return int(d)
+		}
+		return strings.Compare(a, b)
+	})
+	var b strings.Builder
+	sep := ": "
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s%s %d", sep, k, c.n[k])
+		sep = ", "
+	}
+	return b.String()
 }
 
 // countDistinct reads the whole topic and returns its records and the
