@@ -31,22 +31,25 @@ import (
 )
 
 // Options configure a Hub.
+// Options configure a Hub. The zero Options give a working hub: every
+// field left zero takes the default it documents (the fan-out's own
+// defaults, FANOUT_* in services/fanout/pkg/config).
 type Options struct {
-	TailRate     int           // events per second per client
-	FrameHz      int           // tail frames per second per client
-	SnapshotHz   int           // announced in hello
-	WriteTimeout time.Duration // a client that accepts nothing this long is dropped
+	TailRate     int           // most live-tail events per second per client; default 200
+	FrameHz      int           // most tail frames per second per client; default 10
+	SnapshotHz   int           // snapshots per second, announced in hello; default 4
+	WriteTimeout time.Duration // a client that accepts nothing this long is dropped; default 10 s
 	RingSize     int           // events kept for the tail and resume; default 65536
 	RingBytes    int           // bytes of encoded events kept at most; default 64 MiB
 	ResumeWindow time.Duration // by record timestamp; default 60 s
 	// Full returns the full snapshot (15 minutes of series) sent on connect;
-	// it is called at most once a second and shared. Nil: the latest
-	// periodic snapshot is sent instead.
+	// it is called at most once a second and shared. Nil (the default): the
+	// latest periodic snapshot is sent instead.
 	Full       func() []byte
-	Replica    string // announced in hello; default the host name
-	Now        func() time.Time
-	Log        *slog.Logger
-	Registerer prometheus.Registerer
+	Replica    string                // announced in hello; default the host name
+	Now        func() time.Time      // the clock; default time.Now
+	Log        *slog.Logger          // default: discard
+	Registerer prometheus.Registerer // where the hub's metrics go; default: nowhere
 }
 
 type item struct {
@@ -139,6 +142,15 @@ type snapshot struct {
 
 // New returns a Hub.
 func New(opts Options) *Hub {
+	if opts.TailRate == 0 {
+		opts.TailRate = 200
+	}
+	if opts.FrameHz == 0 {
+		opts.FrameHz = 10
+	}
+	if opts.WriteTimeout == 0 {
+		opts.WriteTimeout = 10 * time.Second
+	}
 	if opts.RingSize == 0 {
 		opts.RingSize = 1 << 16
 	}

@@ -314,3 +314,31 @@ func TestSnapshotSharedAndAPI(t *testing.T) {
 		t.Fatalf("api snapshot %+v %v", s, err)
 	}
 }
+
+// TestZeroOptions: a hub made with zero Options works with the defaults its
+// Options document (it once divided by its zero frame rate), announces them
+// in hello and delivers the tail.
+func TestZeroOptions(t *testing.T) {
+	h := hub.New(hub.Options{})
+	mux := http.NewServeMux()
+	web.Mount(mux, h, web.Options{MaxConnections: 10, Log: slog.New(slog.DiscardHandler)})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(func() { h.Close(); srv.Close() })
+	f := &fixture{hub: h, srv: srv}
+	c, _, err := f.dial(t, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var hello map[string]any
+	if err := c.ReadJSON(&hello); err != nil {
+		t.Fatal(err)
+	}
+	if hello["type"] != "hello" || hello["frame_hz"] != 10.0 || hello["tail_rate"] != 200.0 || hello["snapshot_hz"] != 4.0 {
+		t.Fatalf("hello %v, want frame_hz 10, tail_rate 200, snapshot_hz 4", hello)
+	}
+	h.Publish(record(1, event.Play, "tv"))
+	if m := next(t, c, "tail"); len(m.Events) != 1 || m.Events[0].Event.Seq != 1 {
+		t.Fatalf("tail %+v", m)
+	}
+}
