@@ -27,7 +27,7 @@
 # (the test files aside) compiles them once with both cores: the lanes run
 # `go test -p 1`, one package at a time each, and on an empty build cache
 # both would otherwise compile the same dependencies at once, each on one
-# core. With a warm cache it only checks (about 10 s). The Go build cache is
+# core. With a warm cache it only checks (1 to 3 s). The Go build cache is
 # safe to share between the processes; each line says its lane; the exit
 # status is non-zero if any part failed. TEST_LANES=1 runs everything in
 # one `go test` instead.
