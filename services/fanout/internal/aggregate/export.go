@@ -309,3 +309,37 @@ func (a *Aggregator) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstHistogram(descStartup, n, float64(h.sumMS)/1000, cum, k.stream, k.source, k.device, k.cdn)
 	}
 }
+
+// Cell is one label combination's cumulative counts, as Collect exports
+// them: what the alert rules' explanations break down (internal/alert).
+type Cell struct {
+	Stream, Source, Device, CDN, Country   string
+	Plays, StartFailures, ExitsBeforeStart uint64
+	PlaybackFailures, ViewsEnded           uint64
+	PlayMS, StallMS                        uint64
+	Viewers                                int64
+}
+
+// StartupHist is one startup histogram's counts per bucket (StartupBuckets,
+// then +Inf), not cumulative.
+type StartupHist struct {
+	Stream, Source, Device, CDN string
+	Buckets                     []uint64
+}
+
+// Cells returns a copy of every cell and startup histogram, appended to
+// the slices given (reused by a caller that samples them often).
+func (a *Aggregator) Cells(cells []Cell, hists []StartupHist) ([]Cell, []StartupHist) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, c := range a.x.cells {
+		k := c.key
+		cells = append(cells, Cell{Stream: k.stream, Source: k.source, Device: k.device, CDN: k.cdn, Country: k.country,
+			Plays: c.n[oPlay], StartFailures: c.n[oStartFail], ExitsBeforeStart: c.n[oExit],
+			PlaybackFailures: c.n[oPlaybackFail], ViewsEnded: c.n[oEnded], PlayMS: c.playMS, StallMS: c.stallMS, Viewers: c.viewers})
+	}
+	for k, h := range a.x.hists {
+		hists = append(hists, StartupHist{Stream: k.stream, Source: k.source, Device: k.device, CDN: k.cdn, Buckets: slices.Clone(h.buckets)})
+	}
+	return cells, hists
+}
