@@ -184,6 +184,9 @@ type Snapshot struct {
 	TopTitles    []TitleViewers    `json:"top_titles"`
 	Sessions     SessionStats      `json:"sessions"`
 	Series       SeriesSet         `json:"series"`
+	// Alerts are the pending and firing alerts of the fan-out's rules
+	// (internal/alert), encoded by the app; absent without rules.
+	Alerts json.RawMessage `json:"alerts,omitempty"`
 }
 
 // JSON encodes a snapshot.

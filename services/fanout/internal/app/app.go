@@ -5,14 +5,17 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"playpulse.dev/services/fanout/internal/aggregate"
+	"playpulse.dev/services/fanout/internal/alert"
 	"playpulse.dev/services/fanout/internal/consume"
 	"playpulse.dev/services/fanout/internal/hub"
 	"playpulse.dev/services/fanout/internal/web"
@@ -28,6 +31,12 @@ type App struct {
 	agg  *aggregate.Aggregator
 	hub  *hub.Hub
 	rate prometheus.Gauge
+
+	// Alerts: nil without rules. The evaluator and the source are used by
+	// the alerts goroutine only; the others read its result, encoded.
+	live   *alert.Live
+	eval   *alert.Evaluator
+	active atomic.Pointer[[]alert.Alert]
 
 	smu    sync.Mutex
 	scoped map[scopedKey]scopedSnap // /api/snapshot?source=, at most 2 per source
@@ -72,11 +81,17 @@ func New(cfg config.Resolved) (*App, error) {
 	s.rate = prometheus.NewGauge(prometheus.GaugeOpts{Name: "playpulse_fanout_events_per_second", Help: "Valid events per second over the last 10 complete seconds, by record timestamp."})
 	reg.MustRegister(s.rate)
 	o.AddReadiness("kafka", s.cons.Ready)
-	web.Mount(o, s.hub, web.Options{
+	wo := web.Options{
 		AllowedOrigins: cfg.AllowedOrigins, MaxConnections: cfg.MaxConnections, MaxConnectionsPerIP: cfg.MaxConnectionsPerIP,
 		TrustedProxies: cfg.Proxies, AuthToken: cfg.Token, Streams: s.streams, SourceSnapshot: s.sourceSnapshot,
 		Log: log, Registerer: reg,
-	})
+	}
+	if len(cfg.Rules) > 0 {
+		s.live = alert.NewLive(s.agg, cfg.Rules)
+		s.eval = alert.NewEvaluator(s.live, cfg.Rules)
+		wo.Alerts = func() []byte { return s.encode(map[string]any{"alerts": s.alerts()}) }
+	}
+	web.Mount(o, s.hub, wo)
 	return s, nil
 }
 
@@ -104,6 +119,10 @@ func (s *App) Run(ctx context.Context) error {
 		cancel()
 	}()
 	go func() { defer wg.Done(); s.snapshots(ctx) }()
+	if s.eval != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.evaluate(ctx) }()
+	}
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- s.ops.Serve(ctx, ln) }()
 	<-ctx.Done()
@@ -134,6 +153,9 @@ func (s *App) snapshot(now time.Time, full bool, source string) []byte {
 		}
 	} else {
 		snap, _ = s.agg.SourceSnapshot(now, full, source)
+	}
+	if s.eval != nil {
+		snap.Alerts = s.encode(s.alerts())
 	}
 	snap.Stale = st.State == consume.StateStale
 	snap.Source = aggregate.Source{State: st.State, Since: st.Since.UnixMilli(), Message: st.Message, Partitions: st.Partitions, Lag: st.Lag}
@@ -189,4 +211,49 @@ func (s *App) snapshots(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// evaluate runs the alert rules every FANOUT_ALERT_INTERVAL: it samples the
+// aggregator, evaluates, publishes the active alerts for the snapshots and
+// /api/alerts, and logs what fired and resolved.
+func (s *App) evaluate(ctx context.Context) {
+	t := time.NewTicker(s.cfg.AlertInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			s.live.Sample(now)
+			active, changes := s.eval.Evaluate(now)
+			s.active.Store(&active)
+			for _, c := range changes {
+				args := []any{"rule", c.Rule, "stream", c.Stream, "severity", c.Severity, "value", c.Value, "threshold", c.Threshold}
+				if x := c.Explained; x != nil {
+					args = append(args, "explained", string(x.Dim)+"="+x.Value, "share", x.Share)
+				}
+				s.cfg.Log.Info("alert "+string(c.State), args...)
+			}
+		}
+	}
+}
+
+// alerts are the active alerts of the last evaluation (never nil).
+func (s *App) alerts() []alert.Alert {
+	if a := s.active.Load(); a != nil && *a != nil {
+		return *a
+	}
+	return []alert.Alert{}
+}
+
+// encode encodes the alerts; a figure JSON cannot carry (the evaluator
+// keeps NaN out, but a server must not stop on it) is logged and the
+// alerts are sent as null.
+func (s *App) encode(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		s.cfg.Log.Error("alerts not encoded", "err", err)
+		return []byte("null")
+	}
+	return b
 }

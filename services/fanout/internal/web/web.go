@@ -35,8 +35,11 @@ type Options struct {
 	// SourceSnapshot is /api/snapshot?source= (an error: 400, as for
 	// Streams). Nil: every source gets 400.
 	SourceSnapshot func(source string, full bool) ([]byte, error)
-	Log            *slog.Logger
-	Registerer     prometheus.Registerer
+	// Alerts is /api/alerts: the pending and firing alerts, encoded. Nil:
+	// the fan-out has no rules, and /api/alerts lists none.
+	Alerts     func() []byte
+	Log        *slog.Logger
+	Registerer prometheus.Registerer
 }
 
 // contentSecurityPolicy forbids inline script and every origin but ours:
@@ -92,6 +95,13 @@ func Mount(mux interface {
 		}
 		if b == nil {
 			b = []byte(`{"type":"snapshot"}`)
+		}
+		writeJSON(w, b)
+	}))))
+	mux.Handle("GET /api/alerts", secure(s.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b := []byte(`{"alerts":[]}`)
+		if opts.Alerts != nil {
+			b = opts.Alerts()
 		}
 		writeJSON(w, b)
 	}))))

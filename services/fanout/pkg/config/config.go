@@ -16,6 +16,7 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"playpulse.dev/services/fanout/internal/alert"
 	"playpulse.dev/services/playback/envconf"
 	"playpulse.dev/services/playback/kafkacfg"
 	"playpulse.dev/services/playback/ops"
@@ -48,6 +49,8 @@ type Config struct {
 	MaxStreams          int           `envconfig:"FANOUT_MAX_STREAMS" default:"20" min:"1" max:"1000" desc:"most streams with their own figures and 15-minute series (about 700 KB each); beyond it the least recently seen is dropped"`
 	StaleAfter          time.Duration `envconfig:"FANOUT_STALE_AFTER" default:"3s" min:"1s" desc:"browsers are told the data is stale when Kafka has not answered for this long"`
 	MetricsTopCDNs      int           `envconfig:"FANOUT_METRICS_TOP_CDNS" default:"5" min:"1" max:"20" desc:"CDNs with their own cdn label on the playpulse_qoe_* metrics (the most watched; the rest are \"other\"); each adds a series per stream, source, device and country"`
+	AlertRules          string        `envconfig:"FANOUT_ALERT_RULES" desc:"file of QoE alert rules evaluated in the fan-out, YAML or JSON (docs/alerts.md); empty = none. The chart mounts the controller's rendering of the QoEAlert resources here"`
+	AlertInterval       time.Duration `envconfig:"FANOUT_ALERT_INTERVAL" default:"5s" min:"1s" max:"1m" desc:"how often the alert rules are evaluated"`
 	MetricsTopCountries int           `envconfig:"FANOUT_METRICS_TOP_COUNTRIES" default:"5" min:"1" max:"50" desc:"countries with their own country label on the playpulse_qoe_* metrics (the most watched; the rest are \"other\")"`
 }
 
@@ -83,6 +86,8 @@ type Resolved struct {
 	// Proxies are FANOUT_TRUSTED_PROXIES parsed; a bare address is a /32
 	// (or /128).
 	Proxies []*net.IPNet
+	// Rules are the alert rules of FANOUT_ALERT_RULES, valid.
+	Rules []alert.Rule
 }
 
 // Resolve reads the token file, compiles the topic pattern, parses the
@@ -112,6 +117,11 @@ func (c *Config) Resolve() (Resolved, error) {
 	}
 	if r.Proxies, err = envconf.CIDRs("FANOUT_TRUSTED_PROXIES", c.TrustedProxies); err != nil {
 		return Resolved{}, err
+	}
+	if c.AlertRules != "" {
+		if r.Rules, err = alert.Load(c.AlertRules); err != nil {
+			return Resolved{}, envconf.Invalid("FANOUT_ALERT_RULES", "%v", err)
+		}
 	}
 	return r, nil
 }
