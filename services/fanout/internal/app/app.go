@@ -36,6 +36,7 @@ type App struct {
 	// the alerts goroutine only; the others read its result, encoded.
 	live   *alert.Live
 	eval   *alert.Evaluator
+	notify *alert.Notifier // nil without FANOUT_ALERT_WEBHOOK
 	active atomic.Pointer[[]alert.Alert]
 
 	smu    sync.Mutex
@@ -90,6 +91,14 @@ func New(cfg config.Resolved) (*App, error) {
 		s.live = alert.NewLive(s.agg, cfg.Rules)
 		s.eval = alert.NewEvaluator(s.live, cfg.Rules)
 		wo.Alerts = func() []byte { return s.encode(map[string]any{"alerts": s.alerts()}) }
+		if cfg.AlertWebhook != "" {
+			sent := prometheus.NewCounterVec(prometheus.CounterOpts{
+				Name: "playpulse_fanout_alert_notifications_total",
+				Help: "Posts of the alerts to FANOUT_ALERT_WEBHOOK, by result: ok, refused (4xx, not retried), error (sent again at the next change or resend).",
+			}, []string{"result"})
+			reg.MustRegister(sent)
+			s.notify = alert.NewNotifier(alert.NotifierOptions{URL: cfg.AlertWebhook, Log: log, Result: func(r string) { sent.WithLabelValues(r).Inc() }})
+		}
 	}
 	web.Mount(o, s.hub, wo)
 	return s, nil
@@ -122,6 +131,10 @@ func (s *App) Run(ctx context.Context) error {
 	if s.eval != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.evaluate(ctx) }()
+	}
+	if s.notify != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.notify.Run(ctx) }()
 	}
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- s.ops.Serve(ctx, ln) }()
@@ -227,6 +240,9 @@ func (s *App) evaluate(ctx context.Context) {
 			s.live.Sample(now)
 			active, changes := s.eval.Evaluate(now)
 			s.active.Store(&active)
+			if s.notify != nil {
+				s.notify.Update(active, changes)
+			}
 			for _, c := range changes {
 				args := []any{"rule", c.Rule, "stream", c.Stream, "severity", c.Severity, "value", c.Value, "threshold", c.Threshold}
 				if x := c.Explained; x != nil {

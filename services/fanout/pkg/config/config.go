@@ -50,6 +50,7 @@ type Config struct {
 	StaleAfter          time.Duration `envconfig:"FANOUT_STALE_AFTER" default:"3s" min:"1s" desc:"browsers are told the data is stale when Kafka has not answered for this long"`
 	MetricsTopCDNs      int           `envconfig:"FANOUT_METRICS_TOP_CDNS" default:"5" min:"1" max:"20" desc:"CDNs with their own cdn label on the playpulse_qoe_* metrics (the most watched; the rest are \"other\"); each adds a series per stream, source, device and country"`
 	AlertRules          string        `envconfig:"FANOUT_ALERT_RULES" desc:"file of QoE alert rules evaluated in the fan-out, YAML or JSON (docs/alerts.md); empty = none. The chart mounts the controller's rendering of the QoEAlert resources here"`
+	AlertWebhook        string        `envconfig:"FANOUT_ALERT_WEBHOOK" desc:"URL told of firing and resolved alerts in Alertmanager's format (POST /api/v2/alerts of an Alertmanager, or any receiver of it); empty = none"`
 	AlertInterval       time.Duration `envconfig:"FANOUT_ALERT_INTERVAL" default:"5s" min:"1s" max:"1m" desc:"how often the alert rules are evaluated"`
 	MetricsTopCountries int           `envconfig:"FANOUT_METRICS_TOP_COUNTRIES" default:"5" min:"1" max:"50" desc:"countries with their own country label on the playpulse_qoe_* metrics (the most watched; the rest are \"other\")"`
 }
@@ -117,6 +118,14 @@ func (c *Config) Resolve() (Resolved, error) {
 	}
 	if r.Proxies, err = envconf.CIDRs("FANOUT_TRUSTED_PROXIES", c.TrustedProxies); err != nil {
 		return Resolved{}, err
+	}
+	if c.AlertWebhook != "" {
+		if u, err := url.Parse(c.AlertWebhook); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return Resolved{}, envconf.Invalid("FANOUT_ALERT_WEBHOOK", "%q is not an http(s) URL", c.AlertWebhook)
+		}
+		if c.AlertRules == "" {
+			return Resolved{}, envconf.Invalid("FANOUT_ALERT_WEBHOOK", "set without FANOUT_ALERT_RULES: there would be nothing to send")
+		}
 	}
 	if c.AlertRules != "" {
 		if r.Rules, err = alert.Load(c.AlertRules); err != nil {
