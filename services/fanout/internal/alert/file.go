@@ -41,11 +41,16 @@ type Spec struct {
 
 // Rule converts a spec, naming the field that is wrong.
 func (s Spec) Rule() (Rule, error) {
-	r := Rule{Name: s.Name, Metric: s.Metric, Stream: "*", Threshold: s.Threshold, MinSample: s.MinSample, Severity: s.Severity, Explain: s.Explain}
-	if s.Stream != nil {
-		r.Stream = *s.Stream
-	}
+	r := Rule{Name: s.Name, Metric: s.Metric, Stream: s.Stream, Threshold: s.Threshold, MinSample: s.MinSample, Severity: s.Severity, Explain: s.Explain}
 	var errs []error
+	switch {
+	case s.Overall && s.Stream != "":
+		errs = append(errs, fmt.Errorf("stream: %q with overall: set one or the other", s.Stream))
+	case s.Overall:
+		r.Stream = ""
+	case s.Stream == "":
+		r.Stream = "*"
+	}
 	switch s.Condition {
 	case "above":
 		r.Above = true

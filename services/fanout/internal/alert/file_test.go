@@ -19,7 +19,7 @@ rules:
     severity: critical
   - name: viewers-dropped
     metric: concurrent_viewers
-    stream: ""
+    overall: true
     condition: below
     threshold: 0.5
     baseline: 10m
@@ -60,6 +60,7 @@ func TestParseErrors(t *testing.T) {
 		{"rules:\n  - name: x\n    metric: mos\n    condition: above\n", `metric: "mos" is none of`},
 		{"rules:\n  - {name: x, metric: rebuffer_pct, condition: above}\n  - {name: x, metric: rebuffer_pct, condition: above}\n", `rules[1]: name "x" is used twice`},
 		{"rules: [", "yaml"},
+		{"rules:\n  - {name: x, metric: rebuffer_pct, condition: above, stream: live, overall: true}\n", `stream: "live" with overall`},
 	} {
 		_, err := Parse([]byte(c.file))
 		if err == nil || !strings.Contains(err.Error(), c.says) {
