@@ -27,7 +27,8 @@ type File struct {
 type Spec struct {
 	Name         string  `json:"name"`
 	Metric       Metric  `json:"metric"`
-	Stream       *string `json:"stream,omitempty"`    // default "*": each stream; "" all together
+	Stream       string  `json:"stream,omitempty"`    // default "*": each stream separately
+	Overall      bool    `json:"overall,omitempty"`   // every stream together (not with stream)
 	Condition    string  `json:"condition"`           // "above" or "below"
 	Threshold    float64 `json:"threshold"`           // a factor of the baseline when baseline is set
 	Baseline     string  `json:"baseline,omitempty"`  // compare with the figure this long before
