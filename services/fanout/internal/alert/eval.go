@@ -118,7 +118,7 @@ type Change struct {
 }
 
 type key struct {
-	rule   int
+	rule   string // its name
 	stream string
 }
 
@@ -132,25 +132,51 @@ type state struct {
 // result.
 type Evaluator struct {
 	rules  []Rule
+	byName map[string]int
 	src    Source
 	states map[key]*state // at most len(rules) × streams, removed when resolved
+	ended  []Change       // firing alerts of rules removed or changed, told at the next Evaluate
 }
 
-// NewEvaluator returns an Evaluator of valid rules (Rule.Validate).
+// NewEvaluator returns an Evaluator of valid rules (Rule.Validate) with
+// unique names.
 func NewEvaluator(src Source, rules []Rule) *Evaluator {
 	e := &Evaluator{src: src, states: map[key]*state{}}
-	for _, r := range rules {
-		e.rules = append(e.rules, r.withDefaults())
-	}
+	e.SetRules(rules, time.Time{})
 	return e
+}
+
+// SetRules replaces the rules (a rules file that changed). The alerts of a
+// rule that is unchanged carry on; those of a rule removed or changed end,
+// the firing ones told as resolved at the next Evaluate.
+func (e *Evaluator) SetRules(rules []Rule, now time.Time) {
+	old := e.rules
+	e.rules, e.byName = nil, map[string]int{}
+	for i, r := range rules {
+		e.rules = append(e.rules, r.withDefaults())
+		e.byName[r.Name] = i
+	}
+	for k, st := range e.states {
+		i, ok := e.byName[k.rule]
+		if ok && slices.ContainsFunc(old, func(o Rule) bool { return o.Name == k.rule && o.equal(e.rules[i]) }) {
+			continue
+		}
+		delete(e.states, k)
+		if st.State == Firing {
+			done := st.Alert
+			done.State, done.ResolvedAt = Resolved, now
+			e.ended = append(e.ended, Change{Alert: done, From: Firing})
+		}
+	}
 }
 
 // Evaluate evaluates every rule as of now and returns the pending and
 // firing alerts (by severity, rule, stream) and what fired or resolved.
 func (e *Evaluator) Evaluate(now time.Time) (active []Alert, changes []Change) {
+	changes, e.ended = e.ended, nil
 	seen := map[key]bool{}
 	var streams []string
-	for i, r := range e.rules {
+	for _, r := range e.rules {
 		targets := []string{r.Stream}
 		if r.Stream == "*" {
 			if streams == nil {
@@ -159,7 +185,7 @@ func (e *Evaluator) Evaluate(now time.Time) (active []Alert, changes []Change) {
 			targets = streams
 		}
 		for _, s := range targets {
-			k := key{i, s}
+			k := key{r.Name, s}
 			seen[k] = true
 			if c, ok := e.step(k, now); ok {
 				changes = append(changes, c)
@@ -170,7 +196,7 @@ func (e *Evaluator) Evaluate(now time.Time) (active []Alert, changes []Change) {
 	// until they resolve.
 	for k := range e.states {
 		if !seen[k] {
-			if c, ok := e.transition(k, e.rules[k.rule], now, false, Alert{}); ok {
+			if c, ok := e.transition(k, e.rules[e.byName[k.rule]], now, false, Alert{}); ok {
 				changes = append(changes, c)
 			}
 		}
@@ -203,7 +229,7 @@ func severityRank(s string) string {
 
 // step evaluates one rule for one stream.
 func (e *Evaluator) step(k key, now time.Time) (Change, bool) {
-	r := e.rules[k.rule]
+	r := e.rules[e.byName[k.rule]]
 	from := now.Add(-r.Window)
 	f, ok := e.src.Figures(k.stream, from, now)
 	v, sample := f.value(r.Metric)

@@ -236,3 +236,26 @@ func TestValidate(t *testing.T) {
 		t.Errorf("valid rule: %v", err)
 	}
 }
+
+// TestSetRules: reloading the rules keeps the alerts of an unchanged rule
+// and ends, as resolved, those of a rule removed or changed.
+func TestSetRules(t *testing.T) {
+	src := &script{at: func(string, time.Time) (Figures, bool) { return failures(10, 1000), true }}
+	a := Rule{Name: "a", Metric: PlaybackFailurePct, Above: true, Threshold: 5}
+	b := Rule{Name: "b", Metric: PlaybackFailurePct, Above: true, Threshold: 5, For: time.Hour}
+	e := NewEvaluator(src, []Rule{a, b})
+	if active, changes := e.Evaluate(t0); len(active) != 2 || len(changes) != 1 || changes[0].Rule != "a" {
+		t.Fatalf("active %+v, changes %+v", active, changes)
+	}
+	e.SetRules([]Rule{a, b, {Name: "c", Metric: RebufferPct, Above: true, Threshold: 1}}, t0.Add(time.Second))
+	if active, changes := e.Evaluate(t0.Add(5 * time.Second)); len(active) != 2 || len(changes) != 0 || !active[0].Since.Equal(t0) {
+		t.Fatalf("unchanged rules reloaded: active %+v, changes %+v", active, changes)
+	}
+	a2 := a
+	a2.Threshold = 50
+	e.SetRules([]Rule{a2}, t0.Add(10*time.Second))
+	active, changes := e.Evaluate(t0.Add(15 * time.Second))
+	if len(active) != 0 || len(changes) != 1 || changes[0].Rule != "a" || changes[0].State != Resolved || !changes[0].ResolvedAt.Equal(t0.Add(10*time.Second)) {
+		t.Fatalf("a changed, b removed: active %+v, changes %+v", active, changes)
+	}
+}

@@ -13,6 +13,7 @@ package alert
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -125,4 +126,12 @@ func (r Rule) Validate() error {
 		return fmt.Errorf("rule %q: %w", r.Name, err)
 	}
 	return nil
+}
+
+// equal says whether two rules are the same rule (the alerts of a rule
+// that did not change carry on when the rules are reloaded).
+func (r Rule) equal(o Rule) bool {
+	return r.Name == o.Name && r.Metric == o.Metric && r.Stream == o.Stream && r.Above == o.Above &&
+		r.Threshold == o.Threshold && r.Baseline == o.Baseline && r.Window == o.Window && r.MinSample == o.MinSample &&
+		r.For == o.For && r.ResolveAfter == o.ResolveAfter && r.Severity == o.Severity && slices.Equal(r.Explain, o.Explain)
 }
