@@ -45,14 +45,20 @@ type sample struct {
 // longest window (plus a minute) at full rate, the longest baseline plus
 // window at one a minute.
 func NewLive(agg Aggregate, rules []Rule) *Live {
-	l := &Live{agg: agg, recent: 2 * time.Minute}
+	l := &Live{agg: agg}
+	l.SetRules(rules)
+	return l
+}
+
+// SetRules sets how far back samples are kept for the rules given.
+func (l *Live) SetRules(rules []Rule) {
+	l.recent, l.keep = 2*time.Minute, 0
 	for _, r := range rules {
 		r = r.withDefaults()
 		l.recent = max(l.recent, r.Window+time.Minute)
 		l.keep = max(l.keep, r.Baseline+r.Window+time.Minute)
 	}
 	l.keep = max(l.keep, l.recent)
-	return l
 }
 
 // Sample records the cells as of now; call it before each Evaluate.

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,10 +35,11 @@ type App struct {
 
 	// Alerts: nil without rules. The evaluator and the source are used by
 	// the alerts goroutine only; the others read its result, encoded.
-	live   *alert.Live
-	eval   *alert.Evaluator
-	notify *alert.Notifier // nil without FANOUT_ALERT_WEBHOOK
-	active atomic.Pointer[[]alert.Alert]
+	live    *alert.Live
+	eval    *alert.Evaluator
+	notify  *alert.Notifier // nil without FANOUT_ALERT_WEBHOOK
+	reloads *prometheus.CounterVec
+	active  atomic.Pointer[[]alert.Alert]
 
 	smu    sync.Mutex
 	scoped map[scopedKey]scopedSnap // /api/snapshot?source=, at most 2 per source
@@ -87,7 +89,12 @@ func New(cfg config.Resolved) (*App, error) {
 		TrustedProxies: cfg.Proxies, AuthToken: cfg.Token, Streams: s.streams, SourceSnapshot: s.sourceSnapshot,
 		Log: log, Registerer: reg,
 	}
-	if len(cfg.Rules) > 0 {
+	if cfg.AlertRules != "" {
+		s.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "playpulse_fanout_alert_rule_reloads_total",
+			Help: "Reloads of FANOUT_ALERT_RULES after it changed, by result: ok, or error (the rules in effect stay; the log says why).",
+		}, []string{"result"})
+		reg.MustRegister(s.reloads)
 		s.live = alert.NewLive(s.agg, cfg.Rules)
 		s.eval = alert.NewEvaluator(s.live, cfg.Rules)
 		wo.Alerts = func() []byte { return s.encode(map[string]any{"alerts": s.alerts()}) }
@@ -232,11 +239,13 @@ func (s *App) snapshots(ctx context.Context) {
 func (s *App) evaluate(ctx context.Context) {
 	t := time.NewTicker(s.cfg.AlertInterval)
 	defer t.Stop()
+	file, _ := os.Stat(s.cfg.AlertRules)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
+			file = s.reload(file, now)
 			s.live.Sample(now)
 			active, changes := s.eval.Evaluate(now)
 			s.active.Store(&active)
@@ -252,6 +261,27 @@ func (s *App) evaluate(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// reload reads the rules file again when it changed (a ConfigMap the
+// controller rewrote: the kubelet swaps the file within a minute). A file
+// that does not parse is logged and counted, and the rules in effect stay.
+func (s *App) reload(was os.FileInfo, now time.Time) os.FileInfo {
+	fi, err := os.Stat(s.cfg.AlertRules)
+	if err != nil || was != nil && fi.ModTime().Equal(was.ModTime()) && fi.Size() == was.Size() {
+		return was
+	}
+	rules, err := alert.Load(s.cfg.AlertRules)
+	if err != nil {
+		s.reloads.WithLabelValues("error").Inc()
+		s.cfg.Log.Error("alert rules not reloaded, the rules in effect stay", "file", s.cfg.AlertRules, "err", err)
+		return fi
+	}
+	s.reloads.WithLabelValues("ok").Inc()
+	s.eval.SetRules(rules, now)
+	s.live.SetRules(rules)
+	s.cfg.Log.Info("alert rules reloaded", "file", s.cfg.AlertRules, "rules", len(rules))
+	return fi
 }
 
 // alerts are the active alerts of the last evaluation (never nil).
