@@ -108,6 +108,9 @@ type Alert struct {
 	Value      float64      `json:"value"`     // the figure at the last evaluation that held
 	Threshold  float64      `json:"threshold"` // absolute: × the baseline for a relative rule
 	Explained  *Explanation `json:"explained,omitempty"`
+	// Message says it in one line (Summary): what the page, the
+	// controller's status and the notifications show.
+	Message string `json:"message"`
 }
 
 // Change is an alert that fired or resolved at an evaluation: what a
@@ -202,7 +205,11 @@ func (e *Evaluator) Evaluate(now time.Time) (active []Alert, changes []Change) {
 		}
 	}
 	for _, st := range e.states {
+		st.Message = st.Summary()
 		active = append(active, st.Alert)
+	}
+	for i := range changes {
+		changes[i].Message = changes[i].Summary()
 	}
 	slices.SortFunc(active, func(a, b Alert) int {
 		if c := strings.Compare(severityRank(a.Severity), severityRank(b.Severity)); c != 0 {

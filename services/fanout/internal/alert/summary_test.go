@@ -1,0 +1,23 @@
+package alert
+
+import "testing"
+
+func TestSummary(t *testing.T) {
+	for _, tc := range []struct {
+		a    Alert
+		want string
+	}{
+		{Alert{Metric: PlaybackFailurePct, Stream: "live", Value: 9.83, Threshold: 5,
+			Explained: &Explanation{Dim: DimCDN, Value: "fastly", Share: 0.82}},
+			"playback_failure_pct 9.8% (threshold 5.0%) on live; cdn=fastly accounts for 82% of it"},
+		{Alert{Metric: StartupP95, Stream: "", Value: 12.34, Threshold: 8,
+			Explained: &Explanation{Dim: DimDevice, Value: "tv", Share: 0.3, Own: 19}},
+			"startup_p95_s 12.3 s (threshold 8.0 s) over every stream; device=tv has 19.0 s with 30% of the first frames"},
+		{Alert{Metric: ConcurrentViewers, Stream: "live", Value: 400, Threshold: 600},
+			"concurrent_viewers 400 (threshold 600) on live"},
+	} {
+		if got := tc.a.Summary(); got != tc.want {
+			t.Errorf("Summary() = %q\n want %q", got, tc.want)
+		}
+	}
+}
