@@ -86,6 +86,6 @@ func TestSimulatedIncident(t *testing.T) {
 	if x := fired.Explained; x == nil || x.Dim != DimDevice || x.Value != "tv" || x.Share < 0.5 {
 		t.Errorf("explained %+v, want device=tv with most of the failures", x)
 	} else {
-		t.Logf("%s", Summary(*fired, fired.ActiveAt))
+		t.Logf("%s", fired.Summary())
 	}
 }

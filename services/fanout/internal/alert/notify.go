@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 )
@@ -131,7 +129,7 @@ func (n *Notifier) payload(now time.Time) (body []byte, resolved int) {
 		for k, v := range n.opts.Labels {
 			l[k] = v
 		}
-		out = append(out, amAlert{Labels: l, Annotations: map[string]string{"summary": Summary(a, now)}, StartsAt: a.ActiveAt, EndsAt: ends})
+		out = append(out, amAlert{Labels: l, Annotations: map[string]string{"summary": a.Summary()}, StartsAt: a.ActiveAt, EndsAt: ends})
 	}
 	for _, a := range n.firing {
 		add(a, now.Add(4*n.opts.ResendEvery))
@@ -184,27 +182,4 @@ func (n *Notifier) post(ctx context.Context, now time.Time) {
 	n.mu.Lock()
 	n.resolve = append(n.resolve[:0], n.resolve[min(resolved, len(n.resolve)):]...)
 	n.mu.Unlock()
-}
-
-// Summary says an alert in one line as of now: "playback_failure_pct 9.8%
-// (threshold 5%) on live for 3m0s; cdn=fastly accounts for 82% of it".
-func Summary(a Alert, now time.Time) string {
-	unit := map[Metric]string{PlaybackFailurePct: "%", StartFailurePct: "%", ExitBeforeStartPct: "%", RebufferPct: "%", StartupP95: " s", ConcurrentViewers: ""}[a.Metric]
-	num := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
-	round := func(v float64) string { return num(float64(int64(v*10+0.5)) / 10) }
-	s := fmt.Sprintf("%s %s%s (threshold %s%s)", a.Metric, round(a.Value), unit, round(a.Threshold), unit)
-	if a.Stream != "" && a.Stream != "*" {
-		s += " on " + a.Stream
-	}
-	if !a.ActiveAt.IsZero() {
-		end := a.ResolvedAt
-		if end.IsZero() {
-			end = now
-		}
-		s += " for " + end.Sub(a.Since).Truncate(time.Second).String()
-	}
-	if x := a.Explained; x != nil {
-		s += fmt.Sprintf("; %s=%s accounts for %d%% of it", x.Dim, x.Value, int(x.Share*100+0.5))
-	}
-	return s
 }

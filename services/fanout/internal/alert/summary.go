@@ -2,6 +2,7 @@ package alert
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 )
 
@@ -27,12 +28,14 @@ func (a Alert) Summary() string {
 
 // format writes a figure in the metric's unit.
 func (m Metric) format(v float64) string {
+	// One decimal at most: 9.8%, 5%, 12.3 s.
+	n := strconv.FormatFloat(math.Round(v*10)/10, 'f', -1, 64)
 	switch m {
 	case StartupP95:
-		return strconv.FormatFloat(v, 'f', 1, 64) + " s"
+		return n + " s"
 	case ConcurrentViewers:
-		return strconv.FormatFloat(v, 'f', 0, 64)
+		return strconv.FormatFloat(math.Round(v), 'f', -1, 64)
 	default:
-		return strconv.FormatFloat(v, 'f', 1, 64) + "%"
+		return n + "%"
 	}
 }

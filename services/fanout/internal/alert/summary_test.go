@@ -9,10 +9,10 @@ func TestSummary(t *testing.T) {
 	}{
 		{Alert{Metric: PlaybackFailurePct, Stream: "live", Value: 9.83, Threshold: 5,
 			Explained: &Explanation{Dim: DimCDN, Value: "fastly", Share: 0.82}},
-			"playback_failure_pct 9.8% (threshold 5.0%) on live; cdn=fastly accounts for 82% of it"},
+			"playback_failure_pct 9.8% (threshold 5%) on live; cdn=fastly accounts for 82% of it"},
 		{Alert{Metric: StartupP95, Stream: "", Value: 12.34, Threshold: 8,
 			Explained: &Explanation{Dim: DimDevice, Value: "tv", Share: 0.3, Own: 19}},
-			"startup_p95_s 12.3 s (threshold 8.0 s) over every stream; device=tv has 19.0 s with 30% of the first frames"},
+			"startup_p95_s 12.3 s (threshold 8 s) over every stream; device=tv has 19 s with 30% of the first frames"},
 		{Alert{Metric: ConcurrentViewers, Stream: "live", Value: 400, Threshold: 600},
 			"concurrent_viewers 400 (threshold 600) on live"},
 	} {
