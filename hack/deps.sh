@@ -13,6 +13,7 @@ command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
 command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm) # the dashboard bundle
 command -v ffmpeg >/dev/null 2>&1 || need_apt+=(ffmpeg) # the real-player tests' HLS stream (tests/playertest)
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus) # 2.42 on bookworm: promtool test rules, and the live QoE alert test's Prometheus
+command -v prometheus-alertmanager >/dev/null 2>&1 || need_apt+=(prometheus-alertmanager) # 0.25 on bookworm: the receiver of the fan-out's alert webhook in tests/controller
 if ((${#need_apt[@]})); then
   if [[ $(id -u) -ne 0 ]]; then
     echo "deps: missing ${need_apt[*]}; run as root or install them: apt-get install ${need_apt[*]}" >&2
@@ -25,4 +26,4 @@ if ((${#need_apt[@]})); then
 fi
 
 hack/kafka.sh fetch >/dev/null
-echo "deps: ok (chromium, kcat, java, maven, npm, prometheus, Kafka jars)" >&2
+echo "deps: ok (chromium, kcat, java, maven, npm, prometheus, alertmanager, Kafka jars)" >&2

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -56,12 +57,15 @@ type alertLog struct {
 type firing struct {
 	name, where string
 	first, last time.Time
+	// explained is the dimension a Playpulse alert named when first seen
+	// firing with one ("cdn=fastly").
+	explained string
 }
 
 func alertKey(a alert) (name, where string) {
 	var keys []string
 	for k, v := range a.Labels {
-		if k != "alertname" && k != "severity" {
+		if k != "alertname" && k != "severity" && k != "explained" {
 			keys = append(keys, k+"="+v)
 		}
 	}
@@ -69,7 +73,7 @@ func alertKey(a alert) (name, where string) {
 	return a.Labels["alertname"], strings.Join(keys, ",")
 }
 
-func watchAlerts(t *testing.T, p *prom, stop <-chan struct{}) *alertLog {
+func watchAlerts(t *testing.T, fetch func() ([]alert, error), stop <-chan struct{}) *alertLog {
 	l := &alertLog{fired: map[string]*firing{}}
 	go func() {
 		tick := time.NewTicker(time.Second)
@@ -80,7 +84,7 @@ func watchAlerts(t *testing.T, p *prom, stop <-chan struct{}) *alertLog {
 				return
 			case <-tick.C:
 			}
-			as, err := p.alerts()
+			as, err := fetch()
 			if err != nil {
 				continue
 			}
@@ -97,6 +101,9 @@ func watchAlerts(t *testing.T, p *prom, stop <-chan struct{}) *alertLog {
 					l.fired[name+" "+where] = f
 				}
 				f.last = now
+				if f.explained == "" {
+					f.explained = a.Labels["explained"]
+				}
 			}
 			l.mu.Unlock()
 		}
@@ -139,6 +146,12 @@ func (l *alertLog) of(name string) []firing {
 //     passed the crowd; no alert fires before the incidents, and none for
 //     another CDN or device;
 //
+//   - the fan-out's own rules (ppRules, over the whole stream) fire for
+//     the same incidents within the same deadlines, each naming the
+//     dimension that explains it (device=tv, cdn=fastly), none before the
+//     incidents, all resolved after; the fan-out posts them to Debian's
+//     Alertmanager, whose receiver is told of each firing and resolved;
+//
 //   - the PromQL of every dashboard figure (docs/metrics.md) agrees with
 //     the fan-out's /api/snapshot over the same minute, and every query of
 //     the Grafana dashboard returns data;
@@ -165,9 +178,15 @@ func TestIncidentsFireAlerts(t *testing.T) {
 
 	const name, topic, rate = "rehearsal", "playback-rehearsal", 600
 	fanAddr := harness.FreeAddr(t)
+	am := startAlertmanager(t)
+	rules := filepath.Join(t.TempDir(), "rules.yaml")
+	if err := os.WriteFile(rules, []byte(ppRules), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	harness.StartFrom(t, harness.FastBin(t), "fanout", map[string]string{
 		"KAFKA_BROKERS": b.Addr(), "FANOUT_ADDR": fanAddr, "FANOUT_TOPICS": "", "FANOUT_TOPIC_PATTERN": topic,
 		"FANOUT_WARMUP": "0s", "FANOUT_DISCOVERY_INTERVAL": "1s", "FANOUT_SESSION_TIMEOUT": "30s",
+		"FANOUT_ALERT_RULES": rules, "FANOUT_ALERT_INTERVAL": "1s", "FANOUT_ALERT_WEBHOOK": am.url + "/api/v2/alerts",
 	})
 	harness.WaitReady(t, "http://"+fanAddr+"/healthz", 30*time.Second)
 	pr := startPrometheus(t, fanAddr, chartRules(t, testRuleValues...))
@@ -206,7 +225,8 @@ spec:
 	applied := time.Now()
 	stop := make(chan struct{})
 	defer close(stop)
-	log := watchAlerts(t, pr, stop)
+	log := watchAlerts(t, pr.alerts, stop)
+	pplog := watchAlerts(t, playpulseAlerts(fanAddr), stop)
 
 	waitFor(t, 60*time.Second, "the stream producing with its incidents scheduled", func() error {
 		s := getStream(t, p, ns, name)
@@ -239,6 +259,9 @@ spec:
 	waitFor(t, time.Until(start)+5*time.Second, "the incidents' start", func() error {
 		if f := firingNow(t, pr); len(f) > 0 {
 			t.Fatalf("alerts firing %s before any incident: %v", time.Until(start).Round(time.Second), f)
+		}
+		if f := firingIn(t, playpulseAlerts(fanAddr)); len(f) > 0 {
+			t.Fatalf("Playpulse's alerts firing %s before any incident: %v", time.Until(start).Round(time.Second), f)
 		}
 		if left := time.Until(start.Add(-time.Second)); left > 0 {
 			return fmt.Errorf("%s to go", left.Round(time.Second))
@@ -287,6 +310,40 @@ spec:
 			}
 		}
 	}
+	// The fan-out's own rules fire too, over the stream, each naming the
+	// dimension that explains it, and Alertmanager tells its receiver.
+	ppExpect := []struct {
+		rule, explained string
+		late            time.Duration // allowed beyond for: plus 30 s
+	}{
+		{"failures", "device=tv", 0},
+		{"rebuffering", "cdn=fastly", 0},
+		{"startup", "cdn=fastly", 30 * time.Second}, // as PlaypulseStartupTimeHigh
+	}
+	for _, e := range ppExpect {
+		waitFor(t, time.Until(start.Add(forDur+30*time.Second+e.late)), "Playpulse's "+e.rule+" firing", func() error {
+			for _, f := range pplog.of(e.rule) {
+				if f.where == "stream="+name && f.explained != "" {
+					return nil
+				}
+			}
+			return fmt.Errorf("not firing yet, explained: %v", pplog.of(e.rule))
+		})
+		f := pplog.of(e.rule)[0]
+		t.Logf("Playpulse's %s{%s} firing %s after its cause, explained by %s", e.rule, f.where, f.first.Sub(start).Round(time.Second), f.explained)
+		if f.explained != e.explained {
+			t.Errorf("Playpulse's %s explained by %q, want %q", e.rule, f.explained, e.explained)
+		}
+		waitFor(t, 15*time.Second, "Alertmanager's receiver told of "+e.rule, func() error {
+			if sum, ok := am.notified(e.rule, name, "firing"); !ok {
+				return fmt.Errorf("not yet")
+			} else if !strings.Contains(sum, e.explained) {
+				return fmt.Errorf("summary %q does not name %s", sum, e.explained)
+			}
+			return nil
+		})
+	}
+
 	// ... and resolves after its cause: no longer firing within 60 s of the
 	// last one's end (a window or offset of 30 s, then the rule's
 	// evaluation).
@@ -294,9 +351,26 @@ spec:
 		if f := firingNow(t, pr); len(f) > 0 {
 			return fmt.Errorf("still firing: %v", f)
 		}
+		if f := firingIn(t, playpulseAlerts(fanAddr)); len(f) > 0 {
+			return fmt.Errorf("Playpulse's still firing: %v", f)
+		}
 		return nil
 	})
 	resolved := time.Now()
+	for _, e := range ppExpect {
+		for _, f := range pplog.of(e.rule) {
+			if f.where != "stream="+name {
+				t.Errorf("Playpulse's %s fired for %s, want only stream=%s", e.rule, f.where, name)
+			}
+			t.Logf("Playpulse's %s last seen firing %s after its cause ended", e.rule, f.last.Sub(end).Round(time.Second))
+		}
+		waitFor(t, 15*time.Second, "Alertmanager's receiver told "+e.rule+" resolved", func() error {
+			if _, ok := am.notified(e.rule, name, "resolved"); !ok {
+				return fmt.Errorf("not yet")
+			}
+			return nil
+		})
+	}
 	for _, e := range expect {
 		for _, f := range log.of(e.alert) {
 			if f.where != e.where {
@@ -346,7 +420,13 @@ spec:
 // firingNow lists the alerts firing now, as name{labels}.
 func firingNow(t *testing.T, p *prom) []string {
 	t.Helper()
-	as, err := p.alerts()
+	return firingIn(t, p.alerts)
+}
+
+// firingIn lists the alerts of fetch firing now, as name{labels}.
+func firingIn(t *testing.T, fetch func() ([]alert, error)) []string {
+	t.Helper()
+	as, err := fetch()
 	if err != nil {
 		t.Fatal(err)
 	}
