@@ -333,13 +333,17 @@ function renderAlerts() {
     keys.add(key);
     const sev = typeof a.severity === "string" && a.severity ? a.severity : "warning";
     const text = alertText(a);
-    if (r.li.dataset.key !== key) r.li.dataset.key = key;
-    r.li.dataset.severity = severityClass(sev);
+    const at = activeAt(a);
+    if (r.li.dataset.key !== key || r.at !== at) {
+      r.li.dataset.key = key;
+      r.at = at;
+      r.li.title = "rule " + String(a.rule) + (f.ok(at) ? ", firing since " + f.clock(at).slice(0, 8) : "");
+    }
+    const cls = severityClass(sev);
+    if (r.li.dataset.severity !== cls) r.li.dataset.severity = cls;
     setText(r.sev, sev);
     setText(r.msg, text);
-    const at = activeAt(a);
     setText(r.dur, firingFor((serverNow - at) / 1000));
-    r.li.title = f.ok(at) ? "rule " + String(a.rule) + ", firing since " + f.clock(at).slice(0, 8) : "rule " + String(a.rule);
     r.li.hidden = false;
     if (!state.alertKeys.has(key) && !fresh) fresh = sev + " alert: " + text;
   }
