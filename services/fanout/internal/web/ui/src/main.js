@@ -11,6 +11,7 @@ import { SeriesSet, LatencyWindow, Positions, TYPES, SOURCES, sourceLabel, norma
 import { Tail, MAX_ROWS, ROWS_PER_SECOND } from "./tail.js";
 import { Charts } from "./charts.js";
 import * as f from "./format.js";
+import { shownAlerts, alertText, alertKey, activeAt, firingFor, severityClass, MAX_SHOWN } from "./alerts.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -31,6 +32,8 @@ const state = {
   connInfo: {},
   streamsKey: "",
   sourcesKey: "",
+  skew: NaN,            // server clock − this browser's clock, ms (the snapshots' time, at least)
+  alertKeys: new Set(), // the firing alerts shown, to announce new ones
 };
 
 const tail = new Tail($("tail"));
@@ -81,6 +84,7 @@ function render() {
       renderBreakdowns();
     }
     renderFreshness();
+    renderAlerts(); // every second: "for N s" counts on between snapshots
     renderLatency();
     if (dirtyCharts) {
       dirtyCharts = false;
@@ -283,6 +287,81 @@ function renderFreshness() {
   if (banner.textContent !== msg) banner.textContent = msg;
   banner.hidden = msg === "";
   banner.dataset.state = srcState;
+}
+
+// ---- alerts ------------------------------------------------------------------
+//
+// The firing alerts of the fan-out's rules (src/alerts.js says which are
+// shown), one line each above the KPIs: the severity as a word, the
+// server's one-line message and how long it has fired, counted here from
+// active_at with the server's clock. Lines are made once and rewritten in
+// place with textContent: the message carries stream and CDN names from the
+// events, never parsed as HTML.
+
+const alertsBox = $("alerts");
+const alertLines = []; // { li, sev, msg, dur }
+let alertMore = null;
+
+function alertLine(i) {
+  while (alertLines.length <= i) {
+    const li = document.createElement("li");
+    const sev = document.createElement("span");
+    sev.className = "sev";
+    const msg = document.createElement("span");
+    msg.className = "msg";
+    const dur = document.createElement("span");
+    dur.className = "dur";
+    li.append(sev, msg, dur);
+    $("alerts-list").insertBefore(li, alertMore);
+    alertLines.push({ li, sev, msg, dur });
+  }
+  return alertLines[i];
+}
+
+function renderAlerts() {
+  const s = state.snap;
+  // A page scoped to a source shows every stream's: alerts are per stream.
+  const list = shownAlerts(s && s.alerts, state.source ? "" : state.stream);
+  const n = Math.min(list.length, MAX_SHOWN);
+  const serverNow = Date.now() + (f.ok(state.skew) ? state.skew : 0);
+  const keys = new Set();
+  let fresh = "";
+  for (let i = 0; i < n; i++) {
+    const a = list[i];
+    const r = alertLine(i);
+    const key = alertKey(a);
+    keys.add(key);
+    const sev = typeof a.severity === "string" && a.severity ? a.severity : "warning";
+    const text = alertText(a);
+    const at = activeAt(a);
+    if (r.li.dataset.key !== key || r.at !== at) {
+      r.li.dataset.key = key;
+      r.at = at;
+      r.li.title = "rule " + String(a.rule) + (f.ok(at) ? ", firing since " + f.clock(at).slice(0, 8) : "");
+    }
+    const cls = severityClass(sev);
+    if (r.li.dataset.severity !== cls) r.li.dataset.severity = cls;
+    setText(r.sev, sev);
+    setText(r.msg, text);
+    setText(r.dur, firingFor((serverNow - at) / 1000));
+    r.li.hidden = false;
+    if (!state.alertKeys.has(key) && !fresh) fresh = sev + " alert: " + text;
+  }
+  for (let i = n; i < alertLines.length; i++) alertLines[i].li.hidden = true;
+  if (list.length > n) {
+    if (!alertMore) {
+      alertMore = document.createElement("li");
+      alertMore.className = "more";
+      $("alerts-list").appendChild(alertMore);
+    }
+    setText(alertMore, "and " + (list.length - n) + " more firing (GET /api/alerts lists them all)");
+  }
+  if (alertMore) alertMore.hidden = list.length <= n;
+  alertsBox.hidden = n === 0;
+  alertsBox.dataset.count = String(list.length);
+  // Screen readers hear an alert that starts firing, not the counting.
+  if (fresh) setText($("alerts-announce"), fresh);
+  state.alertKeys = keys;
 }
 
 // ---- breakdowns -----------------------------------------------------------
@@ -512,6 +591,7 @@ function saveHash() {
 
 function onHello(hello, reconnect) {
   state.hello = hello;
+  state.skew = NaN;
   document.body.dataset.protocol = String(hello.protocol || "");
   const info = [];
   if (typeof hello.replica === "string" && hello.replica) info.push("replica " + hello.replica);
@@ -592,6 +672,9 @@ function onSnapshot(msg, now) {
   const first = !state.snap;
   state.snap = msg;
   state.snapAt = now;
+  // The server's clock, for how long alerts have fired: the least delayed
+  // snapshot of the connection tells it best (onHello starts over).
+  if (f.ok(msg.time) && !(msg.time - now <= state.skew)) state.skew = msg.time - now;
   state.series.mergeSnapshot(msg);
   dirtySnap = true;
   dirtyCharts = true;
