@@ -63,7 +63,7 @@ func TestDashboardAlerts(t *testing.T) {
 	b.Wait(60*time.Second, fmt.Sprintf(`(() => {
 		const li = document.querySelector("#alerts li[data-severity=critical]:not([hidden])");
 		return !document.getElementById("alerts").hidden && li !== null && li.querySelector(".msg").textContent.includes(%q); })()`,
-		"cdn="+cdn+" accounts for 100% of it"))
+		"cdn="+cdn+" accounts for 100% of the failures"))
 	var api struct {
 		Alerts []struct {
 			Rule, Stream, State, Message string

@@ -121,8 +121,8 @@ type QoEAlertStatus struct {
 	// +optional
 	Firing []string `json:"firing,omitempty"`
 	// Message says the alert in one line, with the dimension that explains
-	// it: "playback_failure_pct 9.8% (threshold 5%) on live for 3m0s;
-	// cdn=fastly accounts for 82% of it".
+	// it: "playback failures 9.8% (threshold 5%) on live; cdn=fastly
+	// accounts for 82% of the failures".
 	// +optional
 	Message string `json:"message,omitempty"`
 	// ObservedGeneration is the generation the fan-outs were given.

@@ -70,8 +70,8 @@ func TestNotifier(t *testing.T) {
 	rec.mu.Unlock()
 	if len(got) != 1 || got[0].Labels["alertname"] != "failures" || got[0].Labels["stream"] != "live" || got[0].Labels["cluster"] != "test" ||
 		!got[0].StartsAt.Equal(a.ActiveAt) || !got[0].EndsAt.After(time.Now()) ||
-		!strings.Contains(got[0].Annotations["summary"], "playback_failure_pct 9.8% (threshold 5%) on live") ||
-		!strings.Contains(got[0].Annotations["summary"], "cdn=fastly accounts for 82% of it") {
+		!strings.Contains(got[0].Annotations["summary"], "playback failures 9.8% (threshold 5%) on live") ||
+		!strings.Contains(got[0].Annotations["summary"], "cdn=fastly accounts for 82% of the failures") {
 		t.Fatalf("firing: %+v", got)
 	}
 

@@ -21,7 +21,7 @@ test("only firing alerts are shown, in the server's order, filtered to the page'
 });
 
 test("an alert's line is the server's message, as text", () => {
-  const msg = "playback_failure_pct 9.8% (threshold 5.0%) on live; cdn=<b>x</b> accounts for 82% of it";
+  const msg = "playback failures 9.8% (threshold 5%) on live; cdn=<b>x</b> accounts for 82% of the failures";
   assert.equal(alertText(firing("vpf", "live", { message: msg })), msg);
   assert.equal(alertText(firing("vpf", "live")), "vpf on live");
   assert.equal(alertText({ stream: "" }), "alert");
