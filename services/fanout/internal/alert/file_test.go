@@ -81,3 +81,27 @@ func TestLoadBounded(t *testing.T) {
 		t.Fatal("a missing file loaded")
 	}
 }
+
+// TestDocsExamples parses the rules files docs/alerts.md shows, so that
+// an example a user copies works.
+func TestDocsExamples(t *testing.T) {
+	md, err := os.ReadFile("../../../../docs/alerts.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, block := range strings.Split(string(md), "```yaml\n")[1:] {
+		block = block[:strings.Index(block, "```")]
+		if !strings.HasPrefix(block, "rules:") {
+			continue
+		}
+		n++
+		rules, err := Parse([]byte(block))
+		if err != nil || len(rules) == 0 {
+			t.Errorf("docs/alerts.md example %d: %v (%d rules)\n%s", n, err, len(rules), block)
+		}
+	}
+	if n == 0 {
+		t.Fatal("docs/alerts.md shows no rules file")
+	}
+}
