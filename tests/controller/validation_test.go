@@ -285,14 +285,15 @@ func requireInvalid(t *testing.T, err error, want ...string) {
 	}
 }
 
-// TestSamplesAreAccepted: the sample streams in k8s/samples pass the CRD's
+// TestSamplesAreAccepted: the sample streams and alerts in k8s/samples pass the CRDs'
 // validation as they are, through kubectl with strict field validation.
 func TestSamplesAreAccepted(t *testing.T) {
 	p := controlPlane(t, false)
 	ns := p.namespace(t)
 	out := p.kubectl(t, "", "-n", ns, "apply", "--dry-run=server", "--validate=strict", "-f", repoPath("k8s/samples"))
-	for _, name := range []string{"quiet", "prime-time", "spike"} {
-		if !strings.Contains(out, "playbackstream.playpulse.dev/"+name+" created (server dry run)") {
+	for _, name := range []string{"playbackstream.playpulse.dev/quiet", "playbackstream.playpulse.dev/prime-time", "playbackstream.playpulse.dev/spike",
+		"qoealert.playpulse.dev/playback-failures", "qoealert.playpulse.dev/startup-time", "qoealert.playpulse.dev/rebuffering", "qoealert.playpulse.dev/viewers-dropped"} {
+		if !strings.Contains(out, name+" created (server dry run)") {
 			t.Errorf("sample %s not accepted: %s", name, out)
 		}
 	}
