@@ -1,7 +1,7 @@
 // Package app builds the controller from its resolved configuration and
 // runs it: the controller-runtime manager (leader election, caches), the
-// PlaybackStream reconciler, and one HTTP listener for /healthz, /readyz and
-// /metrics.
+// PlaybackStream reconciler, the QoEAlert rules reconciler, and one HTTP
+// listener for /healthz, /readyz and /metrics.
 package app
 
 import (
@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -74,6 +75,9 @@ func New(cfg config.Resolved) (*App, error) {
 	if err := r.SetupWithManager(mgr, cfg.MaxConcurrentReconciles); err != nil {
 		return nil, fmt.Errorf("set up controller: %w", err)
 	}
+	if err := controller.NewAlertRulesReconciler(mgr.GetClient(), cfg.AlertRulesConfigMap).SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("set up QoEAlert controller: %w", err)
+	}
 	h, err := opsHandler(cfg, mgr, mode)
 	if err != nil {
 		return nil, err
@@ -110,7 +114,8 @@ func newManager(cfg config.Resolved, lg logr.Logger) (manager.Manager, error) {
 	}
 	cacheOpts := cache.Options{
 		ByObject: map[client.Object]cache.ByObject{
-			&appsv1.Deployment{}: {Label: labels.SelectorFromSet(labels.Set{"app.kubernetes.io/managed-by": "playpulse-controller"})},
+			&appsv1.Deployment{}: {Label: labels.SelectorFromSet(labels.Set{controller.LabelManagedBy: controller.ManagedBy})},
+			&corev1.ConfigMap{}:  {Label: labels.SelectorFromSet(labels.Set{controller.LabelManagedBy: controller.ManagedBy})},
 		},
 	}
 	if len(cfg.Namespaces) > 0 {
