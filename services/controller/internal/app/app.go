@@ -1,7 +1,7 @@
 // Package app builds the controller from its resolved configuration and
 // runs it: the controller-runtime manager (leader election, caches), the
-// PlaybackStream reconciler, the QoEAlert rules reconciler, and one HTTP
-// listener for /healthz, /readyz and /metrics.
+// PlaybackStream reconciler, the QoEAlert rules reconciler and status
+// poller, and one HTTP listener for /healthz, /readyz and /metrics.
 package app
 
 import (
@@ -22,6 +22,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -77,6 +78,13 @@ func New(cfg config.Resolved) (*App, error) {
 	}
 	if err := controller.NewAlertRulesReconciler(mgr.GetClient(), cfg.AlertRulesConfigMap).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("set up QoEAlert controller: %w", err)
+	}
+	if cfg.FanoutURL != "" {
+		poll := controller.NewAlertStatusPoller(mgr.GetClient(), cfg.FanoutURL, cfg.FanoutToken, cfg.FanoutNamespace,
+			cfg.AlertStatusInterval, clock.RealClock{}, lg.WithName("qoealert-status"))
+		if err := mgr.Add(poll); err != nil {
+			return nil, err
+		}
 	}
 	h, err := opsHandler(cfg, mgr, mode)
 	if err != nil {
