@@ -1,0 +1,226 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"playpulse.dev/services/controller/api/v1alpha1"
+)
+
+// alertRulesCM is the controller's default rules ConfigMap.
+const alertRulesCM = "playpulse-alert-rules"
+
+// rulesOf returns the rules file the controller rendered into ns.
+func rulesOf(p *plane, ns string) (string, error) {
+	var cm corev1.ConfigMap
+	if err := p.c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: alertRulesCM}, &cm); err != nil {
+		return "", err
+	}
+	if cm.Labels["app.kubernetes.io/managed-by"] != "playpulse-controller" {
+		return "", fmt.Errorf("ConfigMap labels %v", cm.Labels)
+	}
+	return cm.Data["rules.yaml"], nil
+}
+
+func getQoEAlert(p *plane, ns, name string) (*v1alpha1.QoEAlert, error) {
+	var a v1alpha1.QoEAlert
+	err := p.c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &a)
+	return &a, err
+}
+
+// alertStateIs checks a QoEAlert's status: its state, for the current
+// generation, with a transition time and a message containing msg.
+func alertStateIs(p *plane, ns, name, state, msg string) (*v1alpha1.QoEAlert, error) {
+	a, err := getQoEAlert(p, ns, name)
+	if err != nil {
+		return nil, err
+	}
+	st := a.Status
+	switch {
+	case st.State != state:
+		return nil, fmt.Errorf("%s: state %q (%s), want %s", name, st.State, st.Message, state)
+	case st.ObservedGeneration != a.Generation:
+		return nil, fmt.Errorf("%s: observedGeneration %d, generation %d", name, st.ObservedGeneration, a.Generation)
+	case st.LastTransitionTime == nil:
+		return nil, fmt.Errorf("%s: no lastTransitionTime", name)
+	case !strings.Contains(st.Message, msg):
+		return nil, fmt.Errorf("%s: message %q, want it to contain %q", name, st.Message, msg)
+	}
+	return a, nil
+}
+
+// TestQoEAlerts: the real controller, as its RBAC-limited user, renders a
+// namespace's QoEAlerts into one ConfigMap, re-renders on an edit, writes
+// each QoEAlert's status from a fan-out's /api/alerts (an httptest server
+// answering what a fan-out answers), says Unknown when the fan-out is down,
+// and leaves `rules: []` when the QoEAlerts are gone.
+func TestQoEAlerts(t *testing.T) {
+	// The Strimzi plane: the controller needs no Kafka for that.
+	p := controlPlane(t, true)
+	ns := p.namespace(t)
+	ctx := context.Background()
+
+	var body atomic.Value
+	body.Store(`{"alerts":[]}`)
+	fan := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/alerts" || r.Header.Get("Authorization") != "Bearer t0ken" {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, body.Load())
+	}))
+	defer fan.Close()
+	token := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(token, []byte("t0ken\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	startController(t, p, ns, map[string]string{
+		"CONTROLLER_FANOUT_URL":            fan.URL,
+		"CONTROLLER_FANOUT_NAMESPACE":      ns,
+		"CONTROLLER_FANOUT_TOKEN_FILE":     token,
+		"CONTROLLER_ALERT_STATUS_INTERVAL": "1s",
+	})
+
+	p.kubectl(t, `apiVersion: playpulse.dev/v1alpha1
+kind: QoEAlert
+metadata:
+  name: playback-failures
+  namespace: `+ns+`
+spec:
+  metric: playback_failure_pct
+  condition: Above
+  threshold: 5
+  window: 1m
+  minSample: 50
+  for: 30s
+  explain: [cdn, device]
+---
+apiVersion: playpulse.dev/v1alpha1
+kind: QoEAlert
+metadata:
+  name: audience-drop
+  namespace: `+ns+`
+spec:
+  metric: concurrent_viewers
+  overall: true
+  condition: Below
+  threshold: 500m
+  baseline: 10m
+`, "apply", "-f", "-")
+
+	waitFor(t, 30*time.Second, "the rules ConfigMap with both rules", func() error {
+		rules, err := rulesOf(p, ns)
+		if err != nil {
+			return err
+		}
+		for _, want := range []string{
+			"- baseline: 10m0s\n  condition: below\n  metric: concurrent_viewers\n  name: audience-drop\n  overall: true\n  severity: warning\n  threshold: 0.5\n",
+			"- condition: above\n  explain:\n  - cdn\n  - device\n  for: 30s\n  metric: playback_failure_pct\n  minSample: 50\n  name: playback-failures\n  severity: warning\n  threshold: 5\n  window: 1m0s\n",
+		} {
+			if !strings.Contains(rules, want) {
+				return fmt.Errorf("rules.yaml lacks\n%s\nin\n%s", want, rules)
+			}
+		}
+		return nil
+	})
+	waitFor(t, 30*time.Second, "both QoEAlerts Inactive", func() error {
+		for _, name := range []string{"playback-failures", "audience-drop"} {
+			if _, err := alertStateIs(p, ns, name, v1alpha1.AlertInactive, ""); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+
+	t.Run("an edit re-renders", func(t *testing.T) {
+		p.kubectl(t, "", "-n", ns, "patch", "qoealert/playback-failures", "--type=merge", "-p", `{"spec":{"threshold":"2.5"}}`)
+		waitFor(t, 30*time.Second, "threshold 2.5 in the ConfigMap", func() error {
+			rules, err := rulesOf(p, ns)
+			if err == nil && !strings.Contains(rules, "name: playback-failures\n  severity: warning\n  threshold: 2.5\n") {
+				err = fmt.Errorf("rules.yaml:\n%s", rules)
+			}
+			return err
+		})
+	})
+
+	t.Run("status from the fan-out", func(t *testing.T) {
+		const msg = "playback_failure_pct 9.8% (threshold 2.5%) on live for 30s; cdn=fastly accounts for 82% of it"
+		body.Store(`{"alerts":[` +
+			`{"rule":"playback-failures","metric":"playback_failure_pct","stream":"live","severity":"warning","state":"firing","since":"2026-12-06T04:00:00Z","active_at":"2026-12-06T04:00:30Z","value":9.8,"threshold":2.5,"explained":{"dim":"cdn","value":"fastly","share":0.82,"figure":31},"message":"` + msg + `"},` +
+			`{"rule":"playback-failures","metric":"playback_failure_pct","stream":"vod","severity":"warning","state":"pending","since":"2026-12-06T04:00:20Z","active_at":"0001-01-01T00:00:00Z","value":3.1,"threshold":2.5,"message":"pending"}]}`)
+		var fired *v1alpha1.QoEAlert
+		waitFor(t, 30*time.Second, "playback-failures Firing", func() error {
+			a, err := alertStateIs(p, ns, "playback-failures", v1alpha1.AlertFiring, msg)
+			if err == nil && (len(a.Status.Firing) != 1 || a.Status.Firing[0] != "live") {
+				err = fmt.Errorf("status.firing %v, want [live]", a.Status.Firing)
+			}
+			fired = a
+			return err
+		})
+		if _, err := alertStateIs(p, ns, "audience-drop", v1alpha1.AlertInactive, ""); err != nil {
+			t.Error(err)
+		}
+		out := p.kubectl(t, "", "-n", ns, "get", "qoealerts")
+		for _, want := range []string{"playback-failures", "Firing", "2.5", "audience-drop", "Inactive"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("kubectl get qoealerts lacks %q:\n%s", want, out)
+			}
+		}
+
+		// Firing on one more stream: the status follows, the transition
+		// time stays.
+		body.Store(strings.Replace(body.Load().(string), `"state":"pending"`, `"state":"firing"`, 1))
+		waitFor(t, 30*time.Second, "playback-failures firing on live and vod", func() error {
+			a, err := alertStateIs(p, ns, "playback-failures", v1alpha1.AlertFiring, msg)
+			switch {
+			case err != nil:
+				return err
+			case len(a.Status.Firing) != 2 || a.Status.Firing[1] != "vod":
+				return fmt.Errorf("status.firing %v, want [live vod]", a.Status.Firing)
+			case !a.Status.LastTransitionTime.Equal(fired.Status.LastTransitionTime):
+				t.Errorf("lastTransitionTime moved from %v to %v while the state stayed Firing", fired.Status.LastTransitionTime, a.Status.LastTransitionTime)
+			}
+			return nil
+		})
+	})
+
+	t.Run("fan-out down: Unknown", func(t *testing.T) {
+		fan.Close()
+		waitFor(t, 30*time.Second, "both QoEAlerts Unknown", func() error {
+			for _, name := range []string{"playback-failures", "audience-drop"} {
+				if _, err := alertStateIs(p, ns, name, v1alpha1.AlertUnknown, "no answer from the fan-out"); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	})
+
+	t.Run("the last QoEAlert gone: rules: []", func(t *testing.T) {
+		for _, name := range []string{"playback-failures", "audience-drop"} {
+			if err := p.c.Delete(ctx, &v1alpha1.QoEAlert{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		waitFor(t, 30*time.Second, "rules: [] in the ConfigMap", func() error {
+			rules, err := rulesOf(p, ns)
+			if err == nil && !strings.HasSuffix(rules, "\nrules: []\n") {
+				err = fmt.Errorf("rules.yaml:\n%s", rules)
+			}
+			return err
+		})
+	})
+}
