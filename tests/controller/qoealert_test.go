@@ -94,6 +94,16 @@ func TestQoEAlerts(t *testing.T) {
 		"CONTROLLER_ALERT_STATUS_INTERVAL": "1s",
 	})
 
+	// The fan-out's namespace has its (empty) rules before any QoEAlert,
+	// so that fan-outs mounting it can start.
+	waitFor(t, 30*time.Second, "rules: [] in the fan-out's namespace", func() error {
+		rules, err := rulesOf(p, ns)
+		if err == nil && !strings.HasSuffix(rules, "\nrules: []\n") {
+			err = fmt.Errorf("rules.yaml:\n%s", rules)
+		}
+		return err
+	})
+
 	p.kubectl(t, `apiVersion: playpulse.dev/v1alpha1
 kind: QoEAlert
 metadata:

@@ -76,7 +76,7 @@ func New(cfg config.Resolved) (*App, error) {
 	if err := r.SetupWithManager(mgr, cfg.MaxConcurrentReconciles); err != nil {
 		return nil, fmt.Errorf("set up controller: %w", err)
 	}
-	if err := controller.NewAlertRulesReconciler(mgr.GetClient(), cfg.AlertRulesConfigMap).SetupWithManager(mgr); err != nil {
+	if err := controller.NewAlertRulesReconciler(mgr.GetClient(), cfg.AlertRulesConfigMap, cfg.FanoutNamespace).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("set up QoEAlert controller: %w", err)
 	}
 	if cfg.FanoutURL != "" {

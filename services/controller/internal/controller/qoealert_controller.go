@@ -13,9 +13,11 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 	"sigs.k8s.io/yaml"
 
 	"playpulse.dev/services/controller/api/v1alpha1"
@@ -121,12 +123,17 @@ func duration(d *metav1.Duration) string {
 type AlertRulesReconciler struct {
 	client    client.Client
 	configMap string
+	// keepIn is a namespace whose ConfigMap exists even without QoEAlerts:
+	// the fan-outs there mount it, and a fan-out whose FANOUT_ALERT_RULES
+	// file is missing does not start.
+	keepIn string
 }
 
 // NewAlertRulesReconciler returns a reconciler rendering into the
-// ConfigMap named configMap of each namespace.
-func NewAlertRulesReconciler(c client.Client, configMap string) *AlertRulesReconciler {
-	return &AlertRulesReconciler{client: c, configMap: configMap}
+// ConfigMap named configMap of each namespace with QoEAlerts, and of
+// namespace keepIn (if not empty) always.
+func NewAlertRulesReconciler(c client.Client, configMap, keepIn string) *AlertRulesReconciler {
+	return &AlertRulesReconciler{client: c, configMap: configMap, keepIn: keepIn}
 }
 
 // SetupWithManager watches the QoEAlerts (spec changes, creation and
@@ -140,11 +147,17 @@ func (r *AlertRulesReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	ours := predicate.NewPredicateFuncs(func(o client.Object) bool {
 		return o.GetName() == r.configMap && o.GetLabels()[LabelManagedBy] == ManagedBy
 	})
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named("qoealert-rules").
 		Watches(&v1alpha1.QoEAlert{}, toNamespace, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(&corev1.ConfigMap{}, toNamespace, builder.WithPredicates(ours)).
-		Complete(r)
+		Watches(&corev1.ConfigMap{}, toNamespace, builder.WithPredicates(ours))
+	if r.keepIn != "" {
+		// Without QoEAlerts nothing else would wake the reconciler for it.
+		start := make(chan event.GenericEvent, 1)
+		start <- event.GenericEvent{Object: &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: r.keepIn, Name: r.configMap}}}
+		b = b.WatchesRawSource(source.Channel(start, toNamespace))
+	}
+	return b.Complete(r)
 }
 
 // Reconcile implements reconcile.Reconciler.
@@ -164,7 +177,7 @@ func (r *AlertRulesReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	err = r.client.Get(ctx, req.NamespacedName, &cm)
 	switch {
 	case apierrors.IsNotFound(err):
-		if len(live) == 0 {
+		if len(live) == 0 && req.Namespace != r.keepIn {
 			return ctrl.Result{}, nil // never had rules, or the ConfigMap was deleted with none left: nothing to mount
 		}
 		cm = corev1.ConfigMap{

@@ -84,7 +84,7 @@ func TestAlertRulesReconcile(t *testing.T) {
 	a, b := qoeAlert("ns", "a", nil), qoeAlert("ns", "b", func(s *v1alpha1.QoEAlertSpec) { s.Condition = "Below" })
 	other := qoeAlert("other", "c", nil)
 	c := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(&a, &b, &other).Build()
-	r := NewAlertRulesReconciler(c, "rules")
+	r := NewAlertRulesReconciler(c, "rules", "fanout")
 	req := ctrl.Request{NamespacedName: types.NamespacedName{Namespace: "ns", Name: "rules"}}
 	reconcile := func() corev1.ConfigMap {
 		t.Helper()
@@ -144,5 +144,12 @@ func TestAlertRulesReconcile(t *testing.T) {
 	var cms corev1.ConfigMapList
 	if err := c.List(ctx, &cms, client.InNamespace("none")); err != nil || len(cms.Items) != 0 {
 		t.Errorf("a namespace without QoEAlerts got %d ConfigMaps (%v)", len(cms.Items), err)
+	}
+	fanout := ctrl.Request{NamespacedName: types.NamespacedName{Namespace: "fanout", Name: "rules"}}
+	if _, err := r.Reconcile(ctx, fanout); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Get(ctx, fanout.NamespacedName, &cm); err != nil || !strings.HasSuffix(cm.Data[AlertRulesKey], "\nrules: []\n") {
+		t.Errorf("the fan-out's namespace without QoEAlerts: %v %v", err, cm.Data)
 	}
 }
