@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"playpulse.dev/services/controller/api/v1alpha1"
+	"playpulse.dev/tests/harness"
 )
 
 // alertRulesCM is the controller's default rules ConfigMap.
@@ -233,4 +234,111 @@ spec:
 			return err
 		})
 	})
+}
+
+// TestQoEAlertsInRealFanout: the rendered rules are what a real fan-out
+// reads. bin/fanout starts on the controller's rendering (it exits 2 on a
+// rules file it cannot parse), reads an edited rendering again, and the
+// controller writes the QoEAlerts' status from its /api/alerts, fed by a
+// real producer through a real Kafka broker. The test plays the kubelet:
+// it copies the ConfigMap's rules.yaml into the file the fan-out reads.
+func TestQoEAlertsInRealFanout(t *testing.T) {
+	b := kafka(t)
+	p := controlPlane(t, true) // the controller needs no Kafka: only the fan-out and the producer do
+	ns := p.namespace(t)
+	const topic, stream = "playback-qoealerts", "qoe-live"
+	b.CreateTopic(t, topic, 1)
+
+	fanAddr := harness.FreeAddr(t)
+	startController(t, p, ns, map[string]string{
+		"CONTROLLER_FANOUT_URL":            "http://" + fanAddr,
+		"CONTROLLER_FANOUT_NAMESPACE":      ns,
+		"CONTROLLER_ALERT_STATUS_INTERVAL": "1s",
+	})
+	// viewers fires as soon as there is an audience; failures never does.
+	p.kubectl(t, `apiVersion: playpulse.dev/v1alpha1
+kind: QoEAlert
+metadata:
+  name: viewers
+  namespace: `+ns+`
+spec:
+  metric: concurrent_viewers
+  condition: Above
+  threshold: 0
+  window: 10s
+  explain: [cdn]
+---
+apiVersion: playpulse.dev/v1alpha1
+kind: QoEAlert
+metadata:
+  name: failures
+  namespace: `+ns+`
+spec:
+  metric: playback_failure_pct
+  condition: Above
+  threshold: 100
+  for: 10s
+  resolveAfter: 0s
+`, "apply", "-f", "-")
+
+	rulesFile := filepath.Join(t.TempDir(), "rules.yaml")
+	// kubelet copies the rendered rules into the fan-out's file once they
+	// contain want, and returns them.
+	kubelet := func(want string) string {
+		t.Helper()
+		var rules string
+		waitFor(t, 30*time.Second, "rules.yaml with "+want, func() error {
+			var err error
+			if rules, err = rulesOf(p, ns); err == nil && !strings.Contains(rules, want) {
+				err = fmt.Errorf("rules.yaml:\n%s", rules)
+			}
+			return err
+		})
+		// Written aside and renamed, as the kubelet swaps a ConfigMap's files.
+		tmp := rulesFile + ".new"
+		if err := os.WriteFile(tmp, []byte(rules), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, rulesFile); err != nil {
+			t.Fatal(err)
+		}
+		return rules
+	}
+	kubelet("  threshold: 0\n  window: 10s\n")
+
+	fan := harness.StartFrom(t, harness.FastBin(t), "fanout", map[string]string{
+		"KAFKA_BROKERS": b.Addr(), "FANOUT_ADDR": fanAddr, "FANOUT_TOPICS": topic, "FANOUT_TOPIC_PATTERN": "",
+		"FANOUT_WARMUP": "0s", "FANOUT_ALERT_RULES": rulesFile, "FANOUT_ALERT_INTERVAL": "1s",
+	})
+	harness.WaitReady(t, "http://"+fanAddr+"/healthz", 30*time.Second)
+	harness.StartFrom(t, harness.FastBin(t), "producer", map[string]string{
+		"KAFKA_BROKERS": b.Addr(), "PRODUCER_TOPIC": topic, "PRODUCER_STREAM": stream, "PRODUCER_RATE": "200",
+		"PRODUCER_ADDR": harness.FreeAddr(t),
+	})
+
+	var fired *v1alpha1.QoEAlert
+	waitFor(t, 90*time.Second, "viewers Firing on "+stream+" from the real fan-out", func() error {
+		a, err := alertStateIs(p, ns, "viewers", v1alpha1.AlertFiring, "concurrent_viewers")
+		if err == nil && (len(a.Status.Firing) != 1 || a.Status.Firing[0] != stream) {
+			err = fmt.Errorf("status.firing %v, want [%s]", a.Status.Firing, stream)
+		}
+		fired = a
+		return err
+	})
+	t.Logf("viewers: %s since %s: %s", fired.Status.State, fired.Status.LastTransitionTime, fired.Status.Message)
+	if _, err := alertStateIs(p, ns, "failures", v1alpha1.AlertInactive, ""); err != nil {
+		t.Error(err)
+	}
+
+	// An edit reaches the running fan-out: a threshold no audience reaches
+	// ends the alert at the reload (a changed rule starts afresh).
+	p.kubectl(t, "", "-n", ns, "patch", "qoealert/viewers", "--type=merge", "-p", `{"spec":{"threshold":"1G"}}`)
+	kubelet("  threshold: 1000000000\n  window: 10s\n")
+	waitFor(t, 60*time.Second, "viewers Inactive after the reload", func() error {
+		_, err := alertStateIs(p, ns, "viewers", v1alpha1.AlertInactive, "")
+		return err
+	})
+	if out := fan.Output(); !strings.Contains(out, "alert rules reloaded") {
+		t.Errorf("the fan-out did not log a reload:\n%s", out)
+	}
 }
