@@ -149,6 +149,10 @@ func (p *AlertStatusPoller) fetch(ctx context.Context) ([]fanoutAlert, error) {
 // alertStatus is the status of QoEAlert a given the fan-out's active
 // alerts (its rules are named after the QoEAlerts), or the error asking
 // for them. Pure: the time comes in as now.
+//
+// ObservedGeneration is the generation rendered into the ConfigMap the
+// fan-outs are given: /api/alerts does not say which rules file a fan-out
+// runs, and the kubelet takes up to a minute to update the mounted file.
 func alertStatus(a *v1alpha1.QoEAlert, active []fanoutAlert, fetchErr error, now time.Time) v1alpha1.QoEAlertStatus {
 	st := v1alpha1.QoEAlertStatus{State: v1alpha1.AlertInactive, ObservedGeneration: a.Generation}
 	if fetchErr != nil {

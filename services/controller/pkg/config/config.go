@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -165,6 +166,11 @@ func (c *Config) Resolve() (Resolved, error) {
 				return Resolved{}, envconf.Invalid("CONTROLLER_FANOUT_NAMESPACE", "required outside a cluster when CONTROLLER_FANOUT_URL is set (no %s)", inClusterNamespaceFile)
 			}
 			r.FanoutNamespace = strings.TrimSpace(string(b))
+		}
+		if len(c.Namespaces) > 0 && !slices.Contains(c.Namespaces, r.FanoutNamespace) {
+			// The caches hold the watched namespaces only: its QoEAlerts
+			// and ConfigMap would be invisible.
+			return Resolved{}, envconf.Invalid("CONTROLLER_FANOUT_NAMESPACE", "%s is not among CONTROLLER_NAMESPACES %s", r.FanoutNamespace, strings.Join(c.Namespaces, ","))
 		}
 	}
 	if c.FanoutTokenFile != "" {

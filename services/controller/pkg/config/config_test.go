@@ -138,7 +138,12 @@ func TestResolveReadsKubeconfigOnce(t *testing.T) {
 	if _, err := c.Resolve(); err == nil || !strings.HasPrefix(err.Error(), "CONTROLLER_FANOUT_NAMESPACE: ") {
 		t.Errorf("no fan-out namespace outside a cluster: %v", err)
 	}
-	c.FanoutNamespace, c.FanoutTokenFile = "playpulse", filepath.Join(dir, "no-token")
+	c.FanoutNamespace, c.Namespaces = "playpulse", []string{"streams"}
+	if _, err := c.Resolve(); err == nil || !strings.HasPrefix(err.Error(), "CONTROLLER_FANOUT_NAMESPACE: ") {
+		t.Errorf("fan-out namespace not watched: %v", err)
+	}
+	c.Namespaces = []string{"streams", "playpulse"}
+	c.FanoutTokenFile = filepath.Join(dir, "no-token")
 	if _, err := c.Resolve(); err == nil || !strings.HasPrefix(err.Error(), "CONTROLLER_FANOUT_TOKEN_FILE: ") {
 		t.Errorf("missing token file: %v", err)
 	}
