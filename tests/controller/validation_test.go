@@ -8,6 +8,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -297,4 +298,77 @@ func TestSamplesAreAccepted(t *testing.T) {
 			t.Errorf("sample %s not accepted: %s", name, out)
 		}
 	}
+}
+
+func qoeAlert(ns, name string, mutate func(*v1alpha1.QoEAlert)) *v1alpha1.QoEAlert {
+	a := &v1alpha1.QoEAlert{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: v1alpha1.QoEAlertSpec{
+			Metric: "playback_failure_pct", Condition: "Above", Threshold: resource.MustParse("5"),
+		},
+	}
+	if mutate != nil {
+		mutate(a)
+	}
+	return a
+}
+
+// TestInvalidQoEAlertsAreRefused: the CRD refuses every rule the fan-out
+// would refuse, because the controller renders all of a namespace's
+// QoEAlerts into one file and one bad rule would make the fan-out keep its
+// old rules (or not start).
+func TestInvalidQoEAlertsAreRefused(t *testing.T) {
+	p := controlPlane(t, false)
+	ns := p.namespace(t)
+	ctx := context.Background()
+	dur := func(d time.Duration) *metav1.Duration { return &metav1.Duration{Duration: d} }
+
+	for i, c := range []struct {
+		name   string
+		mutate func(*v1alpha1.QoEAlert)
+		want   []string
+	}{
+		{"stream and overall", func(a *v1alpha1.QoEAlert) { a.Spec.Stream, a.Spec.Overall = "live", true },
+			[]string{"spec", "set either stream or overall, not both"}},
+		{"baseline shorter than the window", func(a *v1alpha1.QoEAlert) {
+			a.Spec.Baseline, a.Spec.Window = dur(2*time.Minute), dur(5*time.Minute)
+		}, []string{"spec", "baseline must be at least the window"}},
+		{"unknown metric", func(a *v1alpha1.QoEAlert) { a.Spec.Metric = "buffering_ratio" },
+			[]string{"spec.metric", `Unsupported value: "buffering_ratio"`, `"rebuffer_pct"`}},
+		{"window too long", func(a *v1alpha1.QoEAlert) { a.Spec.Window = dur(11 * time.Minute) },
+			[]string{"spec.window", "window must be from 10s to 10m"}},
+		{"window too short", func(a *v1alpha1.QoEAlert) { a.Spec.Window = dur(5 * time.Second) },
+			[]string{"spec.window", "window must be from 10s to 10m"}},
+		{"lower-case condition", func(a *v1alpha1.QoEAlert) { a.Spec.Condition = "above" },
+			[]string{"spec.condition", `Unsupported value: "above"`}},
+		{"negative threshold", func(a *v1alpha1.QoEAlert) { a.Spec.Threshold = resource.MustParse("-1") },
+			[]string{"spec.threshold", "threshold must not be negative"}},
+		{"baseline beyond the figures kept", func(a *v1alpha1.QoEAlert) { a.Spec.Baseline = dur(20 * time.Minute) },
+			[]string{"spec.baseline", "baseline must be from 1m to 14m"}},
+		{"unknown dimension", func(a *v1alpha1.QoEAlert) { a.Spec.Explain = []v1alpha1.AlertDimension{"isp"} },
+			[]string{"spec.explain[0]", `Unsupported value: "isp"`}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			err := p.c.Create(ctx, qoeAlert(ns, fmt.Sprintf("bad-%d", i), c.mutate))
+			requireInvalid(t, err, c.want...)
+		})
+	}
+
+	t.Run("valid ones are accepted and defaulted", func(t *testing.T) {
+		overall := qoeAlert(ns, "viewers-drop", func(a *v1alpha1.QoEAlert) {
+			a.Spec.Metric, a.Spec.Condition, a.Spec.Threshold = "concurrent_viewers", "Below", resource.MustParse("500m")
+			a.Spec.Overall, a.Spec.Baseline, a.Spec.Window = true, dur(10*time.Minute), dur(time.Minute)
+			a.Spec.For, a.Spec.ResolveAfter, a.Spec.MinSample = dur(time.Minute), dur(2*time.Minute), 100
+			a.Spec.Explain = []v1alpha1.AlertDimension{"cdn", "device"}
+		})
+		one := qoeAlert(ns, "live-failures", func(a *v1alpha1.QoEAlert) { a.Spec.Stream = "live" })
+		for _, a := range []*v1alpha1.QoEAlert{overall, one} {
+			if err := p.c.Create(ctx, a); err != nil {
+				t.Fatalf("%s: %v", a.Name, err)
+			}
+			if a.Spec.Severity != "warning" {
+				t.Errorf("%s: severity defaults to %q, want warning", a.Name, a.Spec.Severity)
+			}
+		}
+	})
 }

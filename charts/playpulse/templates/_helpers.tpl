@@ -27,6 +27,16 @@ playpulse-collector.
 {{- printf "%s-fanout" (include "playpulse.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
+{{/*
+The fan-outs evaluate the QoEAlerts themselves: they mount the rules
+ConfigMap the controller writes, and the controller reads their alerts
+back. Both must run in this release, or the fan-outs would wait for a file
+nobody writes.
+*/}}
+{{- define "playpulse.alertsInFanout" -}}
+{{- if and .Values.alerts.inFanout.enabled .Values.controller.enabled .Values.fanout.enabled }}true{{ end }}
+{{- end }}
+
 {{- define "playpulse.collector.fullname" -}}
 {{- printf "%s-collector" (include "playpulse.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}

@@ -1,6 +1,7 @@
-// Package v1alpha1 is the PlaybackStream API (group playpulse.dev, version
-// v1alpha1): one simulated audience whose events a set of producer pods
-// publish to one Kafka topic.
+// Package v1alpha1 is the Playpulse API (group playpulse.dev, version
+// v1alpha1): PlaybackStream, one simulated audience whose events a set of
+// producer pods publish to one Kafka topic, and QoEAlert, one alert rule
+// the fan-outs evaluate over the live figures.
 //
 // The CRD (config/crd/bases) and the RBAC rules (config/rbac) are generated
 // from the markers in this package by controller-gen: run `make generate`.
@@ -29,7 +30,7 @@ var (
 )
 
 func addKnownTypes(s *runtime.Scheme) error {
-	s.AddKnownTypes(GroupVersion, &PlaybackStream{}, &PlaybackStreamList{})
+	s.AddKnownTypes(GroupVersion, &PlaybackStream{}, &PlaybackStreamList{}, &QoEAlert{}, &QoEAlertList{})
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil
 }

@@ -40,7 +40,8 @@ type QoEAlertSpec struct {
 
 	// Threshold in the metric's unit, or, with baseline, a factor of the
 	// figure baseline earlier ("0.5": half of it). A quantity: 5, "2.5",
-	// "500m".
+	// "500m". Not negative.
+	// +kubebuilder:validation:XValidation:rule="!quantity(string(self)).isLessThan(quantity('0'))",message="threshold must not be negative"
 	Threshold resource.Quantity `json:"threshold"`
 
 	// Baseline makes the threshold relative to the same figure this long

@@ -1,6 +1,8 @@
 // Command controller reconciles PlaybackStream resources into Kafka topics
 // (Strimzi KafkaTopics, or directly through the Kafka admin API) and
-// producer Deployments. Run with -h for its variables.
+// producer Deployments, and QoEAlert resources into the rules ConfigMap
+// the fan-outs evaluate, with their status from a fan-out's /api/alerts.
+// Run with -h for its variables.
 package main
 
 import (

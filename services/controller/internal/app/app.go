@@ -1,7 +1,7 @@
 // Package app builds the controller from its resolved configuration and
 // runs it: the controller-runtime manager (leader election, caches), the
-// PlaybackStream reconciler, and one HTTP listener for /healthz, /readyz and
-// /metrics.
+// PlaybackStream reconciler, the QoEAlert rules reconciler and status
+// poller, and one HTTP listener for /healthz, /readyz and /metrics.
 package app
 
 import (
@@ -15,12 +15,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -74,6 +76,16 @@ func New(cfg config.Resolved) (*App, error) {
 	if err := r.SetupWithManager(mgr, cfg.MaxConcurrentReconciles); err != nil {
 		return nil, fmt.Errorf("set up controller: %w", err)
 	}
+	if err := controller.NewAlertRulesReconciler(mgr.GetClient(), cfg.AlertRulesConfigMap, cfg.FanoutNamespace).SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("set up QoEAlert controller: %w", err)
+	}
+	if cfg.FanoutURL != "" {
+		poll := controller.NewAlertStatusPoller(mgr.GetClient(), cfg.FanoutURL, cfg.FanoutToken, cfg.FanoutNamespace,
+			cfg.AlertStatusInterval, clock.RealClock{}, lg.WithName("qoealert-status"))
+		if err := mgr.Add(poll); err != nil {
+			return nil, err
+		}
+	}
 	h, err := opsHandler(cfg, mgr, mode)
 	if err != nil {
 		return nil, err
@@ -110,7 +122,8 @@ func newManager(cfg config.Resolved, lg logr.Logger) (manager.Manager, error) {
 	}
 	cacheOpts := cache.Options{
 		ByObject: map[client.Object]cache.ByObject{
-			&appsv1.Deployment{}: {Label: labels.SelectorFromSet(labels.Set{"app.kubernetes.io/managed-by": "playpulse-controller"})},
+			&appsv1.Deployment{}: {Label: labels.SelectorFromSet(labels.Set{controller.LabelManagedBy: controller.ManagedBy})},
+			&corev1.ConfigMap{}:  {Label: labels.SelectorFromSet(labels.Set{controller.LabelManagedBy: controller.ManagedBy})},
 		},
 	}
 	if len(cfg.Namespaces) > 0 {

@@ -7,8 +7,10 @@ package config
 import (
 	"errors"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -50,6 +52,12 @@ type Config struct {
 	LeaderElectionID        string `envconfig:"CONTROLLER_LEADER_ELECTION_ID" default:"playpulse-controller" desc:"name of the leader-election Lease"`
 	Kubeconfig              string `envconfig:"KUBECONFIG" desc:"kubeconfig file, for running outside a cluster; empty: the in-cluster service account (or ~/.kube/config)"`
 	MaxConcurrentReconciles int    `envconfig:"CONTROLLER_MAX_CONCURRENT_RECONCILES" default:"4" min:"1" max:"64" desc:"PlaybackStreams reconciled in parallel"`
+
+	AlertRulesConfigMap string        `envconfig:"CONTROLLER_ALERT_RULES_CONFIGMAP" default:"playpulse-alert-rules" desc:"ConfigMap (key rules.yaml) into which the QoEAlerts of each namespace are rendered, in the fan-out's FANOUT_ALERT_RULES format; the fan-outs of that namespace mount it"`
+	FanoutURL           string        `envconfig:"CONTROLLER_FANOUT_URL" desc:"base URL of a fan-out (its Service, e.g. http://playpulse-fanout:8080) whose /api/alerts gives the QoEAlerts' status; empty: the status is not written"`
+	FanoutNamespace     string        `envconfig:"CONTROLLER_FANOUT_NAMESPACE" desc:"namespace of the fan-out at CONTROLLER_FANOUT_URL: only its QoEAlerts get a status from it, and its rules ConfigMap is kept even without QoEAlerts so that its fan-outs start; empty: the pod's own namespace (required outside a cluster when CONTROLLER_FANOUT_URL is set)"`
+	FanoutTokenFile     string        `envconfig:"CONTROLLER_FANOUT_TOKEN_FILE" desc:"file holding the fan-out's bearer token (its FANOUT_AUTH_TOKEN), read at start; empty: no token sent"`
+	AlertStatusInterval time.Duration `envconfig:"CONTROLLER_ALERT_STATUS_INTERVAL" default:"10s" min:"1s" max:"10m" desc:"how often the QoEAlerts' status is refreshed from CONTROLLER_FANOUT_URL"`
 }
 
 // Validate checks what the tags cannot: names the API server would refuse
@@ -79,6 +87,19 @@ func (c *Config) Validate() error {
 			return envconf.Invalid("CONTROLLER_LEADER_ELECTION_NAMESPACE", "%q is not a namespace name: %s", c.LeaderElectionNamespace, strings.Join(errs, "; "))
 		}
 	}
+	if errs := validation.IsDNS1123Subdomain(c.AlertRulesConfigMap); len(errs) > 0 {
+		return envconf.Invalid("CONTROLLER_ALERT_RULES_CONFIGMAP", "%q is not a ConfigMap name: %s", c.AlertRulesConfigMap, strings.Join(errs, "; "))
+	}
+	if c.FanoutURL != "" {
+		if u, err := url.Parse(c.FanoutURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
+			return envconf.Invalid("CONTROLLER_FANOUT_URL", "%q is not an http(s) URL without a query", c.FanoutURL)
+		}
+	}
+	if c.FanoutNamespace != "" {
+		if errs := validation.IsDNS1123Label(c.FanoutNamespace); len(errs) > 0 {
+			return envconf.Invalid("CONTROLLER_FANOUT_NAMESPACE", "%q is not a namespace name: %s", c.FanoutNamespace, strings.Join(errs, "; "))
+		}
+	}
 	if errs := validation.IsDNS1123Subdomain(c.LeaderElectionID); len(errs) > 0 {
 		return envconf.Invalid("CONTROLLER_LEADER_ELECTION_ID", "%q is not a Kubernetes name: %s", c.LeaderElectionID, strings.Join(errs, "; "))
 	}
@@ -98,6 +119,11 @@ type Resolved struct {
 	// CONTROLLER_LEADER_ELECTION_NAMESPACE or, when empty, the pod's own
 	// namespace; empty without leader election.
 	LeaseNamespace string
+	// FanoutNamespace is CONTROLLER_FANOUT_NAMESPACE or, when empty, the
+	// pod's own namespace; empty when CONTROLLER_FANOUT_URL is.
+	FanoutNamespace string
+	// FanoutToken is the content of CONTROLLER_FANOUT_TOKEN_FILE.
+	FanoutToken string
 }
 
 // inClusterNamespaceFile holds the pod's namespace in a cluster.
@@ -130,6 +156,30 @@ func (c *Config) Resolve() (Resolved, error) {
 				return Resolved{}, envconf.Invalid("CONTROLLER_LEADER_ELECTION_NAMESPACE", "required outside a cluster when CONTROLLER_LEADER_ELECT is true (no %s)", inClusterNamespaceFile)
 			}
 			r.LeaseNamespace = strings.TrimSpace(string(b))
+		}
+	}
+	if c.FanoutURL != "" {
+		r.FanoutNamespace = c.FanoutNamespace
+		if r.FanoutNamespace == "" {
+			b, err := os.ReadFile(inClusterNamespaceFile)
+			if err != nil {
+				return Resolved{}, envconf.Invalid("CONTROLLER_FANOUT_NAMESPACE", "required outside a cluster when CONTROLLER_FANOUT_URL is set (no %s)", inClusterNamespaceFile)
+			}
+			r.FanoutNamespace = strings.TrimSpace(string(b))
+		}
+		if len(c.Namespaces) > 0 && !slices.Contains(c.Namespaces, r.FanoutNamespace) {
+			// The caches hold the watched namespaces only: its QoEAlerts
+			// and ConfigMap would be invisible.
+			return Resolved{}, envconf.Invalid("CONTROLLER_FANOUT_NAMESPACE", "%s is not among CONTROLLER_NAMESPACES %s", r.FanoutNamespace, strings.Join(c.Namespaces, ","))
+		}
+	}
+	if c.FanoutTokenFile != "" {
+		b, err := os.ReadFile(c.FanoutTokenFile)
+		if err != nil {
+			return Resolved{}, envconf.Invalid("CONTROLLER_FANOUT_TOKEN_FILE", "%v", err)
+		}
+		if r.FanoutToken = strings.TrimRight(string(b), "\r\n"); r.FanoutToken == "" || strings.ContainsAny(r.FanoutToken, " \t\r\n") {
+			return Resolved{}, envconf.Invalid("CONTROLLER_FANOUT_TOKEN_FILE", "%s is empty or holds white space", c.FanoutTokenFile)
 		}
 	}
 	return r, nil

@@ -37,6 +37,11 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		{"CONTROLLER_LEADER_ELECT", "maybe"},
 		{"CONTROLLER_MAX_CONCURRENT_RECONCILES", "0"},
 		{"KAFKA_BROKERS", "no-port"},
+		{"CONTROLLER_ALERT_RULES_CONFIGMAP", "Rules"},
+		{"CONTROLLER_FANOUT_URL", "playpulse-fanout:8080"},
+		{"CONTROLLER_FANOUT_URL", "ftp://fanout"},
+		{"CONTROLLER_FANOUT_NAMESPACE", "Bad_Ns"},
+		{"CONTROLLER_ALERT_STATUS_INTERVAL", "100ms"},
 	} {
 		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
 			t.Setenv(tt.name, tt.value)
@@ -127,5 +132,25 @@ func TestResolveReadsKubeconfigOnce(t *testing.T) {
 	c.LeaderElect = false
 	if r, err := c.Resolve(); err != nil || r.LeaseNamespace != "" {
 		t.Errorf("without leader election: %v, %q", err, r.LeaseNamespace)
+	}
+
+	c.FanoutURL = "http://playpulse-fanout:8080"
+	if _, err := c.Resolve(); err == nil || !strings.HasPrefix(err.Error(), "CONTROLLER_FANOUT_NAMESPACE: ") {
+		t.Errorf("no fan-out namespace outside a cluster: %v", err)
+	}
+	c.FanoutNamespace, c.Namespaces = "playpulse", []string{"streams"}
+	if _, err := c.Resolve(); err == nil || !strings.HasPrefix(err.Error(), "CONTROLLER_FANOUT_NAMESPACE: ") {
+		t.Errorf("fan-out namespace not watched: %v", err)
+	}
+	c.Namespaces = []string{"streams", "playpulse"}
+	c.FanoutTokenFile = filepath.Join(dir, "no-token")
+	if _, err := c.Resolve(); err == nil || !strings.HasPrefix(err.Error(), "CONTROLLER_FANOUT_TOKEN_FILE: ") {
+		t.Errorf("missing token file: %v", err)
+	}
+	if err := os.WriteFile(c.FanoutTokenFile, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := c.Resolve(); err != nil || r.FanoutNamespace != "playpulse" || r.FanoutToken != "s3cret" {
+		t.Errorf("fan-out: %v, namespace %q, token %q", err, r.FanoutNamespace, r.FanoutToken)
 	}
 }
