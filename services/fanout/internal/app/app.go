@@ -97,6 +97,9 @@ func New(cfg config.Resolved) (*App, error) {
 		reg.MustRegister(s.reloads)
 		s.live = alert.NewLive(s.agg, cfg.Rules)
 		s.eval = alert.NewEvaluator(s.live, cfg.Rules)
+		if cfg.RulesAwaited {
+			log.Warn("alert rules file not there yet: no rules until it appears", "file", cfg.AlertRules)
+		}
 		wo.Alerts = func() []byte { return s.encode(map[string]any{"alerts": s.alerts()}) }
 		if cfg.AlertWebhook != "" {
 			sent := prometheus.NewCounterVec(prometheus.CounterOpts{

@@ -6,10 +6,13 @@
 package config
 
 import (
+	"errors"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -89,6 +92,10 @@ type Resolved struct {
 	Proxies []*net.IPNet
 	// Rules are the alert rules of FANOUT_ALERT_RULES, valid.
 	Rules []alert.Rule
+	// RulesAwaited: FANOUT_ALERT_RULES does not exist yet, but its
+	// directory does (a mounted ConfigMap the controller has yet to
+	// write); the rules are loaded when it appears.
+	RulesAwaited bool
 }
 
 // Resolve reads the token file, compiles the topic pattern, parses the
@@ -128,9 +135,24 @@ func (c *Config) Resolve() (Resolved, error) {
 		}
 	}
 	if c.AlertRules != "" {
-		if r.Rules, err = alert.Load(c.AlertRules); err != nil {
+		r.Rules, err = alert.Load(c.AlertRules)
+		switch {
+		case err == nil:
+		case errors.Is(err, fs.ErrNotExist) && isDir(filepath.Dir(c.AlertRules)):
+			// The directory of an optional ConfigMap that the controller has
+			// not written yet: the kubelet mounts it empty. The fan-out
+			// starts without rules and loads the file when it appears. A
+			// path whose directory is missing is a typo, and an error.
+			r.RulesAwaited = true
+		default:
 			return Resolved{}, envconf.Invalid("FANOUT_ALERT_RULES", "%v", err)
 		}
 	}
 	return r, nil
+}
+
+// isDir says whether path is a directory.
+func isDir(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.IsDir()
 }

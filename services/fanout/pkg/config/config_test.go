@@ -118,3 +118,45 @@ func TestPatternAloneAndTokenFile(t *testing.T) {
 		t.Fatal("no topic and no pattern must be refused")
 	}
 }
+
+// TestAlertRules: a rules file is loaded; a file that does not parse, a
+// path whose directory does not exist, or a webhook without rules exit 2
+// naming the variable; a missing file in a directory that exists (a
+// mounted ConfigMap the controller has yet to write) is awaited.
+func TestAlertRules(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "rules.yaml")
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(good, []byte("rules:\n  - {name: f, metric: playback_failure_pct, condition: above, threshold: 5}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bad, []byte("rules:\n  - {name: f, metric: playback_failure_pct, condition: above, threshold: 5, minSampel: 50}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		env     map[string]string
+		wantVar string
+		rules   int
+		awaited bool
+	}{
+		{env: map[string]string{"FANOUT_ALERT_RULES": good, "FANOUT_ALERT_WEBHOOK": "http://am:9093/api/v2/alerts"}, rules: 1},
+		{env: map[string]string{"FANOUT_ALERT_RULES": filepath.Join(dir, "later.yaml")}, awaited: true},
+		{env: map[string]string{"FANOUT_ALERT_RULES": bad}, wantVar: "FANOUT_ALERT_RULES"},
+		{env: map[string]string{"FANOUT_ALERT_RULES": "/nonexistent/rules.yaml"}, wantVar: "FANOUT_ALERT_RULES"},
+		{env: map[string]string{"FANOUT_ALERT_WEBHOOK": "http://am:9093/api/v2/alerts"}, wantVar: "FANOUT_ALERT_WEBHOOK"},
+		{env: map[string]string{"FANOUT_ALERT_RULES": good, "FANOUT_ALERT_WEBHOOK": "am:9093"}, wantVar: "FANOUT_ALERT_WEBHOOK"},
+	} {
+		t.Run("", func(t *testing.T) { // t.Setenv is undone after each
+			r, err := load(t, tc.env)
+			var ve *envconf.VarError
+			switch {
+			case tc.wantVar != "":
+				if !errors.As(err, &ve) || ve.Var != tc.wantVar {
+					t.Errorf("%v: %v, want an error naming %s", tc.env, err, tc.wantVar)
+				}
+			case err != nil || len(r.Rules) != tc.rules || r.RulesAwaited != tc.awaited:
+				t.Errorf("%v: %d rules, awaited %v, %v", tc.env, len(r.Rules), r.RulesAwaited, err)
+			}
+		})
+	}
+}
