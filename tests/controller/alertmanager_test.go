@@ -2,6 +2,7 @@ package controller
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -9,20 +10,26 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"playpulse.dev/services/controller/api/v1alpha1"
 	"playpulse.dev/tests/harness"
 )
 
-// ppRules are the rules the fan-out evaluates itself in
-// TestIncidentsFireAlerts (FANOUT_ALERT_RULES), the Playpulse side of the
-// chart's rules in testRuleValues: the same 30 s window, for: and minimum
-// samples, but each over the whole stream, with the dimension that
-// explains it searched among cdn, device and country (the default), where
-// Prometheus' rules are per CDN or per device.
+// ppAlerts are the QoEAlerts the fan-out evaluates itself in
+// TestIncidentsFireAlerts (the controller renders them into its rules
+// file), the Playpulse side of the chart's rules in testRuleValues: the
+// same 30 s window, for: and minimum samples, but each over the whole
+// stream, with the dimension that explains it searched among cdn, device
+// and country (the default), where Prometheus' rules are per CDN or per
+// device.
 //
 // The thresholds are the stream's, so lower than the per-CDN ones. With
 // the test's audience (measured with the simulator at 600 events/s, a 30 s
@@ -30,32 +37,20 @@ import (
 // under 0.7% and its startup p95 under 8.5 s; during the incidents they
 // reach 9.7%, 1.4% and 17 s, the failures passing 5% some 20 s in, the
 // rebuffering 0.9% some 25 s in and the p95 10.5 s some 30 s in.
-const ppRules = `rules:
-  - name: failures
-    metric: playback_failure_pct
-    condition: above
-    threshold: 5
-    window: 30s
-    minSample: 100
-    for: 10s
-    resolveAfter: 10s
-    severity: critical
-  - name: rebuffering
-    metric: rebuffer_pct
-    condition: above
-    threshold: 0.9
-    window: 30s
-    minSample: 3000
-    for: 10s
-    resolveAfter: 10s
-  - name: startup
-    metric: startup_p95_s
-    condition: above
-    threshold: 10.5
-    window: 30s
-    minSample: 50
-    for: 10s
-    resolveAfter: 10s
+const ppAlerts = `apiVersion: playpulse.dev/v1alpha1
+kind: QoEAlert
+metadata: {name: failures}
+spec: {metric: playback_failure_pct, condition: Above, threshold: 5, window: 30s, minSample: 100, for: 10s, resolveAfter: 10s, severity: critical}
+---
+apiVersion: playpulse.dev/v1alpha1
+kind: QoEAlert
+metadata: {name: rebuffering}
+spec: {metric: rebuffer_pct, condition: Above, threshold: "0.9", window: 30s, minSample: 3000, for: 10s, resolveAfter: 10s}
+---
+apiVersion: playpulse.dev/v1alpha1
+kind: QoEAlert
+metadata: {name: startup}
+spec: {metric: startup_p95_s, condition: Above, threshold: "10.5", window: 30s, minSample: 50, for: 10s, resolveAfter: 10s}
 `
 
 // playpulseAlerts reads the fan-out's /api/alerts as alerts: the rule as
@@ -79,6 +74,31 @@ func playpulseAlerts(fanAddr string) func() ([]alert, error) {
 				l["explained"] = x.Dim + "=" + x.Value
 			}
 			out = append(out, alert{Labels: l, State: a.State})
+		}
+		return out, nil
+	}
+}
+
+// explainedIn finds the explaining dimension in an alert's message
+// ("...; device=tv accounts for 97% of the failures").
+var explainedIn = regexp.MustCompile(`; ([a-z]+=\S+) (accounts for|has) `)
+
+// qoeAlertStates reads the QoEAlerts' status as alerts: the QoEAlert as
+// alertname, the streams it fires for as a label, the dimension its
+// message names as the explanation.
+func qoeAlertStates(p *plane, ns string) func() ([]alert, error) {
+	return func() ([]alert, error) {
+		var list v1alpha1.QoEAlertList
+		if err := p.c.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
+			return nil, err
+		}
+		var out []alert
+		for _, a := range list.Items {
+			l := map[string]string{"alertname": a.Name, "stream": strings.Join(a.Status.Firing, ",")}
+			if m := explainedIn.FindStringSubmatch(a.Status.Message); m != nil {
+				l["explained"] = m[1]
+			}
+			out = append(out, alert{Labels: l, State: strings.ToLower(a.Status.State)})
 		}
 		return out, nil
 	}

@@ -146,11 +146,13 @@ func (l *alertLog) of(name string) []firing {
 //     passed the crowd; no alert fires before the incidents, and none for
 //     another CDN or device;
 //
-//   - the fan-out's own rules (ppRules, over the whole stream) fire for
-//     the same incidents within the same deadlines, each naming the
-//     dimension that explains it (device=tv, cdn=fastly), none before the
-//     incidents, all resolved after; the fan-out posts them to Debian's
-//     Alertmanager, whose receiver is told of each firing and resolved;
+//   - the fan-out's own rules (QoEAlerts, ppAlerts, over the whole
+//     stream, rendered by the controller) fire for the same incidents
+//     within the same deadlines, each naming the dimension that explains
+//     it (device=tv, cdn=fastly), none before the incidents, all resolved
+//     after; each QoEAlert's status says Firing with that dimension, then
+//     Inactive; the fan-out posts them to Debian's Alertmanager, whose
+//     receiver is told of each firing and resolved;
 //
 //   - the PromQL of every dashboard figure (docs/metrics.md) agrees with
 //     the fan-out's /api/snapshot over the same minute, and every query of
@@ -166,7 +168,9 @@ func TestIncidentsFireAlerts(t *testing.T) {
 	b := kafka(t)
 	p := controlPlane(t, false)
 	ns := p.namespace(t)
-	startController(t, p, ns, map[string]string{"KAFKA_BROKERS": b.Addr()})
+	fanAddr := harness.FreeAddr(t)
+	startController(t, p, ns, map[string]string{"KAFKA_BROKERS": b.Addr(),
+		"CONTROLLER_FANOUT_URL": "http://" + fanAddr, "CONTROLLER_FANOUT_NAMESPACE": ns, "CONTROLLER_ALERT_STATUS_INTERVAL": "1s"})
 	// An audience that starts often and waits: at 600 events/s the default
 	// 20-minute views start about twice a second, too few first frames
 	// per CDN for a p95 over 30 s (healthy CDNs swing from 5 to 23 s), and
@@ -177,12 +181,18 @@ func TestIncidentsFireAlerts(t *testing.T) {
 	defer k.stop()
 
 	const name, topic, rate = "rehearsal", "playback-rehearsal", 600
-	fanAddr := harness.FreeAddr(t)
 	am := startAlertmanager(t)
+	// The fan-out's own rules as QoEAlerts; the test plays the kubelet,
+	// copying the controller's ConfigMap into the fan-out's file.
+	p.kubectl(t, ppAlerts, "-n", ns, "apply", "-f", "-")
 	rules := filepath.Join(t.TempDir(), "rules.yaml")
-	if err := os.WriteFile(rules, []byte(ppRules), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	waitFor(t, 30*time.Second, "the QoEAlerts rendered", func() error {
+		r, err := rulesOf(p, ns)
+		if err != nil || !strings.Contains(r, "name: failures") || !strings.Contains(r, "name: rebuffering") || !strings.Contains(r, "name: startup") {
+			return fmt.Errorf("rules.yaml %q: %v", r, err)
+		}
+		return os.WriteFile(rules, []byte(r), 0o644)
+	})
 	harness.StartFrom(t, harness.FastBin(t), "fanout", map[string]string{
 		"KAFKA_BROKERS": b.Addr(), "FANOUT_ADDR": fanAddr, "FANOUT_TOPICS": "", "FANOUT_TOPIC_PATTERN": topic,
 		"FANOUT_WARMUP": "0s", "FANOUT_DISCOVERY_INTERVAL": "1s", "FANOUT_SESSION_TIMEOUT": "30s",
@@ -227,6 +237,7 @@ spec:
 	defer close(stop)
 	log := watchAlerts(t, pr.alerts, stop)
 	pplog := watchAlerts(t, playpulseAlerts(fanAddr), stop)
+	qalog := watchAlerts(t, qoeAlertStates(p, ns), stop)
 
 	waitFor(t, 60*time.Second, "the stream producing with its incidents scheduled", func() error {
 		s := getStream(t, p, ns, name)
@@ -334,6 +345,24 @@ spec:
 		if f.explained != e.explained {
 			t.Errorf("Playpulse's %s explained by %q, want %q", e.rule, f.explained, e.explained)
 		}
+		// The controller's status of the QoEAlert said Firing, naming the
+		// same dimension, within its poll (1 s) of the fan-out.
+		waitFor(t, 15*time.Second, "QoEAlert "+e.rule+" Firing", func() error {
+			for _, q := range qalog.of(e.rule) {
+				if q.where == "stream="+name && q.explained != "" {
+					if q.explained != e.explained {
+						t.Errorf("QoEAlert %s status names %s, want %s", e.rule, q.explained, e.explained)
+					}
+					late := q.first.Sub(f.first)
+					if late > 5*time.Second {
+						t.Errorf("QoEAlert %s Firing %s after the fan-out's alert", e.rule, late.Round(time.Second))
+					}
+					t.Logf("QoEAlert %s status Firing %s after the fan-out's alert, naming %s", e.rule, late.Round(100*time.Millisecond), q.explained)
+					return nil
+				}
+			}
+			return fmt.Errorf("no Firing status yet: %v", qalog.of(e.rule))
+		})
 		waitFor(t, 15*time.Second, "Alertmanager's receiver told of "+e.rule, func() error {
 			if sum, ok := am.notified(e.rule, name, "firing"); !ok {
 				return fmt.Errorf("not yet")
@@ -364,6 +393,10 @@ spec:
 			}
 			t.Logf("Playpulse's %s last seen firing %s after its cause ended", e.rule, f.last.Sub(end).Round(time.Second))
 		}
+		waitFor(t, 15*time.Second, "QoEAlert "+e.rule+" Inactive", func() error {
+			_, err := alertStateIs(p, ns, e.rule, v1alpha1.AlertInactive, "")
+			return err
+		})
 		waitFor(t, 15*time.Second, "Alertmanager's receiver told "+e.rule+" resolved", func() error {
 			if _, ok := am.notified(e.rule, name, "resolved"); !ok {
 				return fmt.Errorf("not yet")

@@ -168,7 +168,7 @@ spec:
 	})
 
 	t.Run("status from the fan-out", func(t *testing.T) {
-		const msg = "playback_failure_pct 9.8% (threshold 2.5%) on live for 30s; cdn=fastly accounts for 82% of it"
+		const msg = "playback failures 9.8% (threshold 2.5%) on live; cdn=fastly accounts for 82% of the failures"
 		body.Store(`{"alerts":[` +
 			`{"rule":"playback-failures","metric":"playback_failure_pct","stream":"live","severity":"warning","state":"firing","since":"2026-12-06T04:00:00Z","active_at":"2026-12-06T04:00:30Z","value":9.8,"threshold":2.5,"explained":{"dim":"cdn","value":"fastly","share":0.82,"figure":31},"message":"` + msg + `"},` +
 			`{"rule":"playback-failures","metric":"playback_failure_pct","stream":"vod","severity":"warning","state":"pending","since":"2026-12-06T04:00:20Z","active_at":"0001-01-01T00:00:00Z","value":3.1,"threshold":2.5,"message":"pending"}]}`)
@@ -304,13 +304,15 @@ spec:
 		}
 		return rules
 	}
-	kubelet("  threshold: 0\n  window: 10s\n")
-
+	// The fan-out starts before its rules file exists, as a pod may on a
+	// fresh install (the kubelet mounts the ConfigMap's directory empty),
+	// and loads it when it appears.
 	fan := harness.StartFrom(t, harness.FastBin(t), "fanout", map[string]string{
 		"KAFKA_BROKERS": b.Addr(), "FANOUT_ADDR": fanAddr, "FANOUT_TOPICS": topic, "FANOUT_TOPIC_PATTERN": "",
 		"FANOUT_WARMUP": "0s", "FANOUT_ALERT_RULES": rulesFile, "FANOUT_ALERT_INTERVAL": "1s",
 	})
 	harness.WaitReady(t, "http://"+fanAddr+"/healthz", 30*time.Second)
+	kubelet("  threshold: 0\n  window: 10s\n")
 	harness.StartFrom(t, harness.FastBin(t), "producer", map[string]string{
 		"KAFKA_BROKERS": b.Addr(), "PRODUCER_TOPIC": topic, "PRODUCER_STREAM": stream, "PRODUCER_RATE": "200",
 		"PRODUCER_ADDR": harness.FreeAddr(t),
@@ -318,7 +320,7 @@ spec:
 
 	var fired *v1alpha1.QoEAlert
 	waitFor(t, 90*time.Second, "viewers Firing on "+stream+" from the real fan-out", func() error {
-		a, err := alertStateIs(p, ns, "viewers", v1alpha1.AlertFiring, "concurrent_viewers")
+		a, err := alertStateIs(p, ns, "viewers", v1alpha1.AlertFiring, "concurrent viewers")
 		if err == nil && (len(a.Status.Firing) != 1 || a.Status.Firing[0] != stream) {
 			err = fmt.Errorf("status.firing %v, want [%s]", a.Status.Firing, stream)
 		}

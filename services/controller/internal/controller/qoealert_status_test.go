@@ -132,7 +132,7 @@ func TestAlertStatusPoller(t *testing.T) {
 
 	body.Store(`{"alerts":[{"rule":"failures","metric":"playback_failure_pct","stream":"live","severity":"warning","state":"firing",` +
 		`"since":"2026-11-24T20:59:00Z","active_at":"2026-11-24T21:00:00Z","value":9.8,"threshold":5,` +
-		`"explained":{"dim":"cdn","value":"fastly","share":0.82,"figure":31},"message":"playback_failure_pct 9.8% on live; cdn=fastly accounts for 82% of it"}]}`)
+		`"explained":{"dim":"cdn","value":"fastly","share":0.82,"figure":31},"message":"playback failures 9.8% (threshold 5%) on live; cdn=fastly accounts for 82% of the failures"}]}`)
 	poll(10 * time.Second)
 	fired := get("ns", "failures")
 	if st := fired.Status; st.State != v1alpha1.AlertFiring || !st.LastTransitionTime.Time.Equal(t0.Add(10*time.Second)) ||

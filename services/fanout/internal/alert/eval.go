@@ -297,7 +297,8 @@ func (e *Evaluator) transition(k key, r Rule, now time.Time, cond bool, a Alert)
 }
 
 // explain finds the value of a dimension that accounts for most of the
-// alert: the largest share of its cause (failures, stall time, exits) or,
+// alert: the most of its cause (failures, stall time, exits) beyond what
+// the value's share of the sample would give at the rest's rate or,
 // for startup time, the highest p95 over the threshold among the values
 // with at least a tenth of the first frames, or, for a viewers drop, the
 // largest share of the drop. Nil when no value stands out (a share under a
@@ -346,8 +347,23 @@ func (e *Evaluator) explain(stream string, r Rule, now time.Time, thr float64) *
 				if all <= 0 {
 					continue
 				}
-				x.Share = f.part(r.Metric) / all
-				better(x, x.Share, &bestScore)
+				// Scored by the cause beyond what the value's own sample
+				// would give at the rate of the rest: a value that is most
+				// of the audience (TVs watch longest) is most of any cause,
+				// and explains nothing by it.
+				c := f.part(r.Metric)
+				_, d := f.value(r.Metric)
+				_, allD := total.value(r.Metric)
+				rest := 0.0
+				if allD > d {
+					rest = (all - c) / (allD - d)
+				}
+				excess := c - d*rest
+				if excess <= 0 {
+					continue
+				}
+				x.Share = c / all
+				better(x, excess, &bestScore)
 			}
 		}
 	}

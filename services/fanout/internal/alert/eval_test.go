@@ -188,6 +188,18 @@ func TestExplain(t *testing.T) {
 				return m
 			},
 			""},
+		// TVs have most of the views, so most of the failures (52%), at a
+		// rate below the stream's; mobiles fail at 25%.
+		{"not the biggest audience but the worst rate",
+			Rule{Name: "f", Metric: PlaybackFailurePct, Above: true, Threshold: 2},
+			failures(5.2, 1000),
+			func(d Dim) map[string]Figures {
+				if d != DimDevice {
+					return map[string]Figures{"a": failures(5.2, 500), "b": failures(5.2, 500)}
+				}
+				return map[string]Figures{"tv": failures(3, 900), "mobile": failures(25, 100)}
+			},
+			"device=mobile 48% 25.0"},
 		{"startup on one CDN",
 			Rule{Name: "s", Metric: StartupP95, Above: true, Threshold: 10},
 			Figures{Plays: 1000, StartupP95S: 15},
