@@ -210,14 +210,8 @@ func (h *Hub) buildShared(from, to uint64) *sharedFrame {
 	events, skipped, lost := h.collect(buf, &n, &cursor, to, &all, perFrame, nil, func(ts int64) { h.m.latency.Observe(float64(wall-ts) / 1000) })
 	sf := &sharedFrame{from: from, to: cursor, n: n, skipped: skipped, lost: lost}
 	if n > 0 || skipped > 0 || lost > 0 {
-		msg := make([]byte, 0, len(events)+64)
-		msg = append(msg, `{"type":"tail","skipped":`...)
-		msg = strconv.AppendInt(msg, int64(skipped), 10)
-		msg = append(msg, `,"lost":`...)
-		msg = strconv.AppendInt(msg, int64(lost), 10)
-		msg = append(msg, `,"events":[`...)
-		msg = append(msg, events...)
-		msg = append(msg, "]}"...)
+		msg := appendTailHead(make([]byte, 0, len(events)+64), skipped, lost)
+		msg = appendTailEnd(append(msg, events...))
 		sf.pm, _ = websocket.NewPreparedMessage(websocket.TextMessage, msg)
 	}
 	*bp = events
