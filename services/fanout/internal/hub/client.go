@@ -26,19 +26,21 @@ const (
 	CloseWriteTimeout = 4008
 )
 
+// client is what the hub and the client's two goroutines share; the
+// writer's own state is in frameWriter, the reader's in read's locals.
 type client struct {
 	h       *Hub
-	conn    *websocket.Conn
-	phase   *phase
-	filter  atomic.Pointer[compiled]
-	c0      uint64 // ring position when the client connected
-	cursor  atomic.Uint64
-	replies chan []byte        // error replies etc., written by the writer goroutine
-	resume  chan resumeRequest // at most one per connection
-	done    chan struct{}      // closed when Serve has finished with the client
-	closing chan struct{}      // closed by shutdown; stops the writer
-	once    sync.Once
-	reason  atomic.Value // disconnect reason, for metrics
+	conn    *websocket.Conn          // writes: the writer, and shutdown's close frame (gorilla serialises them); reads: the reader
+	phase   *phase                   // fixed by Serve
+	filter  atomic.Pointer[compiled] // stored by the reader, loaded by the writer
+	c0      uint64                   // fixed by Serve: ring position when the client connected
+	cursor  atomic.Uint64            // stored by the writer, loaded by the queue-depth gauge
+	replies chan []byte              // error replies etc., written by the writer goroutine
+	resume  chan resumeRequest       // at most one per connection
+	done    chan struct{}            // closed when Serve has finished with the client
+	closing chan struct{}            // closed by shutdown; stops the writer
+	once    sync.Once                // shutdown runs once, from any goroutine
+	reason  atomic.Value             // disconnect reason, for metrics: the first CompareAndSwap wins
 }
 
 type resumeRequest struct {
