@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -29,22 +30,32 @@ import (
 
 // message is any server message, with the fields the tests look at.
 type message struct {
-	Type     string         `json:"type"`
-	Skipped  int            `json:"skipped"`
-	Lost     int            `json:"lost"`
-	Code     string         `json:"code"`
-	N        int            `json:"n"` // test snapshots
-	FrameHz  int            `json:"frame_hz"`
-	TailRate int            `json:"tail_rate"`
-	Events   []tailEvent    `json:"events"`
-	Fields   map[string]any `json:"-"`
-	at       time.Time      // when the browser read it
-	raw      string
+	Type    string      `json:"type"`
+	Skipped int         `json:"skipped"`
+	Lost    int         `json:"lost"`
+	Replay  bool        `json:"replay"`
+	Events  []tailEvent `json:"events"`
+	Code    string      `json:"code"` // error
+	N       int         `json:"n"`    // test snapshots
+	// gap
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+	From      int64  `json:"from_offset"`
+	To        *int64 `json:"to_offset"`
+	Reason    string `json:"reason"`
+	// resume_ok
+	Replayed int `json:"replayed"`
+	Gaps     int `json:"gaps"`
+
+	Fields map[string]any `json:"-"` // every field
+	at     time.Time      // when the browser read it
+	raw    string
 }
 
 type tailEvent struct {
-	Offset int64 `json:"offset"`
-	Event  struct {
+	Partition int32 `json:"partition"`
+	Offset    int64 `json:"offset"`
+	Event     struct {
 		EventType string `json:"event_type"`
 		Device    string `json:"device"`
 		Source    string `json:"source"`
@@ -438,8 +449,11 @@ func TestInvalidMessages(t *testing.T) {
 		h := newHub(t, hub.Options{})
 		b := connect(t, h)
 		b.read() // hello
-		for _, bad := range []string{`nope`, `{"type":"dance"}`, `{}`, `{"type":"filter","filter":{"types":["rewind"]}}`,
-			`{"type":"filter","filter":{"source":"fax"}}`, `{"type":"resume","positions":[{"topic":"","partition":0,"offset":1}]}`} {
+		bad := []string{`nope`, `{"type":"dance"}`, `{}`, `{"type":"filter","filter":{"types":["rewind"]}}`,
+			`{"type":"filter","filter":{"source":"browser"}}`, `{"type":"filter","filter":{"source":"Sim"}}`,
+			`{"type":"filter","filter":{"source":"` + strings.Repeat("s", 300) + `"}}`,
+			`{"type":"resume","positions":[{"topic":"","partition":0,"offset":1}]}`}
+		for _, bad := range bad {
 			if err := b.conn.WriteMessage(websocket.TextMessage, []byte(bad)); err != nil {
 				t.Fatal(err)
 			}
@@ -447,7 +461,7 @@ func TestInvalidMessages(t *testing.T) {
 				t.Fatalf("%s: reply %s, want a bad_message error", bad, m.raw)
 			}
 		}
-		for range 4 {
+		for range 10 - len(bad) {
 			_ = b.conn.WriteMessage(websocket.TextMessage, []byte(`{}`))
 		}
 		for {
@@ -556,4 +570,233 @@ func TestOversizedMessage(t *testing.T) {
 			}
 		}
 	})
+}
+
+// Twenty messages a second, in bursts of twenty: the rest are answered
+// with rate_limited (the newest reply always reaches the client), and the
+// bucket refills with time.
+func TestMessageRateLimit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHub(t, hub.Options{})
+		b := connect(t, h)
+		b.read() // hello
+		b.readAll()
+		for range 25 {
+			b.send(t, map[string]any{"type": "filter"})
+		}
+		after(0)
+		ms := b.take("")
+		if len(ms) == 0 || ms[len(ms)-1].Type != "error" || ms[len(ms)-1].Code != "rate_limited" {
+			t.Fatalf("replies %v, want the last rate_limited", ms)
+		}
+		after(time.Second / 20)
+		b.send(t, map[string]any{"type": "filter"})
+		after(0)
+		if ms := b.take(""); len(ms) != 1 || ms[0].Type != "filter_ok" {
+			t.Fatalf("after 50 ms: %v, want filter_ok", ms)
+		}
+	})
+}
+
+// resume sends a resume request and reads up to resume_ok.
+func (b *browser) resume(t *testing.T, positions ...hub.Position) []message {
+	t.Helper()
+	b.send(t, map[string]any{"type": "resume", "positions": positions})
+	var out []message
+	for {
+		m := b.read()
+		out = append(out, m)
+		if m.Type == "resume_ok" {
+			return out
+		}
+	}
+}
+
+// recordAt is a heartbeat of partition t/part at offset off, written at ts.
+func recordAt(part int32, off int64, ts time.Time) *consume.Record {
+	r := record(off, event.Heartbeat, "tv")
+	r.Partition, r.Timestamp = part, ts
+	return r
+}
+
+// A client that saw offsets up to 4 of partition 0 and up to 1 of
+// partition 1 gets exactly the later events received before it connected,
+// oldest first, then resume_ok; the live tail carries only newer events.
+func TestResumeReplaysExactlyTheMissedEvents(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHub(t, hub.Options{})
+		h.PartitionStarted("t", 0, 0)
+		h.PartitionStarted("t", 1, 0)
+		for off := range int64(10) {
+			h.Publish(recordAt(0, off, time.Now()))
+			h.Publish(recordAt(1, off, time.Now()))
+		}
+		b := connect(t, h)
+		b.read()                               // hello
+		h.Publish(recordAt(0, 10, time.Now())) // after connecting: live
+		after(time.Second)                     // its frame waits for the browser
+		ms := b.resume(t, hub.Position{Topic: "t", Partition: 0, Offset: 4}, hub.Position{Topic: "t", Partition: 1, Offset: 1})
+		var replayed, live []string
+		for _, m := range ms {
+			for _, e := range m.Events {
+				k := fmt.Sprint(e.Partition, "/", e.Offset)
+				if m.Replay {
+					replayed = append(replayed, k)
+				} else {
+					live = append(live, k)
+				}
+			}
+			if m.Type == "gap" {
+				t.Errorf("unexpected gap %s", m.raw)
+			}
+		}
+		var want []string
+		for off := 2; off < 10; off++ {
+			if off > 4 {
+				want = append(want, fmt.Sprint("0/", off))
+			}
+			want = append(want, fmt.Sprint("1/", off))
+		}
+		if !slices.Equal(replayed, want) {
+			t.Errorf("replayed %v, want %v", replayed, want)
+		}
+		if ok := ms[len(ms)-1]; ok.Replayed != len(want) || ok.Gaps != 0 {
+			t.Errorf("resume_ok %s", ok.raw)
+		}
+		if !slices.Equal(live, []string{"0/10"}) {
+			t.Errorf("live tail %v, want 0/10", live)
+		}
+	})
+}
+
+// Missed events the ring no longer holds, or older than ResumeWindow, or
+// of a partition the hub never saw, are gaps; a second resume is refused.
+func TestResumeGaps(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHub(t, hub.Options{RingSize: 8, ResumeWindow: time.Minute})
+		h.PartitionStarted("t", 0, 100)
+		for off := int64(100); off < 110; off++ { // ring of 8: 100 and 101 are gone
+			h.Publish(recordAt(0, off, time.Now()))
+		}
+		h.Publish(recordAt(1, 5, time.Now().Add(-2*time.Minute))) // older than the window; evicts 102
+		b := connect(t, h)
+		b.read() // hello
+		ms := b.resume(t, hub.Position{Topic: "t", Partition: 0, Offset: 99}, hub.Position{Topic: "t", Partition: 1, Offset: 3},
+			hub.Position{Topic: "other", Partition: 0, Offset: 7})
+		gaps := map[string]string{}
+		replayed := 0
+		for _, m := range ms {
+			if m.Type == "gap" {
+				to := "null"
+				if m.To != nil {
+					to = fmt.Sprint(*m.To)
+				}
+				gaps[fmt.Sprint(m.Topic, "/", m.Partition)] = fmt.Sprint(m.From, "-", to, " ", m.Reason)
+			}
+			if m.Replay {
+				replayed += len(m.Events)
+			}
+		}
+		want := map[string]string{"t/0": "100-102 expired", "t/1": "4-5 expired", "other/0": "8-null unknown"}
+		if !maps.Equal(gaps, want) {
+			t.Errorf("gaps %v, want %v", gaps, want)
+		}
+		if replayed != 7 {
+			t.Errorf("replayed %d, want 103..109", replayed)
+		}
+		b.send(t, map[string]any{"type": "resume", "positions": []any{}})
+		if m := b.read(); m.Type != "error" || m.Code != "bad_message" {
+			t.Errorf("second resume: %s, want an error", m.raw)
+		}
+	})
+}
+
+// A resume replays at most ten times TailRate events, the newest; the
+// older ones are a too_many gap.
+func TestResumeTooMany(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHub(t, hub.Options{TailRate: 10})
+		for off := range int64(150) {
+			h.Publish(recordAt(0, off, time.Now()))
+		}
+		b := connect(t, h)
+		b.read() // hello
+		var gaps []string
+		var replayed []int64
+		for _, m := range b.resume(t, hub.Position{Topic: "t", Partition: 0, Offset: 9}) {
+			if m.Type == "gap" {
+				gaps = append(gaps, fmt.Sprint(m.From, "-", *m.To, " ", m.Reason))
+			}
+			if m.Replay {
+				replayed = append(replayed, offsets([]message{m})...)
+			}
+		}
+		if !slices.Equal(replayed, seq(50, 150)) || !slices.Equal(gaps, []string{"10-49 too_many"}) {
+			t.Errorf("replayed %v, gaps %v; want 50..149 and 10-49 too_many", replayed, gaps)
+		}
+	})
+}
+
+// The filter of a resume request applies to the replay as to the live
+// tail, and filter_ok states it. Sources: "unknown" is no source field.
+func TestResumeWithFilter(t *testing.T) {
+	sources := []string{event.SourceSim, event.SourceCMCD, event.SourceBeacon, "", event.SourceCMCD}
+	devices := []string{"tv", "tv", "mobile", "tv", "mobile"}
+	for _, tc := range []struct {
+		name   string
+		filter map[string]any
+		want   []int64 // offsets modulo len(sources)
+	}{
+		{"cmcd", map[string]any{"source": "cmcd"}, []int64{1, 4}},
+		{"sim", map[string]any{"source": "sim"}, []int64{0}},
+		{"beacon", map[string]any{"source": "beacon"}, []int64{2}},
+		{"unknown is no source field", map[string]any{"source": "unknown"}, []int64{3}},
+		{"with a device", map[string]any{"source": "cmcd", "device": "mobile"}, []int64{4}},
+		{"none", map[string]any{}, []int64{0, 1, 2, 3, 4}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				h := newHub(t, hub.Options{})
+				publish := func(off0 int64) {
+					for i, src := range sources {
+						r := record(off0+int64(i), event.Heartbeat, devices[i])
+						r.Event.Source = src
+						h.Publish(r)
+					}
+				}
+				h.PartitionStarted("t", 0, 0)
+				publish(0) // before connecting: reached by the resume
+				b := connect(t, h)
+				b.read() // hello
+				b.send(t, map[string]any{"type": "resume", "filter": tc.filter, "positions": []hub.Position{{Topic: "t", Partition: 0, Offset: -1}}})
+				var ok *message
+				var replay []int64
+				// filter_ok may come before, within or after the replay.
+				for done := false; !done || ok == nil; {
+					m := b.read()
+					switch m.Type {
+					case "filter_ok":
+						ok = &m
+					case "tail":
+						replay = append(replay, offsets([]message{m})...)
+					case "resume_ok":
+						done = true
+					}
+				}
+				if ok == nil || fmt.Sprint(ok.Fields["filter"]) != fmt.Sprint(tc.filter) {
+					t.Errorf("filter_ok %v, want the filter %v", ok, tc.filter)
+				}
+				b.readAll()
+				publish(int64(len(sources))) // live
+				after(time.Second)
+				var live []int64
+				for _, o := range offsets(b.take("tail")) {
+					live = append(live, o-int64(len(sources)))
+				}
+				if !slices.Equal(replay, tc.want) || !slices.Equal(live, tc.want) {
+					t.Errorf("replayed %v, live %v; want %v", replay, live, tc.want)
+				}
+			})
+		})
+	}
 }

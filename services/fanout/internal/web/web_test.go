@@ -13,10 +13,8 @@ import (
 	"github.com/gorilla/websocket"
 	"go.uber.org/goleak"
 
-	"playpulse.dev/services/fanout/internal/consume"
 	"playpulse.dev/services/fanout/internal/hub"
 	"playpulse.dev/services/fanout/internal/web"
-	"playpulse.dev/services/playback/event"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -63,16 +61,7 @@ func (f *fixture) dial(t *testing.T, origin string) (*websocket.Conn, *http.Resp
 }
 
 type msg struct {
-	Type    string `json:"type"`
-	Skipped int    `json:"skipped"`
-	Code    string `json:"code"`
-	Events  []struct {
-		Event struct {
-			EventType string `json:"event_type"`
-			Device    string `json:"device"`
-			Seq       int    `json:"seq"`
-		} `json:"event"`
-	} `json:"events"`
+	Type string `json:"type"`
 }
 
 func next(t *testing.T, c *websocket.Conn, typ string) msg {
@@ -92,13 +81,6 @@ func next(t *testing.T, c *websocket.Conn, typ string) msg {
 			return m
 		}
 	}
-}
-
-func record(seq int, typ event.Type, device string) *consume.Record {
-	return &consume.Record{Topic: "t", Timestamp: time.Now(), Event: event.Event{
-		V: 1, EventID: "e", SessionID: "s", Seq: uint64(seq), Stream: "x", UserID: "u", MovieID: "m",
-		Type: typ, Device: device, TS: time.Now(), StopReason: event.StopQuit,
-	}}
 }
 
 func TestSecurityHeaders(t *testing.T) {
