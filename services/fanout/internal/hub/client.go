@@ -273,7 +273,7 @@ type frameWriter struct {
 	perFrame int        // the client's share of TailRate per frame
 
 	snapVersion uint64           // version of the last snapshot sent; 0: none yet
-	lastSeq     uint64           // the phase tick expected next; fewer were missed
+	lastSeq     uint64           // the phase tick number expected next: a later one means ticks were missed
 	dedupe      map[uint32]int64 // resume positions the live tail must not repeat
 	// Counted since the last tail frame this client received, and told
 	// in the next one.

@@ -30,7 +30,6 @@ import (
 	"playpulse.dev/services/playback/event"
 )
 
-// Options configure a Hub.
 // Options configure a Hub. The zero Options give a working hub: every
 // field left zero takes the default it documents (the fan-out's own
 // defaults, FANOUT_* in services/fanout/pkg/config).
