@@ -26,10 +26,12 @@ func batchOf(conn *websocket.Conn) *batchConn {
 // snapshot and a tail frame would otherwise cost two.
 type batchConn struct {
 	net.Conn
+	// mu guards depth, buf and off, never the socket write. The writer
+	// and shutdown (any goroutine) take it.
 	mu    sync.Mutex
-	depth int     // holds not yet flushed
-	buf   *[]byte // non-nil while held; from frameBuffers, so idle clients hold none
-	off   bool    // unbatched: holds gather nothing any more
+	depth int     // guarded by mu; holds not yet flushed
+	buf   *[]byte // guarded by mu; non-nil while held; from frameBuffers, so idle clients hold none
+	off   bool    // guarded by mu; unbatched: holds gather nothing any more
 }
 
 func (b *batchConn) Write(p []byte) (int, error) {

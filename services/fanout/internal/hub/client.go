@@ -26,19 +26,21 @@ const (
 	CloseWriteTimeout = 4008
 )
 
+// client is what the hub and the client's two goroutines share; the
+// writer's own state is in frameWriter, the reader's in read's locals.
 type client struct {
 	h       *Hub
-	conn    *websocket.Conn
-	phase   *phase
-	filter  atomic.Pointer[compiled]
-	c0      uint64 // ring position when the client connected
-	cursor  atomic.Uint64
-	replies chan []byte        // error replies etc., written by the writer goroutine
-	resume  chan resumeRequest // at most one per connection
-	done    chan struct{}      // closed when Serve has finished with the client
-	closing chan struct{}      // closed by shutdown; stops the writer
-	once    sync.Once
-	reason  atomic.Value // disconnect reason, for metrics
+	conn    *websocket.Conn          // writes: the writer, and shutdown's close frame (gorilla serialises them); reads: the reader
+	phase   *phase                   // fixed by Serve
+	filter  atomic.Pointer[compiled] // stored by the reader, loaded by the writer
+	c0      uint64                   // fixed by Serve: ring position when the client connected
+	cursor  atomic.Uint64            // stored by the writer, loaded by the queue-depth gauge
+	replies chan []byte              // error replies etc., written by the writer goroutine
+	resume  chan resumeRequest       // at most one per connection
+	done    chan struct{}            // closed when Serve has finished with the client
+	closing chan struct{}            // closed by shutdown; stops the writer
+	once    sync.Once                // shutdown runs once, from any goroutine
+	reason  atomic.Value             // disconnect reason, for metrics: the first CompareAndSwap wins
 }
 
 type resumeRequest struct {
@@ -254,173 +256,132 @@ var frameBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); ret
 
 func (c *client) write() {
 	defer c.shutdown(websocket.CloseNormalClosure, "")
+	w := newFrameWriter(c)
+	if !w.greet() {
+		return
+	}
+	w.run()
+}
+
+// frameWriter is the state of one client's writer goroutine. It is owned
+// by that goroutine alone, so none of it is locked: what other goroutines
+// see of the client (its cursor, filter, reason) lives in client.
+type frameWriter struct {
+	c        *client
+	h        *Hub
+	bc       *batchConn // nil when the socket is not Batching
+	perFrame int        // the client's share of TailRate per frame
+
+	snapVersion uint64           // version of the last snapshot sent; 0: none yet
+	lastSeq     uint64           // the phase tick number expected next: a later one means ticks were missed
+	dedupe      map[uint32]int64 // resume positions the live tail must not repeat
+	// Counted since the last tail frame this client received, and told
+	// in the next one.
+	skipped, lost int
+}
+
+func newFrameWriter(c *client) *frameWriter {
 	h := c.h
-	perFrame := max(1, h.opts.TailRate/h.opts.FrameHz)
+	w := &frameWriter{c: c, h: h, bc: batchOf(c.conn), perFrame: max(1, h.opts.TailRate/h.opts.FrameHz)}
+	_, _, w.lastSeq = h.wait(c.phase)
+	return w
+}
 
-	var snapVersion uint64
-	var dedupe map[uint32]int64
-	skipped, lost := 0, 0
-	_, _, lastSeq := h.wait(c.phase)
+// fail records why the socket failed and returns false, so that callers
+// can return its result. Only a timeout gets a close frame: after another
+// error the socket is gone.
+func (w *frameWriter) fail(err error) bool {
+	r := writeFailure(err)
+	w.c.reason.CompareAndSwap(nil, r)
+	if r == "write_timeout" {
+		w.c.shutdown(CloseWriteTimeout, "write timeout")
+	}
+	return false
+}
 
-	fail := func(err error) bool {
-		r := writeFailure(err)
-		c.reason.CompareAndSwap(nil, r)
-		if r == "write_timeout" {
-			c.shutdown(CloseWriteTimeout, "write timeout")
-		}
-		return false
+func (w *frameWriter) deadline() {
+	_ = w.c.conn.SetWriteDeadline(time.Now().Add(w.h.opts.WriteTimeout))
+}
+
+// send writes one text message. Held, because WriteMessage writes its
+// header and payload as two buffers, which only a *net.TCPConn turns into
+// one system call.
+func (w *frameWriter) send(b []byte) bool {
+	w.bc.hold()
+	w.deadline()
+	err := w.c.conn.WriteMessage(websocket.TextMessage, b)
+	if ferr := w.bc.flush(); err == nil {
+		err = ferr
 	}
-	// Held, because WriteMessage writes its header and payload as two
-	// buffers, which only a *net.TCPConn turns into one system call.
-	bc := batchOf(c.conn)
-	send := func(b []byte) bool {
-		bc.hold()
-		_ = c.conn.SetWriteDeadline(time.Now().Add(h.opts.WriteTimeout))
-		err := c.conn.WriteMessage(websocket.TextMessage, b)
-		if ferr := bc.flush(); err == nil {
-			err = ferr
-		}
-		if err != nil {
-			return fail(err)
-		}
-		return true
+	if err != nil {
+		return w.fail(err)
 	}
-	// Snapshots are compressed when the client negotiated it: the
-	// prepared message compresses once for all clients. Tail frames are
-	// not: that would cost CPU per client.
-	sendPrepared := func(pm *websocket.PreparedMessage) bool {
-		_ = c.conn.SetWriteDeadline(time.Now().Add(h.opts.WriteTimeout))
-		c.conn.EnableWriteCompression(true)
-		err := c.conn.WritePreparedMessage(pm)
-		c.conn.EnableWriteCompression(false)
-		if err != nil {
-			return fail(err)
-		}
-		return true
+	return true
+}
+
+// sendCompressed writes a snapshot, compressed when the client negotiated
+// it: the prepared message compresses once for all clients. Tail frames
+// are not compressed: that would cost CPU per client.
+func (w *frameWriter) sendCompressed(pm *websocket.PreparedMessage) bool {
+	w.deadline()
+	w.c.conn.EnableWriteCompression(true)
+	err := w.c.conn.WritePreparedMessage(pm)
+	w.c.conn.EnableWriteCompression(false)
+	if err != nil {
+		return w.fail(err)
 	}
-	sendSnapshot := func() bool {
-		s := h.snap.Load()
-		if s == nil || s.version == snapVersion {
-			return true
-		}
-		if snapVersion != 0 && s.version > snapVersion+1 {
-			h.m.droppedSnapshots.Add(float64(s.version - snapVersion - 1))
-		}
-		snapVersion = s.version
-		return sendPrepared(s.msg)
-	}
+	return true
+}
+
+// greet sends hello and the full snapshot. The periodic snapshot current
+// now is not sent again: the full one is at least as new.
+func (w *frameWriter) greet() bool {
+	h := w.h
 	hello := mustJSON(map[string]any{
 		"type": "hello", "protocol": Protocol, "replica": h.opts.Replica, "frame_hz": h.opts.FrameHz, "tail_rate": h.opts.TailRate,
 		"snapshot_hz": h.opts.SnapshotHz, "resume_window_s": int(h.opts.ResumeWindow / time.Second), "max_message_bytes": MaxClientMessage,
 	})
-	if !send(hello) {
-		return
+	if !w.send(hello) {
+		return false
 	}
 	if cur := h.snap.Load(); cur != nil {
-		snapVersion = cur.version
+		w.snapVersion = cur.version
 	}
 	if _, full := h.FullSnapshot(); full != nil {
-		if !sendPrepared(full) {
-			return
-		}
+		return w.sendCompressed(full)
 	}
-	// frame sends what one tick of the clock has for this client: the
-	// snapshot if there is a new one, and a tail frame.
-	frame := func(seq uint64) bool {
-		// seq+1 is this tick; ticks in between were missed while this
-		// client's writer was blocked.
-		if missed := seq - lastSeq; missed > 0 {
-			h.m.droppedFrames.Add(float64(missed))
-		}
-		lastSeq = seq + 1
-		if !sendSnapshot() {
-			return false
-		}
-		f := c.filter.Load()
-		cursor := c.cursor.Load()
-		sf := c.phase.shared.Load()
-		if f.all && len(dedupe) == 0 && skipped == 0 && lost == 0 && cursor == sf.from {
-			// In step with the clock: the shared frame is exactly ours.
-			c.cursor.Store(sf.to)
-			if sf.pm == nil {
-				return true
-			}
-			_ = c.conn.SetWriteDeadline(time.Now().Add(h.opts.WriteTimeout))
-			if err := c.conn.WritePreparedMessage(sf.pm); err != nil {
-				fail(err)
-				return false
-			}
-			h.m.sent.Add(float64(sf.n))
-			h.m.skipped.Add(float64(sf.skipped))
-			h.m.lost.Add(float64(sf.lost))
-			return true
-		}
-		bp := frameBuffers.Get().(*[]byte)
-		buf := append((*bp)[:0], `{"type":"tail","skipped":`...)
-		mark := len(buf)
-		buf = append(buf, `00000000000,"lost":00000000000,"events":[`...)
-		n := 0
-		wall := time.Now().UnixMilli()
-		var s, l int
-		// Up to the tick's end, so that from the next tick on this
-		// client can take the shared frame.
-		buf, s, l = h.collect(buf, &n, &cursor, max(sf.to, cursor), f, perFrame, dedupe, func(ts int64) { h.m.latency.Observe(float64(wall-ts) / 1000) })
-		c.cursor.Store(cursor)
-		skipped += s
-		lost += l
-		if n == 0 && skipped == 0 && lost == 0 {
-			*bp = buf
-			frameBuffers.Put(bp)
-			return true
-		}
-		buf = append(buf, "]}"...)
-		// Fill the counters into the fixed-width placeholders.
-		head := strconv.AppendInt(nil, int64(skipped), 10)
-		head = append(head, `,"lost":`...)
-		head = strconv.AppendInt(head, int64(lost), 10)
-		head = append(head, `,"events":[`...)
-		start := len(`00000000000,"lost":00000000000,"events":[`) - len(head)
-		copy(buf[start:], buf[:mark])
-		copy(buf[start+mark:], head)
-		ok := send(buf[start:])
-		*bp = buf
-		frameBuffers.Put(bp)
-		if !ok {
-			return false
-		}
-		h.m.sent.Add(float64(n))
-		h.m.skipped.Add(float64(skipped))
-		h.m.lost.Add(float64(lost))
-		skipped, lost = 0, 0
-		return true
-	}
+	return true
+}
+
+// run serves the client until it closes or a write fails.
+func (w *frameWriter) run() {
+	c := w.c
 	for {
-		tick, ping, seq := h.wait(c.phase)
+		tick, ping, seq := w.h.wait(c.phase)
 		select {
 		case <-c.closing:
 			return
 		case r := <-c.replies:
-			if !send(r) {
+			if !w.send(r) {
 				return
 			}
 		case req := <-c.resume:
-			var ok bool
-			if dedupe, ok = c.doResume(req, send); !ok {
+			if !w.resume(req) {
 				return
 			}
 		case <-ping:
-			_ = c.conn.SetWriteDeadline(time.Now().Add(h.opts.WriteTimeout))
+			w.deadline()
 			if err := c.conn.WriteMessage(websocket.PingMessage, nil); err != nil {
-				fail(err)
+				w.fail(err)
 				return
 			}
 		case <-tick:
 			// One tick's messages leave in one write: a snapshot and a
 			// tail frame cost the receiver one read and one ACK, not two.
-			bc.hold()
-			ok := frame(seq)
-			if err := bc.flush(); err != nil && ok {
-				ok = fail(err)
+			w.bc.hold()
+			ok := w.tick(seq)
+			if err := w.bc.flush(); err != nil && ok {
+				ok = w.fail(err)
 			}
 			if !ok {
 				return
@@ -429,14 +390,124 @@ func (c *client) write() {
 	}
 }
 
-// doResume answers a resume request: gaps, replay frames, resume_ok.
-func (c *client) doResume(req resumeRequest, send func([]byte) bool) (map[uint32]int64, bool) {
-	h := c.h
+// tick sends what one tick of the clock has for this client: the
+// snapshot if there is a new one, and a tail frame.
+func (w *frameWriter) tick(seq uint64) bool {
+	// seq+1 is this tick; ticks in between were missed while this
+	// client's writer was blocked.
+	if missed := seq - w.lastSeq; missed > 0 {
+		w.h.m.droppedFrames.Add(float64(missed))
+	}
+	w.lastSeq = seq + 1
+	if !w.snapshot() {
+		return false
+	}
+	f := w.c.filter.Load()
+	sf := w.c.phase.shared.Load()
+	if f.all && len(w.dedupe) == 0 && w.skipped == 0 && w.lost == 0 && w.c.cursor.Load() == sf.from {
+		return w.shared(sf)
+	}
+	return w.tail(f, sf)
+}
+
+// snapshot sends the latest snapshot if this client has not had it.
+func (w *frameWriter) snapshot() bool {
+	h := w.h
+	s := h.snap.Load()
+	if s == nil || s.version == w.snapVersion {
+		return true
+	}
+	if w.snapVersion != 0 && s.version > w.snapVersion+1 {
+		h.m.droppedSnapshots.Add(float64(s.version - w.snapVersion - 1))
+	}
+	w.snapVersion = s.version
+	return w.sendCompressed(s.msg)
+}
+
+// shared sends the phase's shared frame to a client in step with the
+// clock: unfiltered, owing no counts, its cursor where the frame starts.
+func (w *frameWriter) shared(sf *sharedFrame) bool {
+	w.c.cursor.Store(sf.to)
+	if sf.pm == nil {
+		return true
+	}
+	w.deadline()
+	if err := w.c.conn.WritePreparedMessage(sf.pm); err != nil {
+		return w.fail(err)
+	}
+	w.h.m.sent.Add(float64(sf.n))
+	w.h.m.skipped.Add(float64(sf.skipped))
+	w.h.m.lost.Add(float64(sf.lost))
+	return true
+}
+
+// tail builds and sends this client's own tail frame, from its cursor up
+// to the end of the tick's shared frame, so that from the next tick on it
+// can take the shared frame. Counts not told yet carry over when there is
+// nothing to send.
+func (w *frameWriter) tail(f *compiled, sf *sharedFrame) bool {
+	h := w.h
+	bp := frameBuffers.Get().(*[]byte)
+	defer frameBuffers.Put(bp)
+	// The header's counters are known only after collect: room is kept
+	// for the longest header, and the real one is put right before the
+	// events.
+	buf := append((*bp)[:0], make([]byte, tailHeadRoom)...)
+	cursor := w.c.cursor.Load()
+	n := 0
+	wall := time.Now().UnixMilli()
+	var s, l int
+	buf, s, l = h.collect(buf, &n, &cursor, max(sf.to, cursor), f, w.perFrame, w.dedupe, func(ts int64) { h.m.latency.Observe(float64(wall-ts) / 1000) })
+	*bp = buf
+	w.c.cursor.Store(cursor)
+	w.skipped += s
+	w.lost += l
+	if n == 0 && w.skipped == 0 && w.lost == 0 {
+		return true
+	}
+	var room [tailHeadRoom]byte
+	head := appendTailHead(room[:0], w.skipped, w.lost)
+	start := tailHeadRoom - len(head)
+	copy(buf[start:], head)
+	buf = appendTailEnd(buf)
+	*bp = buf
+	if !w.send(buf[start:]) {
+		return false
+	}
+	h.m.sent.Add(float64(n))
+	h.m.skipped.Add(float64(w.skipped))
+	h.m.lost.Add(float64(w.lost))
+	w.skipped, w.lost = 0, 0
+	return true
+}
+
+// appendTailHead appends the opening of a live tail frame, up to its
+// events; appendTailEnd closes it. Every tail frame, shared or one
+// client's, is built by these two.
+func appendTailHead(dst []byte, skipped, lost int) []byte {
+	dst = append(dst, `{"type":"tail","skipped":`...)
+	dst = strconv.AppendInt(dst, int64(skipped), 10)
+	dst = append(dst, `,"lost":`...)
+	dst = strconv.AppendInt(dst, int64(lost), 10)
+	return append(dst, `,"events":[`...)
+}
+
+func appendTailEnd(dst []byte) []byte { return append(dst, "]}"...) }
+
+// tailHeadRoom is the longest appendTailHead: both counters of 20
+// characters, the most an int64 takes.
+const tailHeadRoom = len(`{"type":"tail","skipped":`) + 20 + len(`,"lost":`) + 20 + len(`,"events":[`)
+
+// resume answers a resume request: gaps, replay frames, resume_ok. The
+// positions it returns keep the live tail from repeating what was
+// replayed.
+func (w *frameWriter) resume(req resumeRequest) bool {
+	c, h := w.c, w.h
 	cutoff := h.opts.Now().Add(-h.opts.ResumeWindow).UnixMilli()
 	items, gaps, dedupe := h.replay(req.positions, c.c0, c.filter.Load(), 10*h.opts.TailRate, cutoff)
 	for _, g := range gaps {
-		if !send(mustJSON(g)) {
-			return nil, false
+		if !w.send(mustJSON(g)) {
+			return false
 		}
 	}
 	replayed := len(items)
@@ -449,18 +520,19 @@ func (c *client) doResume(req resumeRequest, send func([]byte) bool) (map[uint32
 			}
 			buf = append(buf, it...)
 		}
-		buf = append(buf, "]}"...)
-		if !send(buf) {
-			return nil, false
+		buf = appendTailEnd(buf)
+		if !w.send(buf) {
+			return false
 		}
 		items = items[k:]
 	}
-	if !send(mustJSON(map[string]any{"type": "resume_ok", "replayed": replayed, "gaps": len(gaps)})) {
-		return nil, false
+	if !w.send(mustJSON(map[string]any{"type": "resume_ok", "replayed": replayed, "gaps": len(gaps)})) {
+		return false
 	}
+	w.dedupe = dedupe
 	h.m.sent.Add(float64(replayed))
 	h.m.resumes.WithLabelValues(resumeResult(gaps)).Inc()
-	return dedupe, true
+	return true
 }
 
 func resumeResult(gaps []Gap) string {

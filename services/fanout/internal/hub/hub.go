@@ -30,7 +30,6 @@ import (
 	"playpulse.dev/services/playback/event"
 )
 
-// Options configure a Hub.
 // Options configure a Hub. The zero Options give a working hub: every
 // field left zero takes the default it documents (the fan-out's own
 // defaults, FANOUT_* in services/fanout/pkg/config).
@@ -74,31 +73,44 @@ type topicPartition struct {
 }
 
 // Hub is safe for concurrent use.
+//
+// Lock order: cmu before mu (Serve reads a new client's start under
+// cmu), tmu before mu (the clock builds a phase's shared frame under
+// tmu); no other two hub locks are held together. mu is a leaf, and so
+// is a client's batchConn.mu. fmu is held while Options.Full runs, which
+// takes the fan-out's consumer and aggregator locks, one after the other.
+// No socket write happens under a hub lock, so a slow client holds none
+// of them. The goroutines and what each owns: docs/architecture.md,
+// "Concurrency".
 type Hub struct {
-	opts Options
+	opts Options // read-only after New
 	m    *metrics
 
+	// mu guards the ring: writers are Publish, PublishBatch and
+	// PartitionStarted; readers collect (client writers, the clock),
+	// replay and head.
 	mu    sync.RWMutex
-	ring  []item
-	next  uint64 // seq of the next item
-	first uint64 // seq of the oldest item held: items [first, next) are held
-	bytes int    // encoded bytes held
-	// Partitions by small id. covered[pid]: every event of the partition
-	// with a greater offset that arrived is still in the ring.
+	ring  []item // guarded by mu
+	next  uint64 // guarded by mu; seq of the next item
+	first uint64 // guarded by mu; seq of the oldest item held: items [first, next) are held
+	bytes int    // guarded by mu; encoded bytes held
+	// Partitions by small id, guarded by mu. covered[pid]: every event of
+	// the partition with a greater offset that arrived is still in the
+	// ring.
 	pids    map[topicPartition]uint32
 	parts   []topicPartition
 	covered []int64
 
-	snap atomic.Pointer[snapshot]
+	snap atomic.Pointer[snapshot] // the latest periodic snapshot; replaced, never changed
 
-	fmu      sync.Mutex
-	full     *websocket.PreparedMessage
-	fullRaw  []byte
-	fullTime time.Time
+	fmu      sync.Mutex                 // guards the full snapshot cache, held while Options.Full runs
+	full     *websocket.PreparedMessage // guarded by fmu
+	fullRaw  []byte                     // guarded by fmu
+	fullTime time.Time                  // guarded by fmu
 
 	cmu     sync.Mutex
-	clients map[*client]struct{}
-	closed  bool
+	clients map[*client]struct{} // guarded by cmu
+	closed  bool                 // guarded by cmu; Serve refuses clients once set
 
 	// One frame clock, in phases: each client belongs to one phase, and
 	// the phases tick in turn, spread over the frame interval. Waking
@@ -107,8 +119,8 @@ type Hub struct {
 	// and the broker alike. A phase's tick channel is closed and replaced
 	// only when there is something new to look at, so idle clients never
 	// wake.
-	tmu      sync.Mutex
-	phases   []*phase
+	tmu      sync.Mutex // guards each phase's tick, tickSeq and ping
+	phases   []*phase   // fixed after New
 	stop     chan struct{}
 	stopOnce sync.Once
 	clockWG  sync.WaitGroup
@@ -119,14 +131,14 @@ const phaseSlot = 5 * time.Millisecond
 
 // phase is one group of clients that get their frames on the same tick.
 type phase struct {
-	shared   atomic.Pointer[sharedFrame]
-	tick     chan struct{} // guarded by Hub.tmu
-	tickSeq  uint64        // guarded by Hub.tmu
-	ping     chan struct{} // guarded by Hub.tmu
-	nextPing time.Time     // used by the clock only
-	lastHead uint64        // used by the clock only
-	lastSnap uint64        // used by the clock only
-	clients  int           // guarded by Hub.cmu
+	shared   atomic.Pointer[sharedFrame] // stored by the clock, before it closes tick
+	tick     chan struct{}               // guarded by Hub.tmu
+	tickSeq  uint64                      // guarded by Hub.tmu
+	ping     chan struct{}               // guarded by Hub.tmu
+	nextPing time.Time                   // used by the clock only
+	lastHead uint64                      // used by the clock only
+	lastSnap uint64                      // used by the clock only
+	clients  int                         // guarded by Hub.cmu
 }
 
 // phaseCount spreads the frame interval into slots of about phaseSlot.
@@ -210,14 +222,8 @@ func (h *Hub) buildShared(from, to uint64) *sharedFrame {
 	events, skipped, lost := h.collect(buf, &n, &cursor, to, &all, perFrame, nil, func(ts int64) { h.m.latency.Observe(float64(wall-ts) / 1000) })
 	sf := &sharedFrame{from: from, to: cursor, n: n, skipped: skipped, lost: lost}
 	if n > 0 || skipped > 0 || lost > 0 {
-		msg := make([]byte, 0, len(events)+64)
-		msg = append(msg, `{"type":"tail","skipped":`...)
-		msg = strconv.AppendInt(msg, int64(skipped), 10)
-		msg = append(msg, `,"lost":`...)
-		msg = strconv.AppendInt(msg, int64(lost), 10)
-		msg = append(msg, `,"events":[`...)
-		msg = append(msg, events...)
-		msg = append(msg, "]}"...)
+		msg := appendTailHead(make([]byte, 0, len(events)+64), skipped, lost)
+		msg = appendTailEnd(append(msg, events...))
 		sf.pm, _ = websocket.NewPreparedMessage(websocket.TextMessage, msg)
 	}
 	*bp = events
