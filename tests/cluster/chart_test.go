@@ -584,8 +584,9 @@ spec:
 
 // testUninstall: a stream with deletionPolicy Retain keeps its topic when
 // deleted; helm uninstall then leaves only what docs/kubernetes.md says
-// stays: the CRD, retained topics, the controller's leader-election Lease
-// and the Events, and nothing runs in the namespace.
+// stays: the CRDs, retained topics, the controller's leader-election
+// Lease, its rendering of the QoEAlerts and the Events, and nothing runs
+// in the namespace.
 func testUninstall(t *testing.T, c sarama.Client) {
 	applyStdin(t, keptStream)
 	waitTopic(t, c, "playback-kept", 1, 30*time.Second)
@@ -607,6 +608,7 @@ func testUninstall(t *testing.T, c sarama.Client) {
 		"configmap/kube-root-ca.crt", // every namespace has these two
 		"serviceaccount/default",
 		"lease.coordination.k8s.io/playpulse-controller", // the controller's leader election
+		"configmap/playpulse-alert-rules",                // the controller's rendering of the QoEAlerts
 	}
 	// What helm deleted takes its dependents with it (the Service its
 	// EndpointSlices, the Deployments their ReplicaSets) through the

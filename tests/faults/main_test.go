@@ -47,13 +47,15 @@ func run(m *testing.M) int {
 	t0 := time.Now()
 	var opts []kafkatest.Option
 	advertised := map[string][]string{}
+	reserved := map[string][]net.Listener{}
 	for _, name := range []string{linkProducer, linkFanout, linkSecure} {
-		addrs, err := freeAddrs(3)
+		lns, addrs, err := reserveAddrs(3)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "faults:", err)
 			return 1
 		}
-		advertised[name] = addrs
+		defer closeAll(lns)
+		advertised[name], reserved[name] = addrs, lns
 		if name == linkSecure {
 			opts = append(opts, kafkatest.WithSCRAMProxyListener(name, addrs...))
 		} else {
@@ -68,6 +70,7 @@ func run(m *testing.M) int {
 	defer stop()
 	cluster = c
 	for name, addrs := range advertised {
+		closeAll(reserved[name]) // the proxies listen there now
 		l, err := newLink(name, addrs, c.ProxyUpstreams(name))
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "faults:", err)
@@ -80,17 +83,29 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
-// freeAddrs returns n free loopback addresses (closed again: the proxies
-// listen there once the brokers know to advertise them).
-func freeAddrs(n int) ([]string, error) {
+// reserveAddrs returns n loopback addresses and listeners that hold them
+// while the cluster starts (some seconds), closed just before the proxies
+// listen there: a port closed at once was taken, in one run, by another
+// process (a test lane beside this one, an outgoing connection) before
+// the proxy bound it.
+func reserveAddrs(n int) ([]net.Listener, []string, error) {
+	var lns []net.Listener
 	var out []string
 	for range n {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			return nil, err
+			closeAll(lns)
+			return nil, nil, err
 		}
+		lns = append(lns, ln)
 		out = append(out, ln.Addr().String())
+	}
+	return lns, out, nil
+}
+
+// closeAll closes listeners (again is harmless).
+func closeAll(lns []net.Listener) {
+	for _, ln := range lns {
 		ln.Close()
 	}
-	return out, nil
 }
