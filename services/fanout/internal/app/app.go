@@ -39,7 +39,9 @@ type App struct {
 	eval    *alert.Evaluator
 	notify  *alert.Notifier // nil without FANOUT_ALERT_WEBHOOK
 	reloads *prometheus.CounterVec
-	active  atomic.Pointer[[]alert.Alert]
+	// active is the last evaluation's pending and firing alerts, encoded
+	// once there: every snapshot and /api/alerts carry the same bytes.
+	active atomic.Pointer[[]byte]
 
 	smu    sync.Mutex
 	scoped map[scopedKey]scopedSnap // /api/snapshot?source=, at most 2 per source
@@ -100,7 +102,7 @@ func New(cfg config.Resolved) (*App, error) {
 		if cfg.RulesAwaited {
 			log.Warn("alert rules file not there yet: no rules until it appears", "file", cfg.AlertRules)
 		}
-		wo.Alerts = func() []byte { return s.encode(map[string]any{"alerts": s.alerts()}) }
+		wo.Alerts = func() []byte { return append(append([]byte(`{"alerts":`), s.alerts()...), '}') }
 		if cfg.AlertWebhook != "" {
 			sent := prometheus.NewCounterVec(prometheus.CounterOpts{
 				Name: "playpulse_fanout_alert_notifications_total",
@@ -178,7 +180,7 @@ func (s *App) snapshot(now time.Time, full bool, source string) []byte {
 		snap, _ = s.agg.SourceSnapshot(now, full, source)
 	}
 	if s.eval != nil {
-		snap.Alerts = s.encode(s.alerts())
+		snap.Alerts = s.alerts()
 	}
 	snap.Stale = st.State == consume.StateStale
 	snap.Source = aggregate.Source{State: st.State, Since: st.Since.UnixMilli(), Message: st.Message, Partitions: st.Partitions, Lag: st.Lag}
@@ -251,7 +253,8 @@ func (s *App) evaluate(ctx context.Context) {
 			file = s.reload(file, now)
 			s.live.Sample(now)
 			active, changes := s.eval.Evaluate(now)
-			s.active.Store(&active)
+			b := s.encode(active)
+			s.active.Store(&b)
 			if s.notify != nil {
 				s.notify.Update(active, changes)
 			}
@@ -287,19 +290,23 @@ func (s *App) reload(was os.FileInfo, now time.Time) os.FileInfo {
 	return fi
 }
 
-// alerts are the active alerts of the last evaluation (never nil).
-func (s *App) alerts() []alert.Alert {
-	if a := s.active.Load(); a != nil && *a != nil {
-		return *a
+// alerts are the active alerts of the last evaluation, encoded: a JSON
+// array, empty before the first.
+func (s *App) alerts() []byte {
+	if b := s.active.Load(); b != nil {
+		return *b
 	}
-	return []alert.Alert{}
+	return []byte("[]")
 }
 
-// encode encodes the alerts; a figure JSON cannot carry (the evaluator
-// keeps NaN out, but a server must not stop on it) is logged and the
-// alerts are sent as null.
-func (s *App) encode(v any) []byte {
-	b, err := json.Marshal(v)
+// encode encodes the alerts (an empty array for none); a figure JSON
+// cannot carry (the evaluator keeps NaN out, but a server must not stop
+// on it) is logged and the alerts are sent as null.
+func (s *App) encode(active []alert.Alert) []byte {
+	if active == nil {
+		active = []alert.Alert{}
+	}
+	b, err := json.Marshal(active)
 	if err != nil {
 		s.cfg.Log.Error("alerts not encoded", "err", err)
 		return []byte("null")

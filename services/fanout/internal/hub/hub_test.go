@@ -163,6 +163,20 @@ func (b *browser) take(typ string) []message {
 	return out
 }
 
+// readUntilClosed reads, dropping what comes, until the hub closes the
+// connection, which it must do with code.
+func (b *browser) readUntilClosed(code int) {
+	b.t.Helper()
+	for {
+		if _, _, err := b.conn.ReadMessage(); err != nil {
+			if !websocket.IsCloseError(err, code) {
+				b.t.Fatalf("want close %d, got %v", code, err)
+			}
+			return
+		}
+	}
+}
+
 func (b *browser) send(t *testing.T, v any) {
 	t.Helper()
 	if err := b.conn.WriteJSON(v); err != nil {
@@ -464,14 +478,7 @@ func TestInvalidMessages(t *testing.T) {
 		for range 10 - len(bad) {
 			_ = b.conn.WriteMessage(websocket.TextMessage, []byte(`{}`))
 		}
-		for {
-			if _, _, err := b.conn.ReadMessage(); err != nil {
-				if !websocket.IsCloseError(err, websocket.ClosePolicyViolation) {
-					t.Fatalf("want close 1008, got %v", err)
-				}
-				break
-			}
-		}
+		b.readUntilClosed(websocket.ClosePolicyViolation)
 	})
 }
 
@@ -561,14 +568,7 @@ func TestOversizedMessage(t *testing.T) {
 		b.read() // hello
 		msg := `{"type":"filter","x":"` + strings.Repeat("a", hub.MaxClientMessage) + `"}`
 		go func() { _ = b.conn.WriteMessage(websocket.TextMessage, []byte(msg)) }()
-		for {
-			if _, _, err := b.conn.ReadMessage(); err != nil {
-				if !websocket.IsCloseError(err, websocket.CloseMessageTooBig) {
-					t.Fatalf("want close 1009, got %v", err)
-				}
-				return
-			}
-		}
+		b.readUntilClosed(websocket.CloseMessageTooBig)
 	})
 }
 
