@@ -55,7 +55,7 @@ type Config struct {
 
 	AlertRulesConfigMap string        `envconfig:"CONTROLLER_ALERT_RULES_CONFIGMAP" default:"playpulse-alert-rules" desc:"ConfigMap (key rules.yaml) into which the QoEAlerts of each namespace are rendered, in the fan-out's FANOUT_ALERT_RULES format; the fan-outs of that namespace mount it"`
 	FanoutURL           string        `envconfig:"CONTROLLER_FANOUT_URL" desc:"base URL of a fan-out (its Service, e.g. http://playpulse-fanout:8080) whose /api/alerts gives the QoEAlerts' status; empty: the status is not written"`
-	FanoutNamespace     string        `envconfig:"CONTROLLER_FANOUT_NAMESPACE" desc:"namespace of the fan-out at CONTROLLER_FANOUT_URL: only its QoEAlerts get a status from it, and its rules ConfigMap is kept even without QoEAlerts so that its fan-outs start; empty: the pod's own namespace (required outside a cluster when CONTROLLER_FANOUT_URL is set)"`
+	FanoutNamespace     string        `envconfig:"CONTROLLER_FANOUT_NAMESPACE" desc:"namespace of the fan-out at CONTROLLER_FANOUT_URL: only its QoEAlerts get a status from it, and its rules ConfigMap is kept even without QoEAlerts so that its fan-outs have a file; empty: the pod's own namespace (required outside a cluster when CONTROLLER_FANOUT_URL is set)"`
 	FanoutTokenFile     string        `envconfig:"CONTROLLER_FANOUT_TOKEN_FILE" desc:"file holding the fan-out's bearer token (its FANOUT_AUTH_TOKEN), read at start; empty: no token sent"`
 	AlertStatusInterval time.Duration `envconfig:"CONTROLLER_ALERT_STATUS_INTERVAL" default:"10s" min:"1s" max:"10m" desc:"how often the QoEAlerts' status is refreshed from CONTROLLER_FANOUT_URL"`
 }
