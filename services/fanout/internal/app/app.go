@@ -74,7 +74,7 @@ func New(cfg config.Resolved) (*App, error) {
 		Export: aggregate.ExportOptions{TopCDNs: cfg.MetricsTopCDNs, TopCountries: cfg.MetricsTopCountries, CountFrom: time.Now().UnixMilli()},
 	})
 	s.hub = hub.New(hub.Options{
-		TailRate: cfg.TailRate, FrameHz: cfg.FrameHz, SnapshotHz: cfg.SnapshotHz, WriteTimeout: cfg.WriteTimeout,
+		TailRate: cfg.TailRate, FrameHz: cfg.FrameHz, MaxFrameHz: cfg.MaxFrameHz, FrameBudget: cfg.FrameBudget, SnapshotHz: cfg.SnapshotHz, WriteTimeout: cfg.WriteTimeout,
 		RingSize: cfg.TailBuffer, ResumeWindow: cfg.ResumeWindow,
 		Full: func() []byte { return s.snapshot(time.Now(), true, "") },
 		Log:  log, Registerer: reg,

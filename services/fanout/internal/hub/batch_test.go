@@ -259,8 +259,8 @@ func TestClientsSpreadOverPhases(t *testing.T) {
 	h.cmu.Lock()
 	defer h.cmu.Unlock()
 	for i, p := range h.phases {
-		if p.clients != 2 {
-			t.Errorf("phase %d has %d clients, want 2", i, p.clients)
+		if n := p.clients.Load(); n != 2 {
+			t.Errorf("phase %d has %d clients, want 2", i, n)
 		}
 	}
 }

@@ -66,17 +66,17 @@ func (h *Hub) Serve(conn *websocket.Conn) error {
 	c.cursor.Store(c.c0)
 	c.phase = h.phases[0]
 	for _, p := range h.phases[1:] {
-		if p.clients < c.phase.clients {
+		if p.clients.Load() < c.phase.clients.Load() {
 			c.phase = p
 		}
 	}
-	c.phase.clients++
+	c.phase.clients.Add(1)
 	h.clients[c] = struct{}{}
 	h.cmu.Unlock()
 	h.m.clients.Inc()
 	defer func() {
 		h.cmu.Lock()
-		c.phase.clients--
+		c.phase.clients.Add(-1)
 		delete(h.clients, c)
 		h.cmu.Unlock()
 		h.m.clients.Dec()
@@ -267,10 +267,14 @@ func (c *client) write() {
 // by that goroutine alone, so none of it is locked: what other goroutines
 // see of the client (its cursor, filter, reason) lives in client.
 type frameWriter struct {
-	c        *client
-	h        *Hub
-	bc       *batchConn // nil when the socket is not Batching
-	perFrame int        // the client's share of TailRate per frame
+	c  *client
+	h  *Hub
+	bc *batchConn // nil when the socket is not Batching
+	// The client's token bucket for tail events: TailRate a second, at
+	// most Options.burst. The shared frames were built within the
+	// phase's bucket, which this one follows when they are taken.
+	tokens   float64
+	refilled time.Time
 
 	snapVersion uint64           // version of the last snapshot sent; 0: none yet
 	lastSeq     uint64           // the phase tick number expected next: a later one means ticks were missed
@@ -282,7 +286,7 @@ type frameWriter struct {
 
 func newFrameWriter(c *client) *frameWriter {
 	h := c.h
-	w := &frameWriter{c: c, h: h, bc: batchOf(c.conn), perFrame: max(1, h.opts.TailRate/h.opts.FrameHz)}
+	w := &frameWriter{c: c, h: h, bc: batchOf(c.conn), tokens: h.opts.burst(), refilled: time.Now()}
 	_, _, w.lastSeq = h.wait(c.phase)
 	return w
 }
@@ -338,7 +342,7 @@ func (w *frameWriter) sendCompressed(pm *websocket.PreparedMessage) bool {
 func (w *frameWriter) greet() bool {
 	h := w.h
 	hello := mustJSON(map[string]any{
-		"type": "hello", "protocol": Protocol, "replica": h.opts.Replica, "frame_hz": h.opts.FrameHz, "tail_rate": h.opts.TailRate,
+		"type": "hello", "protocol": Protocol, "replica": h.opts.Replica, "frame_hz": h.opts.FrameHz, "max_frame_hz": h.opts.MaxFrameHz, "tail_rate": h.opts.TailRate,
 		"snapshot_hz": h.opts.SnapshotHz, "resume_window_s": int(h.opts.ResumeWindow / time.Second), "max_message_bytes": MaxClientMessage,
 	})
 	if !w.send(hello) {
@@ -358,6 +362,14 @@ func (w *frameWriter) run() {
 	c := w.c
 	for {
 		tick, ping, seq := w.h.wait(c.phase)
+		if seq != w.lastSeq {
+			// The phase ticked while this writer was busy (greeting,
+			// writing): its frame is due now, not at the next tick.
+			if !w.frame(seq - 1) {
+				return
+			}
+			continue
+		}
 		select {
 		case <-c.closing:
 			return
@@ -376,18 +388,23 @@ func (w *frameWriter) run() {
 				return
 			}
 		case <-tick:
-			// One tick's messages leave in one write: a snapshot and a
-			// tail frame cost the receiver one read and one ACK, not two.
-			w.bc.hold()
-			ok := w.tick(seq)
-			if err := w.bc.flush(); err != nil && ok {
-				ok = w.fail(err)
-			}
-			if !ok {
+			if !w.frame(seq) {
 				return
 			}
 		}
 	}
+}
+
+// frame sends what the phase's tick after seq has for this client. One
+// tick's messages leave in one write: a snapshot and a tail frame cost
+// the receiver one read and one ACK, not two.
+func (w *frameWriter) frame(seq uint64) bool {
+	w.bc.hold()
+	ok := w.tick(seq)
+	if err := w.bc.flush(); err != nil && ok {
+		ok = w.fail(err)
+	}
+	return ok
 }
 
 // tick sends what one tick of the clock has for this client: the
@@ -402,6 +419,9 @@ func (w *frameWriter) tick(seq uint64) bool {
 	if !w.snapshot() {
 		return false
 	}
+	now := time.Now()
+	w.tokens = min(w.h.opts.burst(), w.tokens+now.Sub(w.refilled).Seconds()*float64(w.h.opts.TailRate))
+	w.refilled = now
 	f := w.c.filter.Load()
 	sf := w.c.phase.shared.Load()
 	if f.all && len(w.dedupe) == 0 && w.skipped == 0 && w.lost == 0 && w.c.cursor.Load() == sf.from {
@@ -431,6 +451,7 @@ func (w *frameWriter) shared(sf *sharedFrame) bool {
 	if sf.pm == nil {
 		return true
 	}
+	w.tokens -= float64(sf.n)
 	w.deadline()
 	if err := w.c.conn.WritePreparedMessage(sf.pm); err != nil {
 		return w.fail(err)
@@ -444,9 +465,14 @@ func (w *frameWriter) shared(sf *sharedFrame) bool {
 // tail builds and sends this client's own tail frame, from its cursor up
 // to the end of the tick's shared frame, so that from the next tick on it
 // can take the shared frame. Counts not told yet carry over when there is
-// nothing to send.
+// nothing to send; events wait for the next tick while the bucket holds
+// less than one.
 func (w *frameWriter) tail(f *compiled, sf *sharedFrame) bool {
 	h := w.h
+	limit := int(w.tokens)
+	if limit < 1 {
+		return true
+	}
 	bp := frameBuffers.Get().(*[]byte)
 	defer frameBuffers.Put(bp)
 	// The header's counters are known only after collect: room is kept
@@ -457,9 +483,10 @@ func (w *frameWriter) tail(f *compiled, sf *sharedFrame) bool {
 	n := 0
 	wall := time.Now().UnixMilli()
 	var s, l int
-	buf, s, l = h.collect(buf, &n, &cursor, max(sf.to, cursor), f, w.perFrame, w.dedupe, func(ts int64) { h.m.latency.Observe(float64(wall-ts) / 1000) })
+	buf, s, l = h.collect(buf, &n, &cursor, max(sf.to, cursor), f, limit, w.dedupe, func(ts int64) { h.m.latency.Observe(float64(wall-ts) / 1000) })
 	*bp = buf
 	w.c.cursor.Store(cursor)
+	w.tokens -= float64(n)
 	w.skipped += s
 	w.lost += l
 	if n == 0 && w.skipped == 0 && w.lost == 0 {

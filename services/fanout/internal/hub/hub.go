@@ -2,12 +2,17 @@
 // WebSocket clients.
 //
 // Events go into one bounded ring, encoded once. Each client has its own
-// writer goroutine that, at most FrameHz times a second, takes the newest
-// events matching its filter from the ring, up to its share of TailRate, and
-// counts the rest as skipped. So the cost per client does not grow with the
-// ingest rate, a slow client only falls behind in the ring (and is told how
-// much it skipped or lost), and a stuck client is disconnected after
-// WriteTimeout without delaying anyone else.
+// writer goroutine that, when its frame is due, takes the newest events
+// matching its filter from the ring, as many as its TailRate allows, and
+// counts the rest as skipped. A frame is due as soon as there is something
+// new (the leading edge) unless the client had one less than a frame
+// interval ago; the interval adapts to the number of clients, from
+// 1/MaxFrameHz while few are connected down to 1/FrameHz, so that all
+// clients together get about FrameBudget frames a second. So an event
+// reaches a lone dashboard at once, the cost per client does not grow with
+// the ingest rate, a slow client only falls behind in the ring (and is
+// told how much it skipped or lost), and a stuck client is disconnected
+// after WriteTimeout without delaying anyone else.
 //
 // The ring also serves resume: a reconnecting client names the last offset
 // it saw per partition and gets the events it missed, or an explicit gap.
@@ -34,8 +39,19 @@ import (
 // field left zero takes the default it documents (the fan-out's own
 // defaults, FANOUT_* in services/fanout/pkg/config).
 type Options struct {
-	TailRate     int           // most live-tail events per second per client; default 200
-	FrameHz      int           // most tail frames per second per client; default 10
+	TailRate int // most live-tail events per second per client; default 200
+	// FrameHz is the frame rate every client keeps however many are
+	// connected (the floor), and sets the largest burst: TailRate/FrameHz
+	// events in one frame; default 10.
+	FrameHz int
+	// MaxFrameHz caps the frames a second of one client while few are
+	// connected; default 200 (an event waits at most 5 ms for its frame).
+	MaxFrameHz int
+	// FrameBudget is the frames a second the hub aims to write to all
+	// clients together: each client gets FrameBudget/clients frames a
+	// second, within [FrameHz, MaxFrameHz]; default 20,000 (about a fifth
+	// of a core on the machine of docs/benchmarks.md).
+	FrameBudget  int
 	SnapshotHz   int           // snapshots per second, announced in hello; default 4
 	WriteTimeout time.Duration // a client that accepts nothing this long is dropped; default 10 s
 	RingSize     int           // events kept for the tail and resume; default 65536
@@ -75,8 +91,8 @@ type topicPartition struct {
 // Hub is safe for concurrent use.
 //
 // Lock order: cmu before mu (Serve reads a new client's start under
-// cmu), tmu before mu (the clock builds a phase's shared frame under
-// tmu); no other two hub locks are held together. mu is a leaf, and so
+// cmu); no other two hub locks are held together (the clock builds a
+// phase's shared frame before it takes tmu to publish it). mu is a leaf, and so
 // is a client's batchConn.mu. fmu is held while Options.Full runs, which
 // takes the fan-out's consumer and aggregator locks, one after the other.
 // No socket write happens under a hub lock, so a slow client holds none
@@ -113,35 +129,49 @@ type Hub struct {
 	closed  bool                 // guarded by cmu; Serve refuses clients once set
 
 	// One frame clock, in phases: each client belongs to one phase, and
-	// the phases tick in turn, spread over the frame interval. Waking
-	// every client on the same tick made the writes one burst that held
-	// both cores for milliseconds, delaying the last clients of the burst
-	// and the broker alike. A phase's tick channel is closed and replaced
-	// only when there is something new to look at, so idle clients never
-	// wake.
-	tmu      sync.Mutex // guards each phase's tick, tickSeq and ping
-	phases   []*phase   // fixed after New
+	// the clock ticks the phases in turn. A phase ticks when something
+	// arrived since its last tick (events, or a snapshot), at once if its
+	// last tick is 1/MaxFrameHz old (the leading edge), else when it is.
+	// After each tick the clock waits the phase's share of FrameBudget
+	// (its clients/FrameBudget, at most 1/(FrameHz × phases)) before the
+	// next, so a publish reaches a few clients at once, and the writes to
+	// many are spread over the interval: waking every client on the same
+	// tick made the writes one burst that held both cores for
+	// milliseconds, delaying the last clients of the burst and the broker
+	// alike. A phase's tick channel is closed and replaced only when there
+	// is something new to look at, so idle clients never wake, and an idle
+	// clock sleeps until a publish wakes it.
+	tmu      sync.Mutex    // guards each phase's tick, tickSeq and ping
+	phases   []*phase      // fixed after New
+	wake     chan struct{} // buffered 1: a publish or a snapshot while the clock sleeps
+	sleeping atomic.Bool   // set by the clock before it waits for wake
 	stop     chan struct{}
 	stopOnce sync.Once
 	clockWG  sync.WaitGroup
 }
 
-// phaseSlot is the target time between two phases' ticks.
+// phaseSlot is the target time between two phases' ticks at the floor
+// rate, FrameHz.
 const phaseSlot = 5 * time.Millisecond
 
 // phase is one group of clients that get their frames on the same tick.
 type phase struct {
-	shared   atomic.Pointer[sharedFrame] // stored by the clock, before it closes tick
-	tick     chan struct{}               // guarded by Hub.tmu
-	tickSeq  uint64                      // guarded by Hub.tmu
-	ping     chan struct{}               // guarded by Hub.tmu
-	nextPing time.Time                   // used by the clock only
-	lastHead uint64                      // used by the clock only
-	lastSnap uint64                      // used by the clock only
-	clients  int                         // guarded by Hub.cmu
+	shared  atomic.Pointer[sharedFrame] // stored by the clock, before it closes tick
+	tick    chan struct{}               // guarded by Hub.tmu
+	tickSeq uint64                      // guarded by Hub.tmu
+	ping    chan struct{}               // guarded by Hub.tmu
+	clients atomic.Int64                // changed under Hub.cmu; read by the clock
+	// Used by the clock only.
+	nextPing time.Time
+	lastHead uint64
+	lastSnap uint64
+	last     time.Time // the phase's last tick
+	tokens   float64   // tail events the next shared frame may carry: TailRate a second, at most the burst
+	refilled time.Time // when tokens were last topped up
 }
 
-// phaseCount spreads the frame interval into slots of about phaseSlot.
+// phaseCount spreads the floor's frame interval into slots of about
+// phaseSlot.
 func phaseCount(frameHz int) int {
 	return max(1, int((time.Second/time.Duration(frameHz)+phaseSlot/2)/phaseSlot))
 }
@@ -159,6 +189,13 @@ func New(opts Options) *Hub {
 	}
 	if opts.FrameHz == 0 {
 		opts.FrameHz = 10
+	}
+	if opts.MaxFrameHz == 0 {
+		opts.MaxFrameHz = 200
+	}
+	opts.MaxFrameHz = max(opts.MaxFrameHz, opts.FrameHz)
+	if opts.FrameBudget == 0 {
+		opts.FrameBudget = 20000
 	}
 	if opts.WriteTimeout == 0 {
 		opts.WriteTimeout = 10 * time.Second
@@ -185,7 +222,7 @@ func New(opts Options) *Hub {
 		opts.Replica, _ = os.Hostname()
 	}
 	h := &Hub{opts: opts, ring: make([]item, opts.RingSize), clients: map[*client]struct{}{}, pids: map[topicPartition]uint32{},
-		stop: make(chan struct{})}
+		stop: make(chan struct{}), wake: make(chan struct{}, 1)}
 	for range phaseCount(opts.FrameHz) {
 		p := &phase{tick: make(chan struct{}), ping: make(chan struct{}), nextPing: time.Now().Add(pingEvery)}
 		p.shared.Store(&sharedFrame{}) // the ring is empty: from = to = 0
@@ -207,10 +244,13 @@ type sharedFrame struct {
 	lost     int
 }
 
-// buildShared encodes the newest events of [from, to) up to the per-client
-// share, as every unfiltered client would.
-func (h *Hub) buildShared(from, to uint64) *sharedFrame {
-	perFrame := max(1, h.opts.TailRate/h.opts.FrameHz)
+// burst is the most tail events one frame carries: a frame's share at the
+// floor rate.
+func (o *Options) burst() float64 { return float64(max(1, o.TailRate/o.FrameHz)) }
+
+// buildShared encodes the newest events of [from, to), at most limit, as
+// every unfiltered client would.
+func (h *Hub) buildShared(from, to uint64, limit int) *sharedFrame {
 	bp := frameBuffers.Get().(*[]byte)
 	defer frameBuffers.Put(bp)
 	buf := (*bp)[:0]
@@ -219,7 +259,7 @@ func (h *Hub) buildShared(from, to uint64) *sharedFrame {
 	cursor := from
 	all := compiled{all: true}
 	var events []byte
-	events, skipped, lost := h.collect(buf, &n, &cursor, to, &all, perFrame, nil, func(ts int64) { h.m.latency.Observe(float64(wall-ts) / 1000) })
+	events, skipped, lost := h.collect(buf, &n, &cursor, to, &all, limit, nil, func(ts int64) { h.m.latency.Observe(float64(wall-ts) / 1000) })
 	sf := &sharedFrame{from: from, to: cursor, n: n, skipped: skipped, lost: lost}
 	if n > 0 || skipped > 0 || lost > 0 {
 		msg := appendTailHead(make([]byte, 0, len(events)+64), skipped, lost)
@@ -230,45 +270,155 @@ func (h *Hub) buildShared(from, to uint64) *sharedFrame {
 	return sf
 }
 
-// clock ticks the phases in turn, each FrameHz times a second, and wakes
-// a phase's clients when events or a snapshot arrived since that phase's
-// last tick, or when a ping is due (pings are spread like frames).
+// clock ticks the phases that have something new, in turn, each as soon
+// as its interval allows, paced by the frame budget; and sends the pings
+// (spread over phases like frames).
 func (h *Hub) clock() {
 	defer h.clockWG.Done()
-	t := time.NewTicker(time.Second / time.Duration(h.opts.FrameHz*len(h.phases)))
-	defer t.Stop()
-	for k := 0; ; k = (k + 1) % len(h.phases) {
-		var now time.Time
+	o := &h.opts
+	minGap := time.Second / time.Duration(o.MaxFrameHz)
+	maxSlot := time.Second / time.Duration(o.FrameHz*len(h.phases))
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	k := 0              // the phase considered first: round robin
+	var paced time.Time // no phase ticks before: the last ticks' share of the budget
+	for {
+		now := time.Now()
+		wait := h.pings(now)
+		head, snap := h.head(), h.snapVersion()
+		pending := false
+		if d := paced.Sub(now); d > 100*time.Microsecond {
+			pending, wait = true, min(wait, d)
+		} else {
+			for i := range h.phases {
+				j := (k + i) % len(h.phases)
+				p := h.phases[j]
+				n := p.clients.Load()
+				if n == 0 {
+					// Nothing to send: a client that joins starts from here.
+					p.lastHead, p.lastSnap = head, snap
+					continue
+				}
+				d, ok := h.due(p, now, head, snap, minGap)
+				if !ok {
+					continue
+				}
+				pending = true
+				if d > 0 {
+					wait = min(wait, d)
+					continue
+				}
+				h.tickPhase(p, now, head, snap)
+				k = j + 1
+				// Slots too short to sleep accumulate until one is worth it.
+				paced = later(paced, now).Add(min(maxSlot, time.Duration(n)*time.Second/time.Duration(o.FrameBudget)))
+				wait = 0
+				break
+			}
+		}
+		if wait == 0 {
+			continue
+		}
+		if !pending {
+			// Sleep until a publish, unless one came since head was read.
+			h.sleeping.Store(true)
+			if h.head() != head || h.snapVersion() != snap {
+				h.sleeping.Store(false)
+				continue
+			}
+		}
+		timer.Reset(wait)
 		select {
 		case <-h.stop:
 			return
-		case now = <-t.C:
+		case <-h.wake:
+		case <-timer.C:
 		}
-		p := h.phases[k]
-		head := h.head()
-		var snap uint64
-		if s := h.snap.Load(); s != nil {
-			snap = s.version
+		h.sleeping.Store(false)
+	}
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// due says whether phase p has something new since its last tick and how
+// long until it may tick: 1/MaxFrameHz after its last tick and, when only
+// events are new, once its token bucket holds one.
+func (h *Hub) due(p *phase, now time.Time, head, snap uint64, minGap time.Duration) (time.Duration, bool) {
+	newEvents, newSnap := head != p.lastHead, snap != p.lastSnap
+	if !newEvents && !newSnap {
+		return 0, false
+	}
+	at := p.last.Add(minGap)
+	if !newSnap {
+		h.refill(p, now)
+		if p.tokens < 1 {
+			at = later(at, now.Add(time.Duration((1-p.tokens)/float64(h.opts.TailRate)*float64(time.Second))))
 		}
-		h.tmu.Lock()
-		if head != p.lastHead || snap != p.lastSnap {
-			if head != p.lastHead {
-				p.shared.Store(h.buildShared(p.lastHead, head))
-			} else {
-				p.shared.Store(&sharedFrame{from: head, to: head})
-			}
-			p.lastHead, p.lastSnap = head, snap
-			close(p.tick)
-			p.tick = make(chan struct{})
-			p.tickSeq++
-		}
-		if now.After(p.nextPing) {
+	}
+	return max(0, at.Sub(now)), true
+}
+
+// refill tops up phase p's token bucket.
+func (h *Hub) refill(p *phase, now time.Time) {
+	p.tokens = min(h.opts.burst(), p.tokens+now.Sub(p.refilled).Seconds()*float64(h.opts.TailRate))
+	p.refilled = now
+}
+
+// tickPhase builds phase p's shared frame and wakes its clients.
+func (h *Hub) tickPhase(p *phase, now time.Time, head, snap uint64) {
+	h.refill(p, now)
+	sf := &sharedFrame{from: p.lastHead, to: p.lastHead}
+	if limit := int(p.tokens); head != p.lastHead && limit > 0 {
+		sf = h.buildShared(p.lastHead, head, limit)
+		p.tokens -= float64(sf.n)
+		p.lastHead = sf.to
+	}
+	p.lastSnap, p.last = snap, now
+	h.tmu.Lock()
+	p.shared.Store(sf)
+	close(p.tick)
+	p.tick = make(chan struct{})
+	p.tickSeq++
+	h.tmu.Unlock()
+}
+
+// pings wakes the phases whose ping is due and returns the time until the
+// next one.
+func (h *Hub) pings(now time.Time) time.Duration {
+	next := pingEvery
+	h.tmu.Lock()
+	defer h.tmu.Unlock()
+	for _, p := range h.phases {
+		if !now.Before(p.nextPing) {
 			p.nextPing = now.Add(pingEvery)
 			close(p.ping)
 			p.ping = make(chan struct{})
 		}
-		h.tmu.Unlock()
+		next = min(next, p.nextPing.Sub(now))
 	}
+	return next
+}
+
+// poke wakes the clock if it sleeps.
+func (h *Hub) poke() {
+	if h.sleeping.Load() {
+		select {
+		case h.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (h *Hub) snapVersion() uint64 {
+	if s := h.snap.Load(); s != nil {
+		return s.version
+	}
+	return 0
 }
 
 // wait returns the channels closed by the next tick of phase p and the
@@ -310,6 +460,7 @@ func (h *Hub) Publish(r *consume.Record) {
 	h.mu.Lock()
 	h.insert(r, it)
 	h.mu.Unlock()
+	h.poke()
 }
 
 // PublishBatch is Publish for records in order: encoded outside the lock,
@@ -324,6 +475,7 @@ func (h *Hub) PublishBatch(rs []consume.Record) {
 		h.insert(&rs[i], its[i])
 	}
 	h.mu.Unlock()
+	h.poke()
 }
 
 func encode(r *consume.Record) item {
@@ -390,6 +542,7 @@ func (h *Hub) SetSnapshot(raw []byte) error {
 		v = old.version + 1
 	}
 	h.snap.Store(&snapshot{version: v, msg: pm, raw: raw})
+	h.poke()
 	return nil
 }
 

@@ -206,10 +206,14 @@ func record(off int64, typ event.Type, device string) *consume.Record {
 	}}
 }
 
+// publish publishes events from..from+n in one batch: a frame may leave
+// at the first event of a Publish loop, when clients are idle.
 func publish(h *hub.Hub, from, n int) {
-	for i := from; i < from+n; i++ {
-		h.Publish(record(int64(i), event.Heartbeat, "tv"))
+	rs := make([]consume.Record, n)
+	for i := range rs {
+		rs[i] = *record(int64(from+i), event.Heartbeat, "tv")
 	}
+	h.PublishBatch(rs)
 }
 
 func offsets(ms []message) []int64 {
@@ -235,7 +239,7 @@ func TestHello(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHub(t, hub.Options{Replica: "r1"})
 		m := connect(t, h).read()
-		want := map[string]any{"type": "hello", "protocol": 2.0, "replica": "r1", "frame_hz": 10.0, "tail_rate": 200.0,
+		want := map[string]any{"type": "hello", "protocol": 2.0, "replica": "r1", "frame_hz": 10.0, "max_frame_hz": 200.0, "tail_rate": 200.0,
 			"snapshot_hz": 4.0, "resume_window_s": 60.0, "max_message_bytes": 4096.0}
 		for k, v := range want {
 			if m.Fields[k] != v {
@@ -283,40 +287,132 @@ func TestTailRateCap(t *testing.T) {
 	}
 }
 
-// A steady stream reaches a client in FrameHz frames a second, each within
-// the per-frame share; every event is sent or counted as skipped.
+// A steady stream (an event a millisecond) reaches a lone client in
+// MaxFrameHz frames a second, the first at once; no frame carries more
+// than the burst (TailRate/FrameHz), the events sent in a second stay
+// within TailRate plus one burst, and every event is sent or counted as
+// skipped.
 func TestFrameRateCap(t *testing.T) {
-	for _, hz := range []int{1, 4, 10, 50} {
-		t.Run(fmt.Sprint(hz, "Hz"), func(t *testing.T) {
+	for _, tt := range []struct{ frameHz, maxHz int }{{1, 1}, {4, 4}, {10, 10}, {10, 50}, {10, 200}} {
+		t.Run(fmt.Sprint(tt.frameHz, "-", tt.maxHz, "Hz"), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				const tailRate = 400
-				h := newHub(t, hub.Options{TailRate: tailRate, FrameHz: hz})
+				burst := tailRate / tt.frameHz
+				h := newHub(t, hub.Options{TailRate: tailRate, FrameHz: tt.frameHz, MaxFrameHz: tt.maxHz})
 				b := connect(t, h)
 				b.read() // hello
 				b.readAll()
 				start := time.Now()
-				for i := range 1000 { // an event a millisecond for a second
+				for i := range 1000 {
 					publish(h, i, 1)
 					time.Sleep(time.Millisecond)
 				}
 				after(2 * time.Second) // the last events' frame
 				frames := b.take("tail")
-				inFirstSecond, sent, skipped := 0, 0, 0
+				inFirstSecond, sentInFirstSecond, sent, skipped := 0, 0, 0, 0
 				for _, f := range frames {
 					if f.at.Sub(start) < time.Second {
 						inFirstSecond++
+						sentInFirstSecond += len(f.Events)
 					}
-					if len(f.Events) > tailRate/hz {
-						t.Errorf("a frame of %d events, share %d", len(f.Events), tailRate/hz)
+					if len(f.Events) > burst {
+						t.Errorf("a frame of %d events, burst %d", len(f.Events), burst)
 					}
 					sent += len(f.Events)
 					skipped += f.Skipped
 				}
-				if inFirstSecond != hz {
-					t.Errorf("%d frames in the first second, want %d", inFirstSecond, hz)
+				if len(frames) == 0 || !frames[0].at.Equal(start) {
+					t.Fatalf("first frame %v, want one at the first event", frames)
+				}
+				if inFirstSecond != tt.maxHz {
+					t.Errorf("%d frames in the first second, want %d", inFirstSecond, tt.maxHz)
+				}
+				if sentInFirstSecond > tailRate+burst {
+					t.Errorf("%d events sent in the first second, cap %d + burst %d", sentInFirstSecond, tailRate, burst)
 				}
 				if sent+skipped != 1000 {
 					t.Errorf("sent %d + skipped %d, want 1000 events", sent, skipped)
+				}
+			})
+		})
+	}
+}
+
+// An event reaches an idle client at once (the leading edge); events
+// that come sooner than 1/MaxFrameHz after a frame wait for the end of
+// that interval and leave together (the trailing edge).
+func TestLeadingEdge(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHub(t, hub.Options{MaxFrameHz: 200}) // 5 ms
+		b := connect(t, h)
+		b.read() // hello
+		b.readAll()
+		synctest.Wait()
+		start := time.Now()
+		type frame struct {
+			at     time.Duration
+			events []int64
+		}
+		steps := []struct {
+			at   time.Duration // publish one event then
+			want []frame       // frames received by the next step
+		}{
+			{0, []frame{{0, seq(0, 1)}}},
+			{1 * time.Millisecond, nil},
+			{2 * time.Millisecond, nil},
+			{3 * time.Millisecond, []frame{{5 * time.Millisecond, seq(1, 4)}}},
+			{100 * time.Millisecond, []frame{{100 * time.Millisecond, seq(4, 5)}}},
+			{200 * time.Millisecond, []frame{{200 * time.Millisecond, seq(5, 6)}}},
+		}
+		for i, st := range steps {
+			time.Sleep(time.Until(start.Add(st.at)))
+			publish(h, i, 1)
+			synctest.Wait()
+			if i+1 < len(steps) {
+				time.Sleep(time.Until(start.Add(steps[i+1].at)) - time.Nanosecond)
+			}
+			synctest.Wait()
+			var got []frame
+			for _, m := range b.take("tail") {
+				got = append(got, frame{m.at.Sub(start), offsets([]message{m})})
+			}
+			if fmt.Sprint(got) != fmt.Sprint(st.want) {
+				t.Errorf("after the event at %v: frames %v, want %v", st.at, got, st.want)
+			}
+		}
+	})
+}
+
+// Each client gets FrameBudget/clients frames a second, within
+// [FrameHz, MaxFrameHz], on a steady stream.
+func TestAdaptiveFrameRate(t *testing.T) {
+	for _, tt := range []struct {
+		clients, want int
+	}{
+		{1, 100},  // MaxFrameHz
+		{5, 100},  // 200 of the budget, capped
+		{20, 50},  // the budget shared
+		{100, 20}, // 10 of the budget: the floor
+	} {
+		t.Run(fmt.Sprint(tt.clients, "clients"), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				h := newHub(t, hub.Options{TailRate: 1000, FrameHz: 20, MaxFrameHz: 100, FrameBudget: 1000})
+				bs := make([]*browser, tt.clients)
+				for i := range bs {
+					bs[i] = connect(t, h)
+					bs[i].read() // hello
+					bs[i].readAll()
+				}
+				for i := range 200 { // a second of an event every 5 ms: new events at every frame
+					publish(h, i, 1)
+					time.Sleep(5 * time.Millisecond)
+				}
+				after(time.Second)
+				for i, b := range bs {
+					n := len(b.take("tail"))
+					if n < tt.want*85/100 || n > tt.want*110/100 {
+						t.Errorf("client %d: %d frames in a second, want about %d", i, n, tt.want)
+					}
 				}
 			})
 		})

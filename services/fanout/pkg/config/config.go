@@ -38,7 +38,9 @@ type Config struct {
 	AuthToken           string        `envconfig:"FANOUT_AUTH_TOKEN" desc:"bearer token required on /ws and /api (Authorization: Bearer, or ?access_token= for browsers); empty = no token"`
 	AuthTokenFile       string        `envconfig:"FANOUT_AUTH_TOKEN_FILE" desc:"file holding FANOUT_AUTH_TOKEN (a mounted Kubernetes secret)"`
 	TailRate            int           `envconfig:"FANOUT_TAIL_RATE" default:"200" min:"1" desc:"most live-tail events per second sent to one browser; the rest are counted as skipped"`
-	FrameHz             int           `envconfig:"FANOUT_FRAME_HZ" default:"10" min:"1" max:"60" desc:"most tail frames per second sent to one browser (events are batched)"`
+	FrameHz             int           `envconfig:"FANOUT_FRAME_HZ" default:"10" min:"1" max:"60" desc:"tail frames per second every browser keeps however many are connected (the floor of the adaptive rate); one frame carries at most FANOUT_TAIL_RATE/FANOUT_FRAME_HZ events"`
+	MaxFrameHz          int           `envconfig:"FANOUT_MAX_FRAME_HZ" default:"200" min:"1" max:"1000" desc:"most tail frames per second sent to one browser while few are connected: a frame leaves as soon as there is something new, unless the browser had one less than 1/FANOUT_MAX_FRAME_HZ ago; at least FANOUT_FRAME_HZ"`
+	FrameBudget         int           `envconfig:"FANOUT_FRAME_BUDGET" default:"20000" min:"100" max:"1000000" desc:"tail frames per second written to all browsers together: each gets FANOUT_FRAME_BUDGET/browsers frames a second, within FANOUT_FRAME_HZ and FANOUT_MAX_FRAME_HZ"`
 	WriteTimeout        time.Duration `envconfig:"FANOUT_WRITE_TIMEOUT" default:"10s" min:"1s" desc:"a browser that accepts no data for this long is disconnected"`
 	Warmup              time.Duration `envconfig:"FANOUT_WARMUP" default:"5m" min:"0s" desc:"on start, replay each partition from this far back so charts are full at once (0 = start at the end)"`
 	SnapshotHz          int           `envconfig:"FANOUT_SNAPSHOT_HZ" default:"4" min:"1" max:"20" desc:"snapshots per second, encoded once and shared by all browsers"`
@@ -69,6 +71,9 @@ func (c *Config) Validate() error {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return envconf.Invalid("FANOUT_ALLOWED_ORIGINS", "%q is not scheme://host[:port]", o)
 		}
+	}
+	if c.MaxFrameHz < c.FrameHz {
+		return envconf.Invalid("FANOUT_MAX_FRAME_HZ", "%d is below FANOUT_FRAME_HZ (%d)", c.MaxFrameHz, c.FrameHz)
 	}
 	if c.AuthTokenFile != "" && c.AuthToken != "" {
 		return envconf.Invalid("FANOUT_AUTH_TOKEN_FILE", "set either FANOUT_AUTH_TOKEN or FANOUT_AUTH_TOKEN_FILE, not both")

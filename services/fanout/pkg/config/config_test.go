@@ -90,6 +90,8 @@ func TestInvalidValuesNameTheirVariable(t *testing.T) {
 		"FANOUT_MAX_STREAMS":            "0",
 		"FANOUT_STALE_AFTER":            "10ms",
 		"FANOUT_FRAME_HZ":               "61",
+		"FANOUT_MAX_FRAME_HZ":           "5", // below FANOUT_FRAME_HZ
+		"FANOUT_FRAME_BUDGET":           "10",
 		"FANOUT_ALLOWED_ORIGINS":        "example.com",
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -597,7 +597,10 @@ function onHello(hello, reconnect) {
   if (typeof hello.replica === "string" && hello.replica) info.push("replica " + hello.replica);
   info.push("protocol " + (f.ok(hello.protocol) ? hello.protocol : "?"));
   if (f.ok(hello.tail_rate)) info.push("tail ≤ " + f.int(hello.tail_rate) + " events/s");
-  if (f.ok(hello.frame_hz)) info.push(hello.frame_hz + " frames/s");
+  // The frame rate adapts between the two (docs/protocol.md); a server
+  // before the adaptive rate sends frame_hz alone.
+  if (f.ok(hello.frame_hz) && f.ok(hello.max_frame_hz) && hello.max_frame_hz > hello.frame_hz) info.push(hello.frame_hz + "–" + hello.max_frame_hz + " frames/s");
+  else if (f.ok(hello.frame_hz)) info.push(hello.frame_hz + " frames/s");
   if (f.ok(hello.snapshot_hz)) info.push(hello.snapshot_hz + " snapshots/s");
   setText($("server-info"), "Connected to the fan-out: " + info.join(" · "));
   state.filter = formFilter();
