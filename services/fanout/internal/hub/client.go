@@ -350,8 +350,10 @@ func (w *frameWriter) sendCompressed(pm *websocket.PreparedMessage) bool {
 	return true
 }
 
-// greet sends hello and the full snapshot. The periodic snapshot current
-// now is not sent again: the full one is at least as new.
+// greet sends hello (and to an outdated page the error that tells it to
+// reload), then the full snapshot, or without Options.Full the periodic
+// one. The periodic snapshot current now is not sent again: the full one
+// is at least as new.
 func (w *frameWriter) greet() bool {
 	h := w.h
 	hello := mustJSON(map[string]any{
