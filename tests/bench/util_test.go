@@ -179,20 +179,29 @@ func dialClients(b *testing.B, addr string, n, sample int, lat *latHist) *client
 	b.Helper()
 	cs := &clients{lat: lat}
 	d := websocket.Dialer{HandshakeTimeout: 30 * time.Second, ReadBufferSize: 4096, WriteBufferSize: 1024}
+	cs.dial(b, &d, "ws://"+addr+"/ws", n, func(i int, c *websocket.Conn) {
+		if lat != nil && i < sample {
+			cs.read(c)
+		} else {
+			cs.discard(c)
+		}
+	})
+	return cs
+}
+
+// dial connects n clients with d, each served by its own goroutine
+// running serve, which calls wg.Done when it returns.
+func (cs *clients) dial(b *testing.B, d *websocket.Dialer, url string, n int, serve func(i int, c *websocket.Conn)) {
+	b.Helper()
 	for i := 0; i < n; i++ {
-		c, _, err := d.DialContext(context.Background(), "ws://"+addr+"/ws", nil)
+		c, _, err := d.DialContext(context.Background(), url, nil)
 		if err != nil {
 			b.Fatalf("client %d: %v", i, err)
 		}
 		cs.conns = append(cs.conns, c)
 		cs.wg.Add(1)
-		if lat != nil && i < sample {
-			go cs.read(c)
-		} else {
-			go cs.discard(c)
-		}
+		go serve(i, c)
 	}
-	return cs
 }
 
 func (cs *clients) discard(c *websocket.Conn) {

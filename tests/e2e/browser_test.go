@@ -97,6 +97,9 @@ func TestDashboardLive(t *testing.T) {
 	// The producer sends 300/s; the KPI is the fan-out's 10-second rate, so it
 	// gets there once 10 s of the stream have been read.
 	b.Wait(30*time.Second, `(v => v >= 200 && v <= 450)(Number(document.getElementById("kpi-rate").dataset.value))`)
+	// The page speaks protocol 3: it gets most snapshots as deltas, and
+	// the figures above were drawn from them.
+	b.Wait(10*time.Second, `document.body.dataset.protocol === "3" && Number(document.getElementById("freshness").dataset.deltas) >= 8`)
 	// Charts update: the right edge moves with time and the series have points.
 	first := browsertest.Eval[int64](b, `Number(document.getElementById("chart-events").dataset.last)`)
 	b.Wait(20*time.Second, fmt.Sprintf(`Number(document.getElementById("chart-events").dataset.last) >= %d`, first+2))

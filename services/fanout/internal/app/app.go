@@ -75,7 +75,7 @@ func New(cfg config.Resolved) (*App, error) {
 	})
 	s.hub = hub.New(hub.Options{
 		TailRate: cfg.TailRate, FrameHz: cfg.FrameHz, MaxFrameHz: cfg.MaxFrameHz, FrameBudget: cfg.FrameBudget, SnapshotHz: cfg.SnapshotHz, WriteTimeout: cfg.WriteTimeout,
-		RingSize: cfg.TailBuffer, ResumeWindow: cfg.ResumeWindow,
+		RingSize: cfg.TailBuffer, ResumeWindow: cfg.ResumeWindow, NoDelta: !cfg.SnapshotDelta,
 		Full: func() []byte { return s.snapshot(time.Now(), true, "") },
 		Log:  log, Registerer: reg,
 	})

@@ -13,7 +13,7 @@ import (
 
 // Protocol limits; docs/protocol.md states them.
 const (
-	Protocol         = 2
+	Protocol         = 3
 	MaxClientMessage = 4 << 10 // bytes
 	maxInvalid       = 10      // invalid client messages before a 1008 close
 	maxMsgPerSecond  = 20
@@ -30,6 +30,7 @@ const (
 // writer's own state is in frameWriter, the reader's in read's locals.
 type client struct {
 	h       *Hub
+	opts    ClientOptions            // fixed by ServeClient
 	conn    *websocket.Conn          // writes: the writer, and shutdown's close frame (gorilla serialises them); reads: the reader
 	phase   *phase                   // fixed by Serve
 	filter  atomic.Pointer[compiled] // stored by the reader, loaded by the writer
@@ -50,9 +51,24 @@ type resumeRequest struct {
 // ErrClosed is returned by Serve when the hub is shutting down.
 var ErrClosed = errors.New("hub closed")
 
-// Serve runs one client until it disconnects; the caller has upgraded conn.
-func (h *Hub) Serve(conn *websocket.Conn) error {
-	c := &client{h: h, conn: conn, replies: make(chan []byte, 8), resume: make(chan resumeRequest, 1), done: make(chan struct{}), closing: make(chan struct{})}
+// ClientOptions are what a client said when it connected.
+type ClientOptions struct {
+	// Deltas: the client applies delta messages (protocol 3 on). Clients
+	// that did not say so get every periodic snapshot complete.
+	Deltas bool
+	// Outdated: a page built for an older protocol; it is told, in an
+	// error message it shows, to reload.
+	Outdated bool
+}
+
+// Serve runs one client that asked for nothing until it disconnects; the
+// caller has upgraded conn.
+func (h *Hub) Serve(conn *websocket.Conn) error { return h.ServeClient(conn, ClientOptions{}) }
+
+// ServeClient runs one client until it disconnects; the caller has
+// upgraded conn.
+func (h *Hub) ServeClient(conn *websocket.Conn, o ClientOptions) error {
+	c := &client{h: h, conn: conn, opts: o, replies: make(chan []byte, 8), resume: make(chan resumeRequest, 1), done: make(chan struct{}), closing: make(chan struct{})}
 	all := compiled{all: true}
 	c.filter.Store(&all)
 	h.cmu.Lock()
@@ -277,6 +293,7 @@ type frameWriter struct {
 	refilled time.Time
 
 	snapVersion uint64           // version of the last snapshot sent; 0: none yet
+	periodic    uint64           // version of the last periodic snapshot the client has, a delta's base; 0: none
 	lastSeq     uint64           // the phase tick number expected next: a later one means ticks were missed
 	dedupe      map[uint32]int64 // resume positions the live tail must not repeat
 	// Counted since the last tail frame this client received, and told
@@ -337,8 +354,10 @@ func (w *frameWriter) sendCompressed(pm *websocket.PreparedMessage) bool {
 	return true
 }
 
-// greet sends hello and the full snapshot. The periodic snapshot current
-// now is not sent again: the full one is at least as new.
+// greet sends hello (and to an outdated page the error that tells it to
+// reload), then the full snapshot, or without Options.Full the periodic
+// one. The periodic snapshot current now is not sent again: the full one
+// is at least as new.
 func (w *frameWriter) greet() bool {
 	h := w.h
 	hello := mustJSON(map[string]any{
@@ -348,7 +367,18 @@ func (w *frameWriter) greet() bool {
 	if !w.send(hello) {
 		return false
 	}
-	if cur := h.snap.Load(); cur != nil {
+	if w.c.opts.Outdated && !w.send(errorMessage("outdated_page", "this page is older than the server (protocol "+strconv.Itoa(Protocol)+"): reload it")) {
+		return false
+	}
+	cur := h.snap.Load()
+	if h.opts.Full == nil { // the periodic snapshot is the greeting: deltas apply to it
+		if cur == nil {
+			return true
+		}
+		w.snapVersion, w.periodic = cur.version, cur.version
+		return w.sendCompressed(cur.msg)
+	}
+	if cur != nil {
 		w.snapVersion = cur.version
 	}
 	if _, full := h.FullSnapshot(); full != nil {
@@ -430,7 +460,9 @@ func (w *frameWriter) tick(seq uint64) bool {
 	return w.tail(f, sf)
 }
 
-// snapshot sends the latest snapshot if this client has not had it.
+// snapshot sends the latest snapshot if this client has not had it: as a
+// delta when the client has the one it applies to, else complete (after
+// the full snapshot of greet, or after skipping versions).
 func (w *frameWriter) snapshot() bool {
 	h := w.h
 	s := h.snap.Load()
@@ -441,7 +473,12 @@ func (w *frameWriter) snapshot() bool {
 		h.m.droppedSnapshots.Add(float64(s.version - w.snapVersion - 1))
 	}
 	w.snapVersion = s.version
-	return w.sendCompressed(s.msg)
+	msg := s.msg
+	if w.c.opts.Deltas && s.delta != nil && w.periodic != 0 && w.periodic == s.version-1 {
+		msg = s.delta
+	}
+	w.periodic = s.version
+	return w.sendCompressed(msg)
 }
 
 // shared sends the phase's shared frame to a client in step with the

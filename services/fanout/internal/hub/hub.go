@@ -57,6 +57,10 @@ type Options struct {
 	RingSize     int           // events kept for the tail and resume; default 65536
 	RingBytes    int           // bytes of encoded events kept at most; default 64 MiB
 	ResumeWindow time.Duration // by record timestamp; default 60 s
+	// NoDelta sends every client the complete periodic snapshot; by
+	// default (false) the clients that ask for deltas get only what
+	// changed since the snapshot they had (delta.go).
+	NoDelta bool
 	// Full returns the full snapshot (15 minutes of series) sent on connect;
 	// it is called at most once a second and shared. Nil (the default): the
 	// latest periodic snapshot is sent instead.
@@ -176,10 +180,14 @@ func phaseCount(frameHz int) int {
 	return max(1, int((time.Second/time.Duration(frameHz)+phaseSlot/2)/phaseSlot))
 }
 
+// snapshot is one periodic snapshot as the clients get it: complete, or
+// as a delta from the version before for the clients that have that one.
 type snapshot struct {
 	version uint64
-	msg     *websocket.PreparedMessage
-	raw     []byte
+	msg     *websocket.PreparedMessage // complete, with its version
+	delta   *websocket.PreparedMessage // from version-1; nil when none is smaller
+	raw     []byte                     // as /api/snapshot returns it
+	tree    any                        // raw decoded, to diff the next one against; nil without deltas
 }
 
 // New returns a Hub.
@@ -526,22 +534,36 @@ func (h *Hub) insert(r *consume.Record, it item) {
 }
 
 // SetSnapshot replaces the snapshot that every client receives next; the
-// encoding is prepared once and shared by all clients. A snapshot equal to
-// the previous one but for its "time" is not sent again.
+// encodings, complete and as a delta from the previous one, are prepared
+// once and shared by all clients. A snapshot equal to the previous one but
+// for its "time" is not sent again. It is called from one goroutine.
 func (h *Hub) SetSnapshot(raw []byte) error {
 	old := h.snap.Load()
 	if old != nil && sameButTime(old.raw, raw) {
 		return nil
 	}
-	pm, err := websocket.NewPreparedMessage(websocket.TextMessage, raw)
-	if err != nil {
-		return err
-	}
 	var v uint64 = 1
 	if old != nil {
 		v = old.version + 1
 	}
-	h.snap.Store(&snapshot{version: v, msg: pm, raw: raw})
+	complete := withVersion(raw, v)
+	pm, err := websocket.NewPreparedMessage(websocket.TextMessage, complete)
+	if err != nil {
+		return err
+	}
+	s := &snapshot{version: v, msg: pm, raw: raw}
+	if !h.opts.NoDelta {
+		s.tree, _ = decode(raw)
+		if old != nil && old.tree != nil && s.tree != nil {
+			// A delta no smaller than the snapshot is not worth its rule.
+			if d := deltaMessage(old.version, old.tree, s.tree); d != nil && len(d) < len(complete) {
+				if s.delta, err = websocket.NewPreparedMessage(websocket.TextMessage, d); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	h.snap.Store(s)
 	h.poke()
 	return nil
 }

@@ -13,7 +13,9 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -75,6 +77,12 @@ type browser struct {
 // The browser reads nothing until read or readAll.
 func connect(t *testing.T, h *hub.Hub) *browser {
 	t.Helper()
+	return connectWith(t, h, hub.ClientOptions{})
+}
+
+// connectWith is connect for a client that said what it speaks.
+func connectWith(t *testing.T, h *hub.Hub, o hub.ClientOptions) *browser {
+	t.Helper()
 	srv, cli := net.Pipe()
 	go func() {
 		br := bufio.NewReader(srv)
@@ -86,7 +94,7 @@ func connect(t *testing.T, h *hub.Hub) *browser {
 		if err != nil {
 			return
 		}
-		_ = h.Serve(c)
+		_ = h.ServeClient(c, o)
 	}()
 	d := websocket.Dialer{NetDialContext: func(context.Context, string, string) (net.Conn, error) { return cli, nil }}
 	c, _, err := d.Dial("ws://hub/ws", nil)
@@ -239,7 +247,7 @@ func TestHello(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHub(t, hub.Options{Replica: "r1"})
 		m := connect(t, h).read()
-		want := map[string]any{"type": "hello", "protocol": 2.0, "replica": "r1", "frame_hz": 10.0, "max_frame_hz": 200.0, "tail_rate": 200.0,
+		want := map[string]any{"type": "hello", "protocol": 3.0, "replica": "r1", "frame_hz": 10.0, "max_frame_hz": 200.0, "tail_rate": 200.0,
 			"snapshot_hz": 4.0, "resume_window_s": 60.0, "max_message_bytes": 4096.0}
 		for k, v := range want {
 			if m.Fields[k] != v {
@@ -484,6 +492,84 @@ func TestSnapshotOnConnect(t *testing.T) {
 				after(time.Second)
 				if ms := b.take(""); len(ms) != 0 {
 					t.Errorf("then %d messages, want none: %v", len(ms), ms)
+				}
+			})
+		})
+	}
+}
+
+// A client that asked for deltas gets one when it has the snapshot it
+// applies to, and the complete snapshot otherwise (after skipping one);
+// either way it ends with the snapshot set. Other clients get every
+// snapshot complete.
+func TestSnapshotDeltas(t *testing.T) {
+	snap := func(n int, s string) string {
+		return `{"type":"snapshot","full":false,"n":` + strconv.Itoa(n) + `,"time":` + strconv.Itoa(n) + `,"s":` + s + `,"big":"` + strings.Repeat("x", 200) + `"}`
+	}
+	steps := [][]string{
+		{snap(2, "[1,2,3]")},
+		{snap(3, "[2,3,4]")},
+		// 4 leaves at once (the leading edge); 5 and 6 come within the
+		// client's frame interval after it, so 5 is skipped and 6 comes
+		// complete.
+		{snap(4, "[3,4,5]"), snap(5, "[4,5,6]"), snap(6, "[5,6,7]")},
+		{snap(7, "[6,7,8]")},
+	}
+	tests := []struct {
+		name   string
+		opts   hub.ClientOptions
+		hubOpt hub.Options
+		want   []string // the message types after the greeting
+	}{
+		{"deltas", hub.ClientOptions{Deltas: true}, hub.Options{}, []string{"delta", "delta", "delta", "snapshot", "delta"}},
+		{"old client", hub.ClientOptions{}, hub.Options{}, []string{"snapshot", "snapshot", "snapshot", "snapshot", "snapshot"}},
+		{"deltas off", hub.ClientOptions{Deltas: true}, hub.Options{NoDelta: true}, []string{"snapshot", "snapshot", "snapshot", "snapshot", "snapshot"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				tt.hubOpt.FrameHz, tt.hubOpt.MaxFrameHz = 10, 10
+				h := newHub(t, tt.hubOpt)
+				if err := h.SetSnapshot([]byte(snap(1, "[0,1,2]"))); err != nil {
+					t.Fatal(err)
+				}
+				b := connectWith(t, h, tt.opts)
+				b.read() // hello
+				have := b.read().Fields
+				b.readAll()
+				var got []string
+				for i, set := range steps {
+					for j, raw := range set {
+						if err := h.SetSnapshot([]byte(raw)); err != nil {
+							t.Fatal(err)
+						}
+						if j == 0 {
+							synctest.Wait()
+						}
+					}
+					after(time.Second)
+					for _, m := range b.take("") {
+						got = append(got, m.Type)
+						if m.Type == "delta" {
+							if m.Fields["base"] != have["version"] {
+								t.Fatalf("step %d: delta on %v, the client has %v", i, m.Fields["base"], have["version"])
+							}
+							have = hub.ApplyDelta(have, m.Fields["patch"]).(map[string]any)
+							have["version"] = m.Fields["version"]
+						} else {
+							have = m.Fields
+						}
+					}
+					var want map[string]any
+					_ = json.Unmarshal([]byte(set[len(set)-1]), &want)
+					snap := maps.Clone(have)
+					delete(snap, "version")
+					if !reflect.DeepEqual(snap, want) {
+						t.Fatalf("step %d: the client has %v, want %v", i, snap, want)
+					}
+				}
+				if !slices.Equal(got, tt.want) {
+					t.Errorf("messages %v, want %v", got, tt.want)
 				}
 			})
 		})

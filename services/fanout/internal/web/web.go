@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -280,6 +281,7 @@ func (s *wsServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.mu.Unlock()
 		}
 	}
+	o := clientOptions(r)
 	conn, err := s.upgrader.Upgrade(batching{w}, r, nil)
 	if err != nil {
 		release()
@@ -290,7 +292,7 @@ func (s *wsServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// goroutine's stack), about half of an idle client's memory.
 	go func() {
 		defer release()
-		_ = s.hub.Serve(conn)
+		_ = s.hub.ServeClient(conn, o)
 	}()
 }
 
@@ -304,4 +306,16 @@ func (b batching) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	return hub.Batching(c), rw, nil
+}
+
+// clientOptions reads the protocol a client speaks from ?protocol= (the
+// page sends its own; docs/protocol.md). A browser page that names none
+// was built for protocol 2, before pages named it: it is told to reload.
+// Other clients (no Origin) just get no deltas.
+func clientOptions(r *http.Request) hub.ClientOptions {
+	p, err := strconv.Atoi(r.URL.Query().Get("protocol"))
+	if err != nil {
+		return hub.ClientOptions{Outdated: r.Header.Get("Origin") != ""}
+	}
+	return hub.ClientOptions{Deltas: p >= 3, Outdated: p < hub.Protocol}
 }

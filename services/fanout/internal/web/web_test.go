@@ -2,10 +2,12 @@ package web_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -49,11 +51,16 @@ func newServer(t *testing.T, h http.Handler, hb *hub.Hub) string {
 }
 
 func (f *fixture) dial(t *testing.T, origin string) (*websocket.Conn, *http.Response, error) {
+	return f.dialQuery(t, origin, "")
+}
+
+// dialQuery is dial with a query string ("?…") on /ws.
+func (f *fixture) dialQuery(t *testing.T, origin, query string) (*websocket.Conn, *http.Response, error) {
 	h := http.Header{}
 	if origin != "" {
 		h.Set("Origin", origin)
 	}
-	c, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(f.srv.URL, "http")+"/ws", h)
+	c, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(f.srv.URL, "http")+"/ws"+query, h)
 	if err == nil {
 		t.Cleanup(func() { c.Close() })
 	}
@@ -158,5 +165,69 @@ func TestSnapshotSharedAndAPI(t *testing.T) {
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil || s.EventsTotal != 7 {
 		t.Fatalf("api snapshot %+v %v", s, err)
+	}
+}
+
+// The page names its protocol in the query: a version-3 one gets deltas;
+// a browser page that names none (version 2) is told to reload and gets
+// complete snapshots, like any client that does not ask for deltas.
+func TestProtocolQuery(t *testing.T) {
+	tests := []struct {
+		name, query     string
+		browser         bool
+		outdated, delta bool
+	}{
+		{"page of protocol 3", "?protocol=3", true, false, true},
+		{"page of protocol 2", "", true, true, false},
+		{"page naming protocol 2", "?protocol=2", true, true, false},
+		{"not a browser", "", false, false, false},
+		{"not a browser, protocol 3", "?protocol=3", false, false, true},
+	}
+	snap := func(n int) []byte {
+		return []byte(fmt.Sprintf(`{"type":"snapshot","full":false,"time":%d,"n":%d,"pad":%q}`, n, n, strings.Repeat("x", 300)))
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, web.Options{}, hub.Options{})
+			if err := f.hub.SetSnapshot(snap(1)); err != nil {
+				t.Fatal(err)
+			}
+			origin := ""
+			if tt.browser {
+				origin = f.srv.URL
+			}
+			c, _, err := f.dialQuery(t, origin, tt.query)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var types []string
+			read := func() {
+				_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				_, b, err := c.ReadMessage()
+				if err != nil {
+					t.Fatal(err)
+				}
+				var m struct{ Type, Code string }
+				_ = json.Unmarshal(b, &m)
+				types = append(types, m.Type+m.Code)
+			}
+			want := []string{"hello", "snapshot", "snapshot"}
+			if tt.outdated {
+				want = []string{"hello", "erroroutdated_page", "snapshot", "snapshot"}
+			}
+			if tt.delta {
+				want[len(want)-1] = "delta"
+			}
+			for range len(want) - 1 {
+				read()
+			}
+			if err := f.hub.SetSnapshot(snap(2)); err != nil {
+				t.Fatal(err)
+			}
+			read()
+			if !slices.Equal(types, want) {
+				t.Errorf("messages %v, want %v", types, want)
+			}
+		})
 	}
 }

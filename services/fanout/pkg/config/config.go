@@ -44,6 +44,7 @@ type Config struct {
 	WriteTimeout        time.Duration `envconfig:"FANOUT_WRITE_TIMEOUT" default:"10s" min:"1s" desc:"a browser that accepts no data for this long is disconnected"`
 	Warmup              time.Duration `envconfig:"FANOUT_WARMUP" default:"5m" min:"0s" desc:"on start, replay each partition from this far back so charts are full at once (0 = start at the end)"`
 	SnapshotHz          int           `envconfig:"FANOUT_SNAPSHOT_HZ" default:"4" min:"1" max:"20" desc:"snapshots per second, encoded once and shared by all browsers"`
+	SnapshotDelta       bool          `envconfig:"FANOUT_SNAPSHOT_DELTA" default:"true" desc:"send a browser that has the previous snapshot only what changed since (docs/protocol.md, Delta), computed once for all; false sends every snapshot complete"`
 	MaxConnections      int           `envconfig:"FANOUT_MAX_CONNECTIONS" default:"10000" min:"1" desc:"most concurrent WebSocket clients; more are answered 503"`
 	MaxConnectionsPerIP int           `envconfig:"FANOUT_MAX_CONNECTIONS_PER_IP" default:"100" min:"0" desc:"most concurrent WebSocket clients from one address; more are answered 503 (0 = no limit)"`
 	TrustedProxies      []string      `envconfig:"FANOUT_TRUSTED_PROXIES" desc:"comma-separated CIDRs of proxies (ingress) whose X-Forwarded-For names the client address for the per-IP limit"`

@@ -1,6 +1,6 @@
 // The WebSocket connection: reconnects on its own with jittered exponential
 // backoff (docs/protocol.md) and resumes the tail from the last positions.
-import { backoffDelay } from "./store.js";
+import { backoffDelay, PROTOCOL } from "./store.js";
 
 const HELLO_TIMEOUT_MS = 10000; // an open socket that says nothing this long is dropped
 const SILENCE_MS = 15000;       // snapshots come 4×/s: this much silence means a dead connection
@@ -46,6 +46,11 @@ export class Connection {
     if (this.ws) return;
     clearTimeout(this.retryTimer);
     this.connect();
+  }
+
+  /** restart closes the socket: the connection starts over as after any close. */
+  restart(why) {
+    if (this.ws) this.ws.close(4000, why);
   }
 
   send(obj) {
@@ -140,11 +145,15 @@ export class Connection {
   }
 }
 
-/** wsURL is /ws on this origin, passing on an access token from the page URL. */
+/**
+ * wsURL is /ws on this origin with the protocol this page speaks (the
+ * server sends deltas only to pages that say so), passing on an access
+ * token from the page URL.
+ */
 export function wsURL(loc) {
   const proto = loc.protocol === "https:" ? "wss:" : "ws:";
-  let url = proto + "//" + loc.host + "/ws";
+  let url = proto + "//" + loc.host + "/ws?protocol=" + PROTOCOL;
   const token = new URLSearchParams(loc.search).get("access_token");
-  if (token) url += "?access_token=" + encodeURIComponent(token);
+  if (token) url += "&access_token=" + encodeURIComponent(token);
   return url;
 }

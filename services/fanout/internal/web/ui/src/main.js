@@ -7,7 +7,7 @@
 import "uplot/dist/uPlot.min.css";
 import "./style.css";
 import { Connection, wsURL } from "./conn.js";
-import { SeriesSet, LatencyWindow, Positions, TYPES, SOURCES, sourceLabel, normalizeFilter, describeFilter } from "./store.js";
+import { SeriesSet, LatencyWindow, Positions, TYPES, SOURCES, PROTOCOL, sourceLabel, normalizeFilter, describeFilter, applyPatch } from "./store.js";
 import { Tail, MAX_ROWS, ROWS_PER_SECOND } from "./tail.js";
 import { Charts } from "./charts.js";
 import * as f from "./format.js";
@@ -18,6 +18,8 @@ const $ = (id) => document.getElementById(id);
 const state = {
   hello: null,
   snap: null,           // latest snapshot message
+  periodic: null,       // latest periodic snapshot, whole: the base of the next delta
+  deltas: 0,            // snapshots received as deltas (shown to tests as data-deltas)
   snapAt: 0,            // Date.now() when it arrived
   stream: "",           // "" = all streams
   source: "",           // "" = all sources; the page shows one stream or one source, not both
@@ -269,6 +271,7 @@ function renderFreshness() {
   el.textContent = parts.join(" · ");
   el.dataset.state = srcState;
   el.dataset.eventsTotal = f.ok(s.events_total) ? String(s.events_total) : "";
+  el.dataset.deltas = String(state.deltas);
 
   let msg = "";
   const since = src && f.ok(src.since) ? " since " + f.clock(src.since).slice(0, 8) : "";
@@ -592,6 +595,7 @@ function saveHash() {
 function onHello(hello, reconnect) {
   state.hello = hello;
   state.skew = NaN;
+  state.periodic = null;
   document.body.dataset.protocol = String(hello.protocol || "");
   const info = [];
   if (typeof hello.replica === "string" && hello.replica) info.push("replica " + hello.replica);
@@ -603,6 +607,7 @@ function onHello(hello, reconnect) {
   else if (f.ok(hello.frame_hz)) info.push(hello.frame_hz + " frames/s");
   if (f.ok(hello.snapshot_hz)) info.push(hello.snapshot_hz + " snapshots/s");
   setText($("server-info"), "Connected to the fan-out: " + info.join(" · "));
+  if (f.ok(hello.protocol) && hello.protocol > PROTOCOL) reloadForNewer(hello.protocol);
   state.filter = formFilter();
   state.filterSent = "";
   const positions = state.positions.list();
@@ -623,7 +628,11 @@ function onHello(hello, reconnect) {
 function onMessage(msg, now) {
   switch (msg.type) {
     case "snapshot":
+      state.periodic = msg.full === false ? msg : null;
       onSnapshot(msg, now);
+      break;
+    case "delta":
+      onDelta(msg, now);
       break;
     case "tail":
       onTail(msg, now);
@@ -669,6 +678,48 @@ function onMessage(msg, now) {
     default:
       break; // unknown messages are ignored (docs/protocol.md)
   }
+}
+
+// onDelta rebuilds the periodic snapshot from the one before. The server
+// sends a delta only on top of the snapshot it last sent, so a mismatch is
+// a bug: starting over (a new connection, a full snapshot) mends it.
+function onDelta(msg, now) {
+  const base = state.periodic;
+  let snap = null;
+  if (base && base.version === msg.base) {
+    try {
+      snap = applyPatch(base, msg.patch);
+    } catch {
+      snap = null;
+    }
+  }
+  if (!snap) {
+    state.periodic = null;
+    state.conn.restart("snapshot delta out of step");
+    return;
+  }
+  snap.version = msg.version;
+  state.periodic = snap;
+  state.deltas++;
+  onSnapshot(snap, now);
+}
+
+// reloadForNewer loads the page again when the server speaks a newer
+// protocol than this page (an old page kept open across an upgrade): the
+// server serves the new page. Once per protocol per tab, so that a cached
+// old page cannot reload in a loop; then it says so instead.
+function reloadForNewer(protocol) {
+  const key = "playpulse-reloaded-for-protocol";
+  try {
+    if (sessionStorage.getItem(key) !== String(protocol)) {
+      sessionStorage.setItem(key, String(protocol));
+      location.reload();
+      return;
+    }
+  } catch {
+    // no sessionStorage: say so below rather than risk a loop
+  }
+  setText($("server-info"), "This page is older than the server (protocol " + protocol + "): reload it");
 }
 
 function onSnapshot(msg, now) {

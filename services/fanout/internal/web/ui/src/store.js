@@ -33,6 +33,39 @@ export function typeColor(type) {
   return "hsl(" + (h % 360) + " 70% 45%)";
 }
 
+/** The protocol this page speaks (docs/protocol.md); it asks the server for it on connecting. */
+export const PROTOCOL = 3;
+
+/**
+ * applyPatch returns v with the patch of a `delta` message applied, by the
+ * rule of docs/protocol.md ("Delta"); v is left as it was, so the previous
+ * snapshot stays intact. Throws on an operation it does not know.
+ */
+export function applyPatch(v, p) {
+  if (Array.isArray(p)) {
+    if (p.length === 1) return p[0];
+    if (p.length === 3 && Array.isArray(v) && Array.isArray(p[2])) return v.slice(p[0], p[0] + p[1]).concat(p[2]);
+    throw new Error("unknown delta operation");
+  }
+  if (p === null || typeof p !== "object") return p;
+  const out = {};
+  const src = v && typeof v === "object" && !Array.isArray(v) ? v : {};
+  for (const k of Object.keys(src)) put(out, k, src[k]);
+  for (const k of Object.keys(p)) {
+    const op = p[k];
+    if (Array.isArray(op) && op.length === 0) delete out[k];
+    else put(out, k, applyPatch(src[k], op));
+  }
+  return out;
+}
+
+// put sets a key, a stream named "__proto__" too (plain assignment would
+// set the object's prototype instead).
+function put(o, k, x) {
+  if (k === "__proto__") Object.defineProperty(o, k, { value: x, writable: true, enumerable: true, configurable: true });
+  else o[k] = x;
+}
+
 /** Per-second series fields of a Series object (docs/protocol.md). */
 export const FIELDS = ["attempts", "sps", "concurrent_viewers", "startup_p50_ms", "startup_p95_ms", "rebuffer_pct",
   "avg_bitrate_kbps", "start_failure_pct", "exit_before_start_pct", "playback_failure_pct"];

@@ -1,7 +1,7 @@
 // Unit tests of the page's pure logic: node --test (npm test).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { SeriesStore, SeriesSet, LatencyWindow, Positions, backoffDelay, normalizeFilter, describeFilter, typeColor, sourceLabel, WINDOW, TYPES, SOURCES } from "../src/store.js";
+import { SeriesStore, SeriesSet, LatencyWindow, Positions, backoffDelay, normalizeFilter, describeFilter, typeColor, sourceLabel, applyPatch, WINDOW, TYPES, SOURCES } from "../src/store.js";
 import * as f from "../src/format.js";
 
 test("series merge by second: newer points replace older ones, nulls stay unknown", () => {
@@ -133,4 +133,31 @@ test("formatting: undefined is a dash, units are readable", () => {
   assert.equal(f.int(12345), "12,345");
   assert.equal(f.num(NaN), "–");
   assert.equal(f.num(17.75), "17.8");
+});
+
+test("deltas: every operation of docs/protocol.md, the old snapshot untouched, keys in the server's order", () => {
+  const cases = [
+    ["number", { a: 1, b: 2 }, { b: 3 }, { a: 1, b: 3 }],
+    ["nested", { o: { x: "s", y: true } }, { o: { x: "t" } }, { o: { x: "t", y: true } }],
+    ["to null", { a: 1 }, { a: [null] }, { a: null }],
+    ["removed key", { m: { x: 1, y: 2 } }, { m: { y: [] } }, { m: { x: 1 } }],
+    ["object replaced", { m: { x: 1 } }, { m: [{ x: 1, y: 2 }] }, { m: { x: 1, y: 2 } }],
+    ["series moved", { s: [1, 2, 3, 4] }, { s: [2, 2, [5, 6]] }, { s: [3, 4, 5, 6] }],
+    ["last second changed", { s: [1, 2, 3, 4] }, { s: [0, 3, [9]] }, { s: [1, 2, 3, 9] }],
+    ["string to object", { s: "overall" }, { s: [{ a: [1] }] }, { s: { a: [1] } }],
+    ["a key named like an operation", { m: { "[]": 1 } }, { m: { "[]": 2 } }, { m: { "[]": 2 } }],
+  ];
+  for (const [name, old, patch, want] of cases) {
+    const before = JSON.stringify(old);
+    const got = applyPatch(old, patch);
+    assert.deepEqual(got, want, name);
+    assert.equal(JSON.stringify(got), JSON.stringify(want), name + ": key order");
+    assert.equal(JSON.stringify(old), before, name + ": old changed");
+  }
+  // A stream named "__proto__" (JSON.parse makes it an own key; a literal would not).
+  const proto = applyPatch(JSON.parse('{"streams":{"__proto__":{"sps":1}}}'), JSON.parse('{"streams":{"__proto__":{"sps":2}}}'));
+  assert.equal(Object.getPrototypeOf(proto.streams), Object.prototype);
+  assert.deepEqual(Object.keys(proto.streams), ["__proto__"]);
+  assert.equal(Object.getOwnPropertyDescriptor(proto.streams, "__proto__").value.sps, 2);
+  assert.throws(() => applyPatch({ a: [1] }, { a: [1, 2] }), /unknown delta operation/);
 });
