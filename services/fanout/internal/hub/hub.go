@@ -39,7 +39,9 @@ import (
 // field left zero takes the default it documents (the fan-out's own
 // defaults, FANOUT_* in services/fanout/pkg/config).
 type Options struct {
-	TailRate int // most live-tail events per second per client; default 200
+	// TailRate is the most live-tail events a second per client; default
+	// 50, over three times what the dashboard draws (15 rows a second).
+	TailRate int
 	// FrameHz is the frame rate every client keeps however many are
 	// connected (the floor), and sets the largest burst: TailRate/FrameHz
 	// events in one frame; default 10.
@@ -193,7 +195,7 @@ type snapshot struct {
 // New returns a Hub.
 func New(opts Options) *Hub {
 	if opts.TailRate == 0 {
-		opts.TailRate = 200
+		opts.TailRate = 50
 	}
 	if opts.FrameHz == 0 {
 		opts.FrameHz = 10

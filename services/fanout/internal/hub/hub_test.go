@@ -247,7 +247,7 @@ func TestHello(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHub(t, hub.Options{Replica: "r1"})
 		m := connect(t, h).read()
-		want := map[string]any{"type": "hello", "protocol": 3.0, "replica": "r1", "frame_hz": 10.0, "max_frame_hz": 200.0, "tail_rate": 200.0,
+		want := map[string]any{"type": "hello", "protocol": 3.0, "replica": "r1", "frame_hz": 10.0, "max_frame_hz": 200.0, "tail_rate": 50.0,
 			"snapshot_hz": 4.0, "resume_window_s": 60.0, "max_message_bytes": 4096.0}
 		for k, v := range want {
 			if m.Fields[k] != v {
@@ -271,7 +271,7 @@ func TestTailRateCap(t *testing.T) {
 		{"under the cap", 100, 10, 7, seq(0, 7), 0},
 		{"at the cap", 100, 10, 10, seq(0, 10), 0},
 		{"over the cap: the newest", 100, 10, 25, seq(15, 25), 15},
-		{"defaults: 20 a frame", 0, 0, 50, seq(30, 50), 30},
+		{"defaults: 5 a frame", 0, 0, 50, seq(45, 50), 45},
 		{"rate under frame rate: one a frame", 5, 10, 3, seq(2, 3), 2},
 	}
 	for _, tt := range tests {
@@ -609,7 +609,7 @@ func TestFilters(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				h := newHub(t, hub.Options{})
+				h := newHub(t, hub.Options{TailRate: 200})
 				b := connect(t, h)
 				b.read() // hello
 				b.readAll()
