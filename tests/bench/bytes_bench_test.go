@@ -39,12 +39,7 @@ func BenchmarkBytesPerClient(b *testing.B) {
 		res := make([]result, len(configs))
 		for i, cf := range configs {
 			topic := fmt.Sprintf("bench-bytes-%d", i)
-			broker.CreateTopic(b, topic, 3)
-			env := map[string]string{"FANOUT_WARMUP": "0"}
-			for k, v := range cf.env {
-				env[k] = v
-			}
-			fp, addr := startFanout(b, topic, env)
+			fp, addr := freshFanout(b, topic, cf.env)
 			pp, _ := startProducer(b, topic, rate)
 			time.Sleep(settle) // the producer up to its rate
 			plain := dialCounted(b, addr, clients, false)

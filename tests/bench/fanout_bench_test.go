@@ -192,12 +192,7 @@ func BenchmarkLatency(b *testing.B) {
 		}
 		for i, pt := range points {
 			topic := fmt.Sprintf("bench-latency-%d", i)
-			broker.CreateTopic(b, topic, 3)
-			env := map[string]string{"FANOUT_WARMUP": "0"}
-			for k, v := range pt.env {
-				env[k] = v
-			}
-			fp, addr := startFanout(b, topic, env)
+			fp, addr := freshFanout(b, topic, pt.env)
 			lat := &latHist{}
 			cs := dialClients(b, addr, pt.clients, min(pt.clients, 100), lat)
 			kafka := &latHist{}

@@ -40,6 +40,18 @@ func startFanout(b *testing.B, topic string, env map[string]string) (*harness.Pr
 	return p, addr
 }
 
+// freshFanout creates topic (3 partitions) and starts a fan-out on it from
+// the end (FANOUT_WARMUP=0), with env over the defaults.
+func freshFanout(b *testing.B, topic string, env map[string]string) (*harness.Proc, string) {
+	b.Helper()
+	broker.CreateTopic(b, topic, 3)
+	e := map[string]string{"FANOUT_WARMUP": "0"}
+	for k, v := range env {
+		e[k] = v
+	}
+	return startFanout(b, topic, e)
+}
+
 func startProducer(b *testing.B, topic string, rate int) (*harness.Proc, string) {
 	b.Helper()
 	addr := harness.FreeAddr(b)
