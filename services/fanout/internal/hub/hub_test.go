@@ -431,7 +431,7 @@ func TestAdaptiveFrameRate(t *testing.T) {
 // several arrived, never one equal to the last but for its time.
 func TestSnapshots(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := newHub(t, hub.Options{})
+		h := newHub(t, hub.Options{FrameHz: 10, MaxFrameHz: 10})
 		b := connect(t, h)
 		b.read() // hello
 		b.readAll()
@@ -441,13 +441,18 @@ func TestSnapshots(t *testing.T) {
 		}{
 			{[]string{`{"type":"snapshot","n":1,"time":1}`}, []int{1}},
 			{[]string{`{"type":"snapshot","n":1,"time":2}`}, nil},
-			{[]string{`{"type":"snapshot","n":2,"time":3}`, `{"type":"snapshot","n":3,"time":4}`}, []int{3}},
+			// 2 leaves at once; 3 and 4 come within the frame interval
+			// after it, and only 4 leaves, at its end.
+			{[]string{`{"type":"snapshot","n":2,"time":3}`, `{"type":"snapshot","n":3,"time":4}`, `{"type":"snapshot","n":4,"time":5}`}, []int{2, 4}},
 			{nil, nil},
 		}
 		for i, s := range steps {
-			for _, raw := range s.set {
+			for j, raw := range s.set {
 				if err := h.SetSnapshot([]byte(raw)); err != nil {
 					t.Fatal(err)
+				}
+				if j == 0 {
+					synctest.Wait()
 				}
 			}
 			after(time.Second)
@@ -459,7 +464,7 @@ func TestSnapshots(t *testing.T) {
 				t.Errorf("step %d: snapshots %v, want %v", i, got, s.want)
 			}
 		}
-		if string(h.Snapshot()) != `{"type":"snapshot","n":3,"time":4}` {
+		if string(h.Snapshot()) != `{"type":"snapshot","n":4,"time":5}` {
 			t.Errorf("Snapshot() = %s", h.Snapshot())
 		}
 	})
