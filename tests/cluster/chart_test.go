@@ -181,8 +181,9 @@ func checkContainer(t *testing.T, p corev1.Pod, cs corev1.ContainerStatus, image
 
 // clientGoTransient is what client-go's REST client logs at error level
 // when the API server's answer breaks off mid-body (seen once in a test
-// run, on this 2-core node under a full make test); client-go retries the
-// request, so it says nothing about our code.
+// run, on this 2-core node under a full make test); its callers (the
+// informers, the leader election) try again, so it says nothing about our
+// code.
 const clientGoTransient = "Unexpected error when reading response body"
 
 // checkLogs fails on any log line of the pods' containers at level ERROR
@@ -193,7 +194,7 @@ func checkLogs(t *testing.T, ps []corev1.Pod) {
 		for _, c := range p.Spec.Containers {
 			for _, l := range serviceLogs(t, ns, p.Name, c.Name) {
 				if l.Level == "ERROR" && l.Msg == clientGoTransient {
-					t.Logf("%s/%s: client-go: %s (retried)", p.Name, c.Name, l.Msg)
+					t.Logf("%s/%s: client-go: %s (tried again)", p.Name, c.Name, l.Msg)
 					continue
 				}
 				if l.Level == "ERROR" {
