@@ -152,8 +152,8 @@ func (c *client) read() {
 	c.conn.SetPongHandler(func(string) error { return c.conn.SetReadDeadline(time.Now().Add(pongWait)) })
 	invalid := 0
 	resumed := false
-	// Token bucket: 20 messages a second, bursts of 20.
-	tokens, last := float64(maxMsgPerSecond), time.Now()
+	// 20 messages a second, bursts of 20.
+	msgs := newBucket(maxMsgPerSecond, maxMsgPerSecond, time.Now())
 	for {
 		_, data, err := c.conn.ReadMessage()
 		if err != nil {
@@ -163,13 +163,11 @@ func (c *client) read() {
 			return
 		}
 		_ = c.conn.SetReadDeadline(time.Now().Add(pongWait))
-		now := time.Now()
-		tokens = min(float64(maxMsgPerSecond), tokens+now.Sub(last).Seconds()*maxMsgPerSecond)
-		last = now
-		if tokens < 1 {
+		msgs.refill(time.Now())
+		if msgs.tokens < 1 {
 			err = errRateLimited
 		} else {
-			tokens--
+			msgs.tokens--
 			err = c.handle(data, &resumed)
 		}
 		if err != nil {
@@ -289,8 +287,7 @@ type frameWriter struct {
 	// The client's token bucket for tail events: TailRate a second, at
 	// most Options.burst. The shared frames were built within the
 	// phase's bucket, which this one follows when they are taken.
-	tokens   float64
-	refilled time.Time
+	tokens bucket
 
 	snapVersion uint64           // version of the last snapshot sent; 0: none yet
 	periodic    uint64           // version of the last periodic snapshot the client has, a delta's base; 0: none
@@ -303,7 +300,7 @@ type frameWriter struct {
 
 func newFrameWriter(c *client) *frameWriter {
 	h := c.h
-	w := &frameWriter{c: c, h: h, bc: batchOf(c.conn), tokens: h.opts.burst(), refilled: time.Now()}
+	w := &frameWriter{c: c, h: h, bc: batchOf(c.conn), tokens: newBucket(float64(h.opts.TailRate), h.opts.burst(), time.Now())}
 	_, _, w.lastSeq = h.wait(c.phase)
 	return w
 }
@@ -449,9 +446,7 @@ func (w *frameWriter) tick(seq uint64) bool {
 	if !w.snapshot() {
 		return false
 	}
-	now := time.Now()
-	w.tokens = min(w.h.opts.burst(), w.tokens+now.Sub(w.refilled).Seconds()*float64(w.h.opts.TailRate))
-	w.refilled = now
+	w.tokens.refill(time.Now())
 	f := w.c.filter.Load()
 	sf := w.c.phase.shared.Load()
 	if f.all && len(w.dedupe) == 0 && w.skipped == 0 && w.lost == 0 && w.c.cursor.Load() == sf.from {
@@ -488,7 +483,7 @@ func (w *frameWriter) shared(sf *sharedFrame) bool {
 	if sf.pm == nil {
 		return true
 	}
-	w.tokens -= float64(sf.n)
+	w.tokens.tokens -= float64(sf.n)
 	w.deadline()
 	if err := w.c.conn.WritePreparedMessage(sf.pm); err != nil {
 		return w.fail(err)
@@ -506,7 +501,7 @@ func (w *frameWriter) shared(sf *sharedFrame) bool {
 // less than one.
 func (w *frameWriter) tail(f *compiled, sf *sharedFrame) bool {
 	h := w.h
-	limit := int(w.tokens)
+	limit := int(w.tokens.tokens)
 	if limit < 1 {
 		return true
 	}
@@ -523,7 +518,7 @@ func (w *frameWriter) tail(f *compiled, sf *sharedFrame) bool {
 	buf, s, l = h.collect(buf, &n, &cursor, max(sf.to, cursor), f, limit, w.dedupe, func(ts int64) { h.m.latency.Observe(float64(wall-ts) / 1000) })
 	*bp = buf
 	w.c.cursor.Store(cursor)
-	w.tokens -= float64(n)
+	w.tokens.tokens -= float64(n)
 	w.skipped += s
 	w.lost += l
 	if n == 0 && w.skipped == 0 && w.lost == 0 {

@@ -172,8 +172,7 @@ type phase struct {
 	lastHead uint64
 	lastSnap uint64
 	last     time.Time // the phase's last tick
-	tokens   float64   // tail events the next shared frame may carry: TailRate a second, at most the burst
-	refilled time.Time // when tokens were last topped up
+	tokens   bucket    // tail events the next shared frame may carry: TailRate a second, at most the burst
 }
 
 // phaseCount spreads the floor's frame interval into slots of about
@@ -234,7 +233,8 @@ func New(opts Options) *Hub {
 	h := &Hub{opts: opts, ring: make([]item, opts.RingSize), clients: map[*client]struct{}{}, pids: map[topicPartition]uint32{},
 		stop: make(chan struct{}), wake: make(chan struct{}, 1)}
 	for range phaseCount(opts.FrameHz) {
-		p := &phase{tick: make(chan struct{}), ping: make(chan struct{}), nextPing: time.Now().Add(pingEvery)}
+		p := &phase{tick: make(chan struct{}), ping: make(chan struct{}), nextPing: time.Now().Add(pingEvery),
+			tokens: newBucket(float64(opts.TailRate), opts.burst(), time.Now())}
 		p.shared.Store(&sharedFrame{}) // the ring is empty: from = to = 0
 		h.phases = append(h.phases, p)
 	}
@@ -365,27 +365,19 @@ func (h *Hub) due(p *phase, now time.Time, head, snap uint64, minGap time.Durati
 	}
 	at := p.last.Add(minGap)
 	if !newSnap {
-		h.refill(p, now)
-		if p.tokens < 1 {
-			at = later(at, now.Add(time.Duration((1-p.tokens)/float64(h.opts.TailRate)*float64(time.Second))))
-		}
+		p.tokens.refill(now)
+		at = later(at, now.Add(p.tokens.untilOne()))
 	}
 	return max(0, at.Sub(now)), true
 }
 
-// refill tops up phase p's token bucket.
-func (h *Hub) refill(p *phase, now time.Time) {
-	p.tokens = min(h.opts.burst(), p.tokens+now.Sub(p.refilled).Seconds()*float64(h.opts.TailRate))
-	p.refilled = now
-}
-
 // tickPhase builds phase p's shared frame and wakes its clients.
 func (h *Hub) tickPhase(p *phase, now time.Time, head, snap uint64) {
-	h.refill(p, now)
+	p.tokens.refill(now)
 	sf := &sharedFrame{from: p.lastHead, to: p.lastHead}
-	if limit := int(p.tokens); head != p.lastHead && limit > 0 {
+	if limit := int(p.tokens.tokens); head != p.lastHead && limit > 0 {
 		sf = h.buildShared(p.lastHead, head, limit)
-		p.tokens -= float64(sf.n)
+		p.tokens.tokens -= float64(sf.n)
 		p.lastHead = sf.to
 	}
 	p.lastSnap, p.last = snap, now
