@@ -59,7 +59,18 @@ type Config struct {
 	AlertWebhook        string        `envconfig:"FANOUT_ALERT_WEBHOOK" desc:"URL told of firing and resolved alerts in Alertmanager's format (POST /api/v2/alerts of an Alertmanager, or any receiver of it); empty = none"`
 	AlertInterval       time.Duration `envconfig:"FANOUT_ALERT_INTERVAL" default:"5s" min:"1s" max:"1m" desc:"how often the alert rules are evaluated"`
 	MetricsTopCountries int           `envconfig:"FANOUT_METRICS_TOP_COUNTRIES" default:"5" min:"1" max:"50" desc:"countries with their own country label on the playpulse_qoe_* metrics (the most watched; the rest are \"other\")"`
+	Role                string        `envconfig:"FANOUT_ROLE" default:"single" desc:"single: read every partition of the raw topics and serve (the default); aggregator: read the raw topics in the consumer group FANOUT_GROUP and publish per-partition, per-second partials to FANOUT_AGGREGATES_TOPIC, serving only the ops endpoints; merge: serve the dashboard and API from the partials of FANOUT_AGGREGATES_TOPIC (docs/tier.md)"`
+	AggregatesTopic     string        `envconfig:"FANOUT_AGGREGATES_TOPIC" default:"playpulse-aggregates" desc:"topic the aggregators publish their partials to and merge-role fan-outs read (roles aggregator and merge)"`
+	Group               string        `envconfig:"FANOUT_GROUP" default:"playpulse-aggregators" desc:"Kafka consumer group of the aggregators: each raw partition is owned by one of them (role aggregator)"`
+	AggregatorReplay    time.Duration `envconfig:"FANOUT_AGGREGATOR_REPLAY" default:"6m" min:"0s" max:"1h" desc:"how far before the committed offset's record an aggregator that takes a partition over replays it, to rebuild its sessions before publishing; at least FANOUT_SESSION_TIMEOUT + 5m is safe (role aggregator)"`
 }
+
+// Roles of the fan-out binary (FANOUT_ROLE).
+const (
+	RoleSingle     = "single"
+	RoleAggregator = "aggregator"
+	RoleMerge      = "merge"
+)
 
 // Validate checks what the tags cannot (envconf has validated the embedded
 // Kafka and logging settings first).
@@ -75,6 +86,17 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxFrameHz < c.FrameHz {
 		return envconf.Invalid("FANOUT_MAX_FRAME_HZ", "%d is below FANOUT_FRAME_HZ (%d)", c.MaxFrameHz, c.FrameHz)
+	}
+	switch c.Role {
+	case RoleSingle, RoleAggregator, RoleMerge:
+	default:
+		return envconf.Invalid("FANOUT_ROLE", "%q is not one of single, aggregator, merge", c.Role)
+	}
+	if c.Role != RoleSingle && c.AggregatesTopic == "" {
+		return envconf.Invalid("FANOUT_AGGREGATES_TOPIC", "must be set with FANOUT_ROLE=%s", c.Role)
+	}
+	if c.Role == RoleAggregator && c.Group == "" {
+		return envconf.Invalid("FANOUT_GROUP", "must be set with FANOUT_ROLE=aggregator")
 	}
 	if c.AuthTokenFile != "" && c.AuthToken != "" {
 		return envconf.Invalid("FANOUT_AUTH_TOKEN_FILE", "set either FANOUT_AUTH_TOKEN or FANOUT_AUTH_TOKEN_FILE, not both")

@@ -93,6 +93,8 @@ func TestInvalidValuesNameTheirVariable(t *testing.T) {
 		"FANOUT_MAX_FRAME_HZ":           "5", // below FANOUT_FRAME_HZ
 		"FANOUT_FRAME_BUDGET":           "10",
 		"FANOUT_ALLOWED_ORIGINS":        "example.com",
+		"FANOUT_ROLE":                   "merger",
+		"FANOUT_AGGREGATOR_REPLAY":      "2h",
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := load(t, map[string]string{name: value})
