@@ -1,12 +1,15 @@
 // Package app builds the fan-out from its resolved configuration and runs
 // it: consume → aggregate and hub → web, and the ops endpoints beside the
-// dashboard.
+// dashboard. FANOUT_ROLE picks what is built (docs/tier.md): single (all of
+// it), aggregator (tier.Aggregator and the ops endpoints only) or merge
+// (the partials of the aggregates topic → aggregate and hub → web).
 package app
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -19,6 +22,7 @@ import (
 	"playpulse.dev/services/fanout/internal/alert"
 	"playpulse.dev/services/fanout/internal/consume"
 	"playpulse.dev/services/fanout/internal/hub"
+	"playpulse.dev/services/fanout/internal/tier"
 	"playpulse.dev/services/fanout/internal/web"
 	"playpulse.dev/services/fanout/pkg/config"
 	"playpulse.dev/services/playback/ops"
@@ -26,9 +30,16 @@ import (
 
 // App is one fan-out process.
 type App struct {
-	cfg  config.Resolved
-	ops  *ops.Server
-	cons *consume.Consumer
+	cfg config.Resolved
+	ops *ops.Server
+	// src is where the figures come from: the raw topics (role single) or
+	// the aggregates topic (role merge); nil in role aggregator.
+	src interface {
+		Status() consume.Status
+		Ready() error
+	}
+	run  func(ctx context.Context) error // consumes src until ctx ends
+	tier *tier.Aggregator                // role aggregator only
 	agg  *aggregate.Aggregator
 	hub  *hub.Hub
 	rate prometheus.Gauge
@@ -66,26 +77,60 @@ func New(cfg config.Resolved) (*App, error) {
 	o := ops.NewServer(log)
 	reg := o.Registry()
 	s := &App{cfg: cfg, ops: o, scoped: map[scopedKey]scopedSnap{}}
-	s.agg = aggregate.New(aggregate.Options{
+	aggOpts := aggregate.Options{
 		MaxSessions: cfg.MaxSessions, SessionTimeout: cfg.SessionTimeout, MaxStreams: cfg.MaxStreams,
 		Registerer: reg, Log: log,
 		// The QoE counters start with the events stamped from now on: the
 		// warm-up replay must not reach Prometheus as one burst.
 		Export: aggregate.ExportOptions{TopCDNs: cfg.MetricsTopCDNs, TopCountries: cfg.MetricsTopCountries, CountFrom: time.Now().UnixMilli()},
-	})
+	}
+	if cfg.Role == config.RoleAggregator {
+		// No dashboard: the figures are served by the merge-role fan-outs.
+		// Every owned partition keeps up to FANOUT_MAX_SESSIONS sessions.
+		s.tier = tier.NewAggregator(cfg.Sarama, cfg.Brokers, tier.AggregateOptions{
+			Topics: cfg.Topics, Pattern: cfg.Pattern, Refresh: cfg.DiscoveryInterval, Group: cfg.Group,
+			AggregatesTopic: cfg.AggregatesTopic, Replay: cfg.AggregatorReplay, Warmup: cfg.Warmup,
+			Shard: aggregate.Options{MaxSessions: cfg.MaxSessions, SessionTimeout: cfg.SessionTimeout, MaxStreams: cfg.MaxStreams, Log: log},
+			Log:   log, Registerer: reg, Health: cfg.NewHealth(log, reg),
+		})
+		o.AddReadiness("kafka", s.tier.Ready)
+		return s, nil
+	}
+	if cfg.Role == config.RoleMerge {
+		s.agg = aggregate.NewMerged(aggOpts)
+	} else {
+		s.agg = aggregate.New(aggOpts)
+	}
 	s.hub = hub.New(hub.Options{
 		TailRate: cfg.TailRate, FrameHz: cfg.FrameHz, MaxFrameHz: cfg.MaxFrameHz, FrameBudget: cfg.FrameBudget, SnapshotHz: cfg.SnapshotHz, WriteTimeout: cfg.WriteTimeout,
 		RingSize: cfg.TailBuffer, ResumeWindow: cfg.ResumeWindow, NoDelta: !cfg.SnapshotDelta,
 		Full: func() []byte { return s.snapshot(time.Now(), true, "") },
 		Log:  log, Registerer: reg,
 	})
-	s.cons = consume.New(cfg.Sarama, cfg.Brokers, consume.Options{
-		Topics: cfg.Topics, Pattern: cfg.Pattern, Warmup: cfg.Warmup, Refresh: cfg.DiscoveryInterval, StaleAfter: cfg.StaleAfter,
-		OnPartition: s.hub.PartitionStarted, Log: log, Registerer: reg, Health: cfg.NewHealth(log, reg),
-	})
+	if cfg.Role == config.RoleMerge {
+		// The partials of the whole window the Aggregator holds; no live
+		// tail in this role yet (the aggregators do not forward events).
+		m := tier.NewMerger(cfg.Sarama, cfg.Brokers, tier.MergeOptions{
+			Topic: cfg.AggregatesTopic, Since: aggregate.Window, Refresh: cfg.DiscoveryInterval, StaleAfter: cfg.StaleAfter,
+			Apply: s.agg.ApplyPartial, Log: log, Registerer: reg, Health: cfg.NewHealth(log, reg),
+		})
+		s.src, s.run = m, m.Run
+	} else {
+		c := consume.New(cfg.Sarama, cfg.Brokers, consume.Options{
+			Topics: cfg.Topics, Pattern: cfg.Pattern, Warmup: cfg.Warmup, Refresh: cfg.DiscoveryInterval, StaleAfter: cfg.StaleAfter,
+			OnPartition: s.hub.PartitionStarted, Log: log, Registerer: reg, Health: cfg.NewHealth(log, reg),
+		})
+		s.src = c
+		s.run = func(ctx context.Context) error {
+			return c.Run(ctx, func(rs []consume.Record) {
+				s.agg.AddBatch(rs)
+				s.hub.PublishBatch(rs)
+			})
+		}
+	}
 	s.rate = prometheus.NewGauge(prometheus.GaugeOpts{Name: "playpulse_fanout_events_per_second", Help: "Valid events per second over the last 10 complete seconds, by record timestamp."})
 	reg.MustRegister(s.rate)
-	o.AddReadiness("kafka", s.cons.Ready)
+	o.AddReadiness("kafka", s.src.Ready)
 	wo := web.Options{
 		AllowedOrigins: cfg.AllowedOrigins, MaxConnections: cfg.MaxConnections, MaxConnectionsPerIP: cfg.MaxConnectionsPerIP,
 		TrustedProxies: cfg.Proxies, AuthToken: cfg.Token, Streams: s.streams, SourceSnapshot: s.sourceSnapshot,
@@ -123,7 +168,10 @@ func (s *App) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.cfg.Log.Info("fanout starting", "addr", ln.Addr().String(), "topics", s.cfg.Topics, "pattern", s.cfg.TopicPattern, "brokers", s.cfg.Brokers)
+	s.cfg.Log.Info("fanout starting", "role", s.cfg.Role, "addr", ln.Addr().String(), "topics", s.cfg.Topics, "pattern", s.cfg.TopicPattern, "brokers", s.cfg.Brokers)
+	if s.tier != nil {
+		return s.runAggregator(ctx, ln)
+	}
 	// A consumer that cannot work (its client closed under it) stops the
 	// whole fan-out: serving dashboards that never move would hide it.
 	ctx, cancel := context.WithCancel(ctx)
@@ -133,10 +181,7 @@ func (s *App) Run(ctx context.Context) error {
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		consErr <- s.cons.Run(ctx, func(rs []consume.Record) {
-			s.agg.AddBatch(rs)
-			s.hub.PublishBatch(rs)
-		})
+		consErr <- s.run(ctx)
 		cancel()
 	}()
 	go func() { defer wg.Done(); s.snapshots(ctx) }()
@@ -160,11 +205,28 @@ func (s *App) Run(ctx context.Context) error {
 	return err
 }
 
+// runAggregator runs the aggregator role: the tier and the ops endpoints.
+func (s *App) runAggregator(ctx context.Context, ln net.Listener) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	tierErr := make(chan error, 1)
+	go func() {
+		tierErr <- s.tier.Run(ctx)
+		cancel() // a tier that cannot work stops the process
+	}()
+	err := s.ops.Serve(ctx, ln)
+	cancel()
+	if terr := <-tierErr; terr != nil {
+		return terr
+	}
+	return err
+}
+
 // snapshot computes one snapshot, of every event or of one event source
 // (a valid name: see sourceSnapshot), with the Kafka source state, and
 // encodes it.
 func (s *App) snapshot(now time.Time, full bool, source string) []byte {
-	st := s.cons.Status()
+	st := s.src.Status()
 	if st.State == consume.StateStale {
 		s.agg.SetStale(st.Since)
 	} else {

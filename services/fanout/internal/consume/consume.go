@@ -32,6 +32,7 @@ type Record struct {
 	Timestamp time.Time // Kafka record timestamp
 	Lag       int64     // records after this one up to the high-water mark when it was read
 	Value     []byte    // the record value (a valid event); only valid during the handler call
+	Key       []byte    // the record key, in Raw mode only; only valid during the handler call
 	Event     event.Event
 }
 
@@ -59,6 +60,10 @@ type Options struct {
 	// Health explains, counts and logs connection failures (kafkacfg); with
 	// none (unit tests) they are neither logged nor explained.
 	Health *kafkacfg.Health
+	// Raw hands every record over undecoded (Event is zero): the merge
+	// role reads the aggregates topic, whose values are partials, not
+	// events, and validates them itself.
+	Raw bool
 }
 
 // Source states.
@@ -475,6 +480,11 @@ func (c *Consumer) partitionLoop(ctx context.Context, tp topicPartition, st *par
 			st.caughtUp.Store(true)
 		}
 		rec := &batch[n]
+		if c.opts.Raw {
+			rec.Topic, rec.Partition = tp.topic, tp.partition
+			rec.Offset, rec.Timestamp, rec.Value, rec.Key = msg.Offset, msg.Timestamp, msg.Value, msg.Key
+			return n + 1
+		}
 		if err := dec.Decode(msg.Value, &rec.Event); err != nil {
 			reason := event.ReasonOf(err)
 			c.m.bad.WithLabelValues(reason).Inc()
@@ -520,7 +530,7 @@ func (c *Consumer) partitionLoop(ctx context.Context, tp topicPartition, st *par
 			handle(batch[:n])
 		}
 		for i := range n {
-			batch[i].Value = nil // do not pin sarama's fetch buffers
+			batch[i].Value, batch[i].Key = nil, nil // do not pin sarama's fetch buffers
 		}
 		if !open {
 			return

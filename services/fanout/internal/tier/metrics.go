@@ -1,0 +1,58 @@
+package tier
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"playpulse.dev/services/playback/event"
+)
+
+type metrics struct {
+	events     prometheus.Counter
+	bad        *prometheus.CounterVec
+	partials   prometheus.Counter
+	bytes      prometheus.Counter
+	sendErrors prometheus.Counter
+	owned      prometheus.Gauge
+	moves      *prometheus.CounterVec
+	joins      prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		// The same names as the single-process fan-out's (consume): one
+		// dashboard panel serves both roles.
+		events: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "playpulse_fanout_events_total", Help: "Valid events consumed from Kafka (replays included).",
+		}),
+		bad: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "playpulse_fanout_bad_records_total", Help: "Records skipped because they are not valid events, by reason.",
+		}, []string{"reason"}),
+		partials: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "playpulse_fanout_tier_partials_total", Help: "Partials published to the aggregates topic and acknowledged (republished ones included).",
+		}),
+		bytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "playpulse_fanout_tier_partial_bytes_total", Help: "Bytes of key and value of the partials published.",
+		}),
+		sendErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "playpulse_fanout_tier_publish_errors_total", Help: "Failed attempts to publish partials (sent again before the partition goes on).",
+		}),
+		owned: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "playpulse_fanout_tier_partitions_owned", Help: "Raw partitions this aggregator owns in the consumer group.",
+		}),
+		moves: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "playpulse_fanout_tier_partition_moves_total", Help: "Partitions taken and released by rebalances (change: taken, released).",
+		}, []string{"change"}),
+		joins: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "playpulse_fanout_tier_group_joins_total", Help: "Consumer group sessions started (cooperative rebalances keep the session; a topic list change or an error starts a new one).",
+		}),
+	}
+	for _, r := range event.Reasons() {
+		m.bad.WithLabelValues(r)
+	}
+	m.moves.WithLabelValues("taken")
+	m.moves.WithLabelValues("released")
+	if reg != nil {
+		reg.MustRegister(m.events, m.bad, m.partials, m.bytes, m.sendErrors, m.owned, m.moves, m.joins)
+	}
+	return m
+}
