@@ -405,7 +405,10 @@ func (h *handler) timestampAt(ctx context.Context, tp topicPartition, offset int
 	idle := time.NewTimer(settled)
 	defer idle.Stop()
 	select {
-	case msg := <-pc.Messages():
+	case msg, ok := <-pc.Messages():
+		if !ok {
+			return time.Time{}, errors.New("partition consumer closed")
+		}
 		return msg.Timestamp, nil
 	case err := <-pc.Errors():
 		return time.Time{}, err
@@ -482,15 +485,17 @@ func (w *worker) open() (sarama.PartitionConsumer, error) {
 // opens it again where it was).
 func (w *worker) read(ctx context.Context, pc sarama.PartitionConsumer, tick <-chan time.Time, batch []consume.Record, take func(*sarama.ConsumerMessage, int) int) {
 	a := w.h.a
-	msgs := pc.Messages()
+	msgs, errs := pc.Messages(), pc.Errors()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case err := <-pc.Errors():
-			if err != nil {
-				a.warn.Warn("consume:"+w.tp.topic, "partition consumer error", "topic", w.tp.topic, "partition", w.tp.partition, "err", err.Err)
+		case err, ok := <-errs:
+			if !ok {
+				errs = nil // closed with the consumer: msgs closes too
+				continue
 			}
+			a.warn.Warn("consume:"+w.tp.topic, "partition consumer error", "topic", w.tp.topic, "partition", w.tp.partition, "err", err.Err)
 		case now := <-tick:
 			w.flush(ctx, now)
 			if !w.st.caughtUp.Load() && (w.next >= w.p.target || now.Sub(w.lastRead) > settled) {
