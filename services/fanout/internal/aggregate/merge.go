@@ -7,7 +7,7 @@ import "strconv"
 // and the newest state of each raw partition.
 type mergeState struct {
 	applied map[string]applied // by key: the partials within the window
-	oldest  int64             // no applied partial is older than this second
+	oldest  int64              // no applied partial is older than this second
 	parts   map[string]*partState
 	titles  map[string]int64 // viewers per title, summed over the partitions
 	tracked uint64
@@ -237,4 +237,3 @@ func (a *Aggregator) sessionStats() SessionStats {
 	}
 	return SessionStats{Tracked: len(a.sessions), Max: a.opts.MaxSessions, Evicted: a.evicted}
 }
-

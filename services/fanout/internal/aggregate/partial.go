@@ -47,7 +47,7 @@ const (
 	scopeOverall = iota
 	scopeStream
 	scopeSource
-	scopeDim // + dimension
+	scopeDim      // + dimension
 	numScopeKinds = scopeDim + numDims
 )
 
@@ -399,4 +399,3 @@ func (b *counts) events() uint64 {
 	}
 	return n
 }
-

@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"math"
 	"strings"
-	"hash/fnv"
 	"testing"
 	"time"
 
