@@ -112,6 +112,15 @@ type Aggregator struct {
 	evicted  uint64 // sessions evicted by the cap
 	stale    int64  // ms; while the source is stale, sessions do not expire past it
 	rankedAt int64  // ms (clock): when the top CDNs and countries were last re-ranked
+
+	// The aggregation tier (shard.go, merge.go). slots is the length of
+	// the series rings: a Shard needs less than the 15 minutes.
+	slots int
+	// changed, when set (a Shard), is told of every second whose viewers
+	// changed other than through a record of that second: a session
+	// expired or a stall grew long.
+	changed func(sec int64)
+	merged  *mergeState // NewMerged only
 }
 
 type partKey struct {
@@ -154,7 +163,10 @@ type title struct {
 }
 
 // New returns an empty Aggregator.
-func New(opts Options) *Aggregator {
+func New(opts Options) *Aggregator { return newAggregator(opts, seriesSlots) }
+
+// newAggregator is New with series rings of slots seconds.
+func newAggregator(opts Options, slots int) *Aggregator {
 	if opts.MaxSessions <= 0 {
 		opts.MaxSessions = 500000
 	}
@@ -172,7 +184,7 @@ func New(opts Options) *Aggregator {
 		timeoutMS: opts.SessionTimeout.Milliseconds(),
 		m:         newMetrics(opts.Registerer),
 		x:         newExporter(opts.Export),
-		overall:   newScope("", seriesSlots, true),
+		slots:     slots,
 		streams:   map[string]*scope{},
 		sources:   make([]*scope, len(sourceNames)),
 		sessions:  map[string]*session{},
@@ -182,6 +194,7 @@ func New(opts Options) *Aggregator {
 	for i := range a.dims {
 		a.dims[i] = map[string]*scope{}
 	}
+	a.overall = newScope("", a.slots, true)
 	if opts.Registerer != nil {
 		opts.Registerer.MustRegister(a)
 	}
@@ -531,7 +544,7 @@ func (a *Aggregator) eventScopes(e *event.Event, src uint8) scopes {
 func (a *Aggregator) sourceScope(src uint8) *scope {
 	s := a.sources[src]
 	if s == nil {
-		s = newScope(sourceNames[src], seriesSlots, true)
+		s = newScope(sourceNames[src], a.slots, true)
 		a.sources[src] = s
 	}
 	return s
@@ -545,7 +558,7 @@ func (a *Aggregator) streamScope(name string) *scope {
 		return s
 	}
 	if len(a.streams) < a.opts.MaxStreams {
-		s := newScope(name, seriesSlots, true)
+		s := newScope(name, a.slots, true)
 		s.bySource = make([]sourceCount, len(sourceNames))
 		a.streams[name] = s
 		return s
@@ -626,6 +639,9 @@ func (a *Aggregator) setWatching(ss *session, sc scopes, w bool, sec int64) {
 		d = 1
 	}
 	ss.watching = w
+	if a.changed != nil {
+		a.changed(sec)
+	}
 	ss.title.ccv += d
 	ss.cell.viewers += int64(d)
 	for _, s := range sc {

@@ -234,15 +234,22 @@ func copyScope(s *scope, from, to, seriesFrom int64) scopeCopy {
 		}
 	}
 	if s.series && seriesFrom <= to {
+		// Counted back from the viewers now: a merged scope (NewMerged)
+		// knows them and the changes of the seconds it holds, not what
+		// came before its first partial. For a scope fed by records it is
+		// the same as counting up from ccvBase.
 		c.ccv = make([]int64, to-seriesFrom+1)
-		cum := s.ccvBase
-		for sec := s.upTo - n + 1; sec <= to; sec++ {
-			if b := &s.ring[sec%n]; b.sec == sec {
-				cum += int64(b.ccvDelta)
-			}
-			if sec >= seriesFrom {
+		cum := s.ccv
+		for sec := s.upTo; sec >= seriesFrom && sec > s.upTo-n; sec-- {
+			if sec <= to {
 				c.ccv[sec-seriesFrom] = cum
 			}
+			if b := &s.ring[sec%n]; b.sec == sec {
+				cum -= int64(b.ccvDelta)
+			}
+		}
+		for sec := min(s.upTo-n, to); sec >= seriesFrom; sec-- {
+			c.ccv[sec-seriesFrom] = cum // older than the ring: no change known
 		}
 	}
 	return c
@@ -342,7 +349,7 @@ func (a *Aggregator) snapshot(now time.Time, full bool, src int) *Snapshot {
 		}
 		slices.Sort(s.Streams)
 	}
-	s.Sessions = SessionStats{Tracked: len(a.sessions), Max: a.opts.MaxSessions, Evicted: a.evicted}
+	s.Sessions = a.sessionStats()
 	a.mu.Unlock()
 
 	kpiFrom := second - KPIWindow + 1

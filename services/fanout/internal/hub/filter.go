@@ -43,6 +43,8 @@ type compiled struct {
 	types                       uint32 // bit per event.Type; 0 = all
 	source                      uint8  // sourceOf; 0 = any
 	stream, movie, user, device uint64 // hashes; 0 = any
+	// userID and movieID are the filter's own values, for Narrow.
+	userID, movieID string
 }
 
 func hashOrAny(s string) uint64 {
@@ -56,7 +58,7 @@ func hashOrAny(s string) uint64 {
 }
 
 func (f Filter) compile() (compiled, error) {
-	c := compiled{stream: hashOrAny(f.Stream), movie: hashOrAny(f.Movie), user: hashOrAny(f.User), device: hashOrAny(f.Device)}
+	c := compiled{stream: hashOrAny(f.Stream), movie: hashOrAny(f.Movie), user: hashOrAny(f.User), device: hashOrAny(f.Device), userID: f.User, movieID: f.Movie}
 	for _, s := range []string{f.Stream, f.Movie, f.User, f.Device, f.Source} {
 		if len(s) > maxFilterValue {
 			return c, fmt.Errorf("filter values are limited to %d bytes", maxFilterValue)

@@ -734,3 +734,28 @@ func (h *Hub) Close() {
 	h.stopOnce.Do(func() { close(h.stop) })
 	h.clockWG.Wait()
 }
+
+// Narrow lists the distinct users and titles the connected clients filter
+// on. In the aggregation tier's merge mode the tail is a sample, and these
+// filters are announced to the aggregators, which then forward every
+// event that matches them (internal/forward).
+func (h *Hub) Narrow() (users, movies []string) {
+	seenU, seenM := map[string]bool{}, map[string]bool{}
+	h.cmu.Lock()
+	defer h.cmu.Unlock()
+	for c := range h.clients {
+		f := c.filter.Load()
+		if f == nil {
+			continue
+		}
+		if f.userID != "" && !seenU[f.userID] {
+			seenU[f.userID] = true
+			users = append(users, f.userID)
+		}
+		if f.movieID != "" && !seenM[f.movieID] {
+			seenM[f.movieID] = true
+			movies = append(movies, f.movieID)
+		}
+	}
+	return users, movies
+}

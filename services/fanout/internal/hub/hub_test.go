@@ -987,3 +987,28 @@ func TestResumeWithFilter(t *testing.T) {
 		})
 	}
 }
+
+// Narrow lists each user and title filtered on once, and forgets a
+// client's filter when it changes it.
+func TestNarrow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHub(t, hub.Options{TailRate: 200})
+		var bs []*browser
+		for _, f := range []map[string]any{{"user_id": "u1"}, {"user_id": "u1", "movie_id": "m2"}, {"stream": "s"}} {
+			b := connect(t, h)
+			b.read() // hello
+			b.send(t, map[string]any{"type": "filter", "filter": f})
+			bs = append(bs, b)
+		}
+		after(time.Second)
+		users, movies := h.Narrow()
+		if !slices.Equal(users, []string{"u1"}) || !slices.Equal(movies, []string{"m2"}) {
+			t.Errorf("narrow = %v, %v; want [u1], [m2]", users, movies)
+		}
+		bs[1].send(t, map[string]any{"type": "filter", "filter": map[string]any{}})
+		after(time.Second)
+		if users, movies := h.Narrow(); !slices.Equal(users, []string{"u1"}) || len(movies) != 0 {
+			t.Errorf("after a filter change: %v, %v; want [u1], []", users, movies)
+		}
+	})
+}

@@ -1,0 +1,222 @@
+package aggregate
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"playpulse.dev/services/fanout/internal/consume"
+	"playpulse.dev/services/playback/event"
+	"playpulse.dev/services/playback/sim"
+)
+
+// TestTierMatchesSingleProcess runs one workload through the single-process
+// Aggregator and through the aggregation tier (a Shard per partition, their
+// partials through a stand-in for the aggregates topic, a merged
+// Aggregator) and compares the complete snapshots: they must be the same,
+// the percentiles too (the startup histogram merges exactly).
+//
+// With one partition's owner replaced mid-run, as after a rebalance, the
+// counts must still be the same in every second. What depends on the
+// state of sessions that began before the new owner's replay and were
+// paused or stalled when it took over (a heartbeat does not say which)
+// may differ until those sessions' next change: the viewers, play and
+// stall time and what is computed from them, within 1%.
+func TestTierMatchesSingleProcess(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		takeover bool
+		uncommit int // flushes the dead owner published but had not committed
+	}{
+		{"steady", false, 0},
+		{"takeover at the last commit", true, 0},
+		{"takeover 3 s after the last commit", true, 30},
+	} {
+		t.Run(c.name, func(t *testing.T) { tierMatches(t, c.takeover, c.uncommit) })
+	}
+}
+
+func tierMatches(t *testing.T, takeover bool, uncommit int) {
+	const (
+		rate     = 150 // events/s per stream
+		parts    = 3
+		duration = 16 * time.Minute
+		replay   = 6 * time.Minute
+	)
+	knobs := sim.DefaultConfig()
+	knobs.CatalogSize = 300
+	knobs.MeanWatchTime = 4 * time.Minute
+	knobs.StartFailureRate = 0.05
+	knobs.ExitBeforeStartRate = 0.08
+	knobs.RebufferRatio = 0.02
+	knobs.PlaybackErrorRate = 0.05
+
+	t0 := time.Date(2026, 11, 24, 21, 0, 0, 0, time.UTC)
+	clock := t0
+	now := func() time.Time { return clock }
+	single := New(Options{Now: now})
+	merged := NewMerged(Options{Now: now})
+
+	// The aggregates topic: every partial in order, as Kafka keeps them.
+	var topic []keyValue
+	applied := 0
+	deliver := func() {
+		for ; applied < len(topic); applied++ {
+			if err := merged.ApplyPartial(topic[applied].key, topic[applied].value); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	emit := func(k, v []byte) { topic = append(topic, keyValue{bytes.Clone(k), bytes.Clone(v)}) }
+
+	shards := make([]*Shard, parts)
+	for p := range shards {
+		shards[p] = NewShard("t", int32(p), ShardOptions{Aggregator: Options{Now: now}})
+	}
+	log := make([][]consume.Record, parts) // each partition's records, for the replay
+	// Commits of partition 1, oldest first: the owner may die having
+	// published seconds it had not committed yet.
+	var commits1 []int64
+
+	sims := twoStreams(t, knobs, 7, rate)
+	var e event.Event
+	step := time.Second / (rate * 2)
+	nextFlush := t0
+	killAt := t0.Add(duration / 2)
+	killed := false
+	n := 0
+	for clock = t0; clock.Before(t0.Add(duration)); clock = clock.Add(step) {
+		sims[n%2].Next(clock, &e)
+		n++
+		h := fnv.New32a()
+		h.Write([]byte(e.SessionID))
+		p := int32(h.Sum32() % parts)
+		ts := e.TS.Truncate(time.Millisecond)
+		if n%97 == 0 {
+			ts = ts.Add(-1500 * time.Millisecond) // late: its second was published
+		}
+		rec := consume.Record{Topic: "t", Partition: p, Offset: int64(len(log[p])), Timestamp: ts, Event: e}
+		log[p] = append(log[p], rec)
+		single.AddBatch([]consume.Record{rec})
+		shards[p].AddBatch([]consume.Record{rec})
+
+		if !clock.Before(nextFlush) {
+			nextFlush = nextFlush.Add(100 * time.Millisecond)
+			for p, s := range shards {
+				s.Flush(clock, emit)
+				if p == 1 {
+					commits1 = append(commits1, s.Committable()) // acknowledged at once here
+				}
+			}
+			deliver()
+		}
+		if takeover && !killed && !clock.Before(killAt) {
+			// Partition 1's owner dies with what it had not flushed; the
+			// next owner starts at the committed offset and replays.
+			killed = true
+			from := commits1[len(commits1)-1-uncommit]
+			fromTS := log[1][from].Timestamp
+			s := NewShard("t", 1, ShardOptions{PublishFrom: from, Aggregator: Options{Now: now}})
+			var rs []consume.Record
+			for _, r := range log[1] {
+				if !r.Timestamp.Before(fromTS.Add(-replay)) {
+					r.Lag = int64(len(log[1])) - r.Offset - 1
+					rs = append(rs, r)
+				}
+			}
+			s.AddBatch(rs)
+			shards[1] = s
+			t.Logf("partition 1 taken over at offset %d of %d, %d records replayed", from, len(log[1]), len(rs))
+		}
+	}
+	// The last second closes once the lateness has passed.
+	clock = t0.Add(duration)
+	for _, s := range shards {
+		s.Flush(clock.Add(200*time.Millisecond), emit)
+	}
+	deliver()
+	t.Logf("%d events, %d partials (%d bytes)", n, len(topic), func() (b int) {
+		for _, kv := range topic {
+			b += len(kv.value)
+		}
+		return
+	}())
+
+	want := single.Snapshot(clock, true)
+	got := merged.Snapshot(clock, true)
+	// What the two count differently by design: all events read since
+	// the start against those of the partials in the window, and the
+	// sessions the owners track now (the replayed ones too).
+	got.EventsTotal, want.EventsTotal = 0, 0
+	got.Sessions, want.Sessions = SessionStats{}, SessionStats{}
+	stateful := func(path string) bool { return false }
+	if takeover {
+		stateful = func(path string) bool {
+			for _, k := range []string{"concurrent_viewers", "avg_bitrate_kbps", "rebuffer_pct", "play_time_s", "top_titles", "bitrate"} {
+				if strings.Contains(path, k) {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	var diffs []string
+	compareJSON(decodeJSON(t, want), decodeJSON(t, got), "", stateful, &diffs)
+	for i, d := range diffs {
+		if i == 20 {
+			t.Errorf("… %d more", len(diffs)-i)
+			break
+		}
+		t.Error(d)
+	}
+}
+
+func decodeJSON(t *testing.T, s *Snapshot) any {
+	var v any
+	if err := json.Unmarshal(s.JSON(), &v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// compareJSON lists where got differs from want: exactly, or within 1%
+// (and 2 units) where stateful says so.
+func compareJSON(want, got any, path string, stateful func(string) bool, diffs *[]string) {
+	switch w := want.(type) {
+	case map[string]any:
+		g, ok := got.(map[string]any)
+		if !ok || len(g) != len(w) {
+			*diffs = append(*diffs, fmt.Sprintf("%s: single %v, merged %v", path, want, got))
+			return
+		}
+		for k := range w {
+			compareJSON(w[k], g[k], path+"/"+k, stateful, diffs)
+		}
+	case []any:
+		g, ok := got.([]any)
+		if !ok || len(g) != len(w) {
+			if !stateful(path) {
+				*diffs = append(*diffs, fmt.Sprintf("%s: single %v, merged %v", path, want, got))
+			}
+			return
+		}
+		for i := range w {
+			compareJSON(w[i], g[i], fmt.Sprintf("%s/%d", path, i), stateful, diffs)
+		}
+	case float64:
+		g, ok := got.(float64)
+		if ok && (g == w || stateful(path) && math.Abs(g-w) <= max(2, 0.01*math.Abs(w))) {
+			return
+		}
+		*diffs = append(*diffs, fmt.Sprintf("%s: single %v, merged %v", path, want, got))
+	default:
+		if want != got && !(stateful(path) && want != nil && got != nil) {
+			*diffs = append(*diffs, fmt.Sprintf("%s: single %v, merged %v", path, want, got))
+		}
+	}
+}
