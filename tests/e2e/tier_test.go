@@ -251,6 +251,12 @@ func TestTierEqualsSingle(t *testing.T) {
 		return nil
 	})
 	for i, m := range merges {
+		harness.Eventually(t, 60*time.Second, fmt.Sprintf("merge fan-out %d counts every event once", i), func() error {
+			if s := snapshotOf(t, m, false); s.EventsTotal != uint64(w.n) {
+				return fmt.Errorf("events_total %d, want %d", s.EventsTotal, w.n)
+			}
+			return nil
+		})
 		harness.Eventually(t, 60*time.Second, fmt.Sprintf("merge fan-out %d shows the reference's figures", i), func() error {
 			return sameFigures(ref, m, percentileTolerance)
 		})
@@ -363,6 +369,12 @@ func TestTierAggregatorKilled(t *testing.T) {
 	t.Logf("%d events written", w.n)
 	harness.Eventually(t, 30*time.Second, "the reference has every event", func() error {
 		if s := snapshotOf(t, ref, false); s.EventsTotal != uint64(w.n) {
+			return fmt.Errorf("events_total %d, want %d", s.EventsTotal, w.n)
+		}
+		return nil
+	})
+	harness.Eventually(t, 60*time.Second, "the merge fan-out counts every event once", func() error {
+		if s := snapshotOf(t, merged, false); s.EventsTotal != uint64(w.n) {
 			return fmt.Errorf("events_total %d, want %d", s.EventsTotal, w.n)
 		}
 		return nil

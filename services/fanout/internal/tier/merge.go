@@ -8,6 +8,7 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"playpulse.dev/services/fanout/internal/aggregate"
 	"playpulse.dev/services/fanout/internal/consume"
 	"playpulse.dev/services/playback/kafkacfg"
 	"playpulse.dev/services/playback/ratelog"
@@ -20,7 +21,7 @@ type MergeOptions struct {
 	Refresh    time.Duration // how often to look for new partitions
 	StaleAfter time.Duration // the source is stale when Kafka has not answered for this long
 	// Apply merges one partial (aggregate.Aggregator.ApplyPartial); an error
-	// means a bad partial, counted and skipped.
+	// means a bad partial, counted by aggregate.ReasonOf and skipped.
 	Apply      func(key, value []byte) error
 	Log        *slog.Logger
 	Registerer prometheus.Registerer
@@ -33,16 +34,16 @@ type MergeOptions struct {
 type Merger struct {
 	*consume.Consumer
 	apply func(key, value []byte) error
-	bad   prometheus.Counter
+	bad   *prometheus.CounterVec
 	warn  *ratelog.Logger
 }
 
 // NewMerger returns the merge role's reader; sc comes from kafkacfg.
 func NewMerger(sc *sarama.Config, brokers []string, opts MergeOptions) *Merger {
 	m := &Merger{apply: opts.Apply, warn: ratelog.New(opts.Log, 10*time.Second),
-		bad: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "playpulse_fanout_tier_bad_partials_total", Help: "Records of the aggregates topic skipped because they are not valid partials (the log says why).",
-		})}
+		bad: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "playpulse_fanout_tier_bad_partials_total", Help: "Records of the aggregates topic skipped because they are not valid partials, by reason (the log says more).",
+		}, []string{"reason"})}
 	if opts.Registerer != nil {
 		opts.Registerer.MustRegister(m.bad)
 	}
@@ -59,8 +60,9 @@ func (m *Merger) Run(ctx context.Context) error {
 		for i := range rs {
 			r := &rs[i]
 			if err := m.apply(r.Key, r.Value); err != nil {
-				m.bad.Inc()
-				m.warn.Warn("partial", "skipping bad partial", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
+				reason := aggregate.ReasonOf(err)
+				m.bad.WithLabelValues(reason).Inc()
+				m.warn.Warn("partial:"+reason, "skipping bad partial", "reason", reason, "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
 			}
 		}
 	})
