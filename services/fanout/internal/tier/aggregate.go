@@ -201,7 +201,7 @@ func (a *Aggregator) Run(ctx context.Context) error {
 	t := time.NewTicker(a.opts.Refresh)
 	defer t.Stop()
 	for ctx.Err() == nil {
-		topics := a.topics(client)
+		topics, layout := a.topics(client)
 		if len(topics) == 0 {
 			select {
 			case <-ctx.Done():
@@ -210,10 +210,10 @@ func (a *Aggregator) Run(ctx context.Context) error {
 			continue
 		}
 		a.opts.Log.Info("joining consumer group", "group", a.opts.Group, "topics", topics)
-		// Consume runs until the topic list changes (sarama follows new
-		// partitions of the topics it has, not new topics), or, with an
-		// eager strategy or an error, until the session ends; it is then
-		// called again.
+		// Consume runs until the topics or their partition counts change
+		// (sarama follows neither new topics nor, before its metadata
+		// refresh of 10 minutes, new partitions), or, with an eager strategy
+		// or an error, until the session ends; it is then called again.
 		cctx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		go func() { done <- group.Consume(cctx, topics, h) }()
@@ -230,8 +230,8 @@ func (a *Aggregator) Run(ctx context.Context) error {
 				}
 				break wait
 			case <-t.C:
-				if now := a.topics(client); !slices.Equal(now, topics) {
-					a.opts.Log.Info("topics changed, rejoining", "topics", now)
+				if now, nowLayout := a.topics(client); !slices.Equal(nowLayout, layout) {
+					a.opts.Log.Info("topics or partitions changed, rejoining", "topics", now, "partitions", nowLayout)
 					cancel()
 					<-done
 					break wait
@@ -245,9 +245,10 @@ func (a *Aggregator) Run(ctx context.Context) error {
 }
 
 // topics lists the raw topics that exist now, sorted: the configured ones
-// and those matching the pattern. Consume refuses a topic that does not
-// exist, so a configured one is joined once created.
-func (a *Aggregator) topics(client sarama.Client) []string {
+// and those matching the pattern, and each with its partition count
+// ("topic/count"). Consume refuses a topic that does not exist, so a
+// configured one is joined once created.
+func (a *Aggregator) topics(client sarama.Client) (topics, layout []string) {
 	refreshErr := client.RefreshMetadata()
 	if refreshErr != nil {
 		a.warn.Warn("metadata", "cannot refresh metadata", "err", refreshErr)
@@ -255,22 +256,25 @@ func (a *Aggregator) topics(client sarama.Client) []string {
 	all, err := client.Topics()
 	if err != nil {
 		a.warn.Warn("topics", "cannot list topics", "err", err)
-		return nil
+		return nil, nil
 	}
 	if refreshErr == nil {
 		a.listed.Store(true)
 	}
-	var out []string
 	for _, t := range all {
 		if t == a.opts.AggregatesTopic {
 			continue // never aggregate the partials themselves
 		}
 		if slices.Contains(a.opts.Topics, t) || a.opts.Pattern != nil && a.opts.Pattern.MatchString(t) {
-			out = append(out, t)
+			topics = append(topics, t)
 		}
 	}
-	slices.Sort(out)
-	return out
+	slices.Sort(topics)
+	for _, t := range topics {
+		parts, _ := client.Partitions(t)
+		layout = append(layout, fmt.Sprintf("%s/%d", t, len(parts)))
+	}
+	return topics, layout
 }
 
 // handler is the sarama.ConsumerGroupHandler.
