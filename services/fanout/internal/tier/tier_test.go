@@ -113,6 +113,44 @@ func run(t *testing.T, addr string, shards map[int32]*fakeShard, mu *sync.Mutex)
 	}
 }
 
+// TestAggregateFollowsNewPartitions: a partition added to a raw topic is
+// owned and published within the discovery interval.
+func TestAggregateFollowsNewPartitions(t *testing.T) {
+	cl, err := kfake.NewCluster(kfake.SeedTopics(2, "raw", "agg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	addr := cl.ListenAddrs()[0]
+	produceEvents(t, addr, 0, 3)
+	var mu sync.Mutex
+	shards := map[int32]*fakeShard{}
+	_, stop := run(t, addr, shards, &mu)
+	defer stop()
+	eventually(t, "partition 0 committed", func() error {
+		if c := committed(t, addr); c[0] != 3 {
+			return fmt.Errorf("committed %v", c)
+		}
+		return nil
+	})
+	admin, err := sarama.NewClusterAdmin([]string{addr}, saramaConfig(t, addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = admin.CreatePartitions("raw", 3, nil, false)
+	admin.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	produceEvents(t, addr, 2, 4)
+	eventually(t, "the new partition 2 owned and committed", func() error {
+		if c := committed(t, addr); c[2] != 4 {
+			return fmt.Errorf("committed %v", c)
+		}
+		return nil
+	})
+}
+
 func produceEvents(t *testing.T, addr string, partition int32, n int) {
 	t.Helper()
 	sc := saramaConfig(t, addr)
@@ -194,9 +232,9 @@ func committed(t *testing.T, addr string) map[int32]int64 {
 		t.Fatal(err)
 	}
 	defer admin.Close()
-	resp, err := admin.ListConsumerGroupOffsets("g", map[string][]int32{"raw": {0, 1}})
+	resp, err := admin.ListConsumerGroupOffsets("g", map[string][]int32{"raw": {0, 1, 2}})
 	if err != nil {
-		t.Fatal(err)
+		return nil // no group yet
 	}
 	out := map[int32]int64{}
 	for p, b := range resp.Blocks["raw"] {
