@@ -229,6 +229,17 @@ func TestTierEqualsSingle(t *testing.T) {
 		aggs = append(aggs, startAggregator(t, raw, aggTopic, "tier-"+raw))
 	}
 	merges := []*fanout{startMerge(t, raw, aggTopic), startMerge(t, raw, aggTopic)}
+	// An aggregator serves the ops endpoints only: no dashboard, no API.
+	for _, path := range []string{"/", "/api/snapshot"} {
+		resp, err := http.Get(aggs[0].url(path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("aggregator GET %s: %s, want 404", path, resp.Status)
+		}
+	}
 
 	harness.Eventually(t, 30*time.Second, "the reference has every event", func() error {
 		if s := snapshotOf(t, ref, false); s.EventsTotal != uint64(w.n) {
@@ -305,9 +316,14 @@ func TestTierAggregatorKilled(t *testing.T) {
 	stopWriting := sync.OnceFunc(func() { close(stop); wg.Wait() })
 	t.Cleanup(stopWriting)
 
-	// Kill an aggregator once it has partitions and has published.
+	// Kill an aggregator once the live writing has gone on for a few
+	// seconds and it has partitions and has published (and so committed).
+	live := time.Now()
 	victim := -1
-	harness.Eventually(t, 60*time.Second, "an aggregator owns partitions and published", func() error {
+	harness.Eventually(t, 60*time.Second, "3 s of live writing, an aggregator owns partitions and published", func() error {
+		if time.Since(live) < 3*time.Second {
+			return fmt.Errorf("%s of live writing", time.Since(live))
+		}
 		for i, a := range aggs {
 			owned, err := metricSum(a.url("/metrics"), "playpulse_fanout_tier_partitions_owned", "")
 			if err != nil {
