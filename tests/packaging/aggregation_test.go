@@ -89,6 +89,14 @@ func TestAggregationRender(t *testing.T) {
 	if aggEnv["FANOUT_GROUP"] != "playpulse-ci-aggregators" || aggEnv["FANOUT_AGGREGATOR_REPLAY"] != "10m" {
 		t.Errorf("aggregator FANOUT_GROUP %q, FANOUT_AGGREGATOR_REPLAY %q: not aggregation.group and .replay", aggEnv["FANOUT_GROUP"], aggEnv["FANOUT_AGGREGATOR_REPLAY"])
 	}
+	// aggregation.config reaches the aggregators, and fanout.config does
+	// not (its FANOUT_WARMUP is the fan-outs').
+	if aggEnv["FANOUT_MAX_SESSIONS"] != "2000000" || fanEnv["FANOUT_MAX_SESSIONS"] != "" {
+		t.Errorf("FANOUT_MAX_SESSIONS: aggregator %q, fan-out %q; want aggregation.config's on the aggregator only", aggEnv["FANOUT_MAX_SESSIONS"], fanEnv["FANOUT_MAX_SESSIONS"])
+	}
+	if _, ok := aggEnv["FANOUT_WARMUP"]; ok {
+		t.Error("fanout.config's FANOUT_WARMUP reached the aggregator")
+	}
 	if aggEnv["FANOUT_AGGREGATES_TOPIC"] == "" || aggEnv["FANOUT_AGGREGATES_TOPIC"] != fanEnv["FANOUT_AGGREGATES_TOPIC"] {
 		t.Errorf("aggregates topic: aggregators publish to %q, fan-outs read %q", aggEnv["FANOUT_AGGREGATES_TOPIC"], fanEnv["FANOUT_AGGREGATES_TOPIC"])
 	}

@@ -243,6 +243,19 @@ the environment.
 {{- end }}
 {{- end }}
 
+{{/*
+A config map's value as an environment variable's: YAML integers reach the
+templates as float64, and toString writes 2000000 as "2e+06", which no
+integer variable accepts; whole numbers are written as integers.
+*/}}
+{{- define "playpulse.envValue" -}}
+{{- if and (kindIs "float64" .) (eq (float64 (int64 .)) .) -}}
+{{- int64 . | toString | quote -}}
+{{- else -}}
+{{- toString . | quote -}}
+{{- end -}}
+{{- end }}
+
 {{/* Pod and container security: the same hardened settings for every pod. */}}
 {{- define "playpulse.podSecurityContext" -}}
 runAsNonRoot: true
