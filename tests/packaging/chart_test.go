@@ -64,13 +64,14 @@ func TestRenderAllOptionalParts(t *testing.T) {
 	objs := render(t, testNamespace, "--values", allOnValues)
 	t.Logf("helm template (all-on): %d objects in %s", len(objs), time.Since(start).Round(time.Millisecond))
 
-	for k, n := range map[string]int{"HorizontalPodAutoscaler": 2, "Ingress": 1, "PodDisruptionBudget": 2, "NetworkPolicy": 2,
-		"ServiceMonitor": 1, "PrometheusRule": 1, "Kafka": 1, "KafkaNodePool": 1, "KafkaTopic": 2, "PlaybackStream": 1} {
+	for k, n := range map[string]int{"HorizontalPodAutoscaler": 3, "Ingress": 1, "PodDisruptionBudget": 3, "NetworkPolicy": 3,
+		"ServiceMonitor": 1, "PrometheusRule": 1, "Kafka": 1, "KafkaNodePool": 1, "KafkaTopic": 3, "PlaybackStream": 1} {
 		if len(find(objs, k)) != n {
 			t.Errorf("want %d %s, got %d", n, k, len(find(objs, k)))
 		}
 	}
-	// One of each per-component object for the fan-out and the collector.
+	// One of each per-component object for the aggregator, the fan-out and
+	// the collector.
 	for _, k := range []string{"HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy"} {
 		var comps []string
 		for _, o := range find(objs, k) {
@@ -80,8 +81,8 @@ func TestRenderAllOptionalParts(t *testing.T) {
 			}
 		}
 		slices.Sort(comps)
-		if !slices.Equal(comps, []string{"collector", "fanout"}) {
-			t.Errorf("%s for components %v, want collector and fanout", k, comps)
+		if !slices.Equal(comps, []string{"aggregator", "collector", "fanout"}) {
+			t.Errorf("%s for components %v, want aggregator, collector and fanout", k, comps)
 		}
 	}
 
@@ -101,7 +102,7 @@ func TestRenderAllOptionalParts(t *testing.T) {
 	}
 
 	for _, d := range find(objs, "Deployment") {
-		if c := component(d); c != "fanout" && c != "collector" {
+		if c := component(d); c != "fanout" && c != "collector" && c != "aggregator" {
 			continue
 		}
 		if _, ok, _ := unstructured.NestedFieldNoCopy(d.Object, "spec", "replicas"); ok {

@@ -50,6 +50,10 @@ func TestValuesSchemaRefusesBadValues(t *testing.T) {
 		{"unknown collector variable", "collector:\n  config:\n    COLLECTOR_RATELIMIT: 5\n", "COLLECTOR_RATELIMIT"},
 		{"collector variable out of range", "collector:\n  config:\n    COLLECTOR_MAX_LINES: 0\n", "COLLECTOR_MAX_LINES"},
 		{"collector grace period too short", "collector:\n  terminationGracePeriodSeconds: 10\n", "terminationGracePeriodSeconds"},
+		{"unknown aggregation key", "aggregation:\n  enable: true\n", "enable"},
+		{"bad aggregator replay", "aggregation:\n  replay: six minutes\n", "replay"},
+		{"aggregates history below an hour", "aggregation:\n  topic:\n    retentionMs: 60000\n", "retentionMs"},
+		{"lag threshold as a string", "aggregation:\n  autoscaling:\n    lagThreshold: \"10000\"\n", "lagThreshold"},
 		{"bad externalTrafficPolicy", "collector:\n  service:\n    externalTrafficPolicy: local\n", "externalTrafficPolicy"},
 	}
 	dir := t.TempDir()
@@ -85,5 +89,6 @@ func TestValuesSchemaAcceptsTheShippedValues(t *testing.T) {
 		"--set", "fanout.replicas=3", "--set", "fanout.ingress.enabled=true", "--set", "kafka.create=true",
 		"--set-string", "fanout.config.FANOUT_WARMUP=90s", "--set", "fanout.config.FANOUT_MAX_STREAMS=5", "--set", "fanout.topics={playback-events,playback-prime-time}",
 		"--set", "collector.enabled=true", "--set", "collector.allowedOrigins={https://a.example.com,https://b.example.com:8443}",
-		"--set", "collector.trustedProxies={10.0.0.0/8,192.0.2.7}", "--set-string", "collector.config.COLLECTOR_INACTIVITY_TIMEOUT=40s")
+		"--set", "collector.trustedProxies={10.0.0.0/8,192.0.2.7}", "--set-string", "collector.config.COLLECTOR_INACTIVITY_TIMEOUT=40s",
+		"--set", "aggregation.enabled=true", "--set", "aggregation.autoscaling.lagThreshold=20000", "--set", "aggregation.topic.partitions=12")
 }

@@ -84,8 +84,11 @@ func dig(m map[string]any, path ...string) (map[string]any, bool) {
 // the service's prefix that the chart does not set itself (those it sets
 // are found by rendering every optional part on with the config maps
 // empty), except secrets, which the chart only takes from mounted files.
+// The aggregators run the fan-out's binary in a container named fanout, so
+// what the chart sets on either counts for fanout.config, which
+// aggregation.config refers to.
 func configSchema(root string) (map[string]map[string]any, error) {
-	objs, err := renderChart(root, "--values", allOnValues, "--set", "fanout.config=null", "--set", "controller.config=null", "--set", "collector.config=null")
+	objs, err := renderChart(root, "--values", allOnValues, "--set", "fanout.config=null", "--set", "controller.config=null", "--set", "collector.config=null", "--set", "aggregation.config=null")
 	if err != nil {
 		return nil, err
 	}

@@ -37,6 +37,29 @@ nobody writes.
 {{- if and .Values.alerts.inFanout.enabled .Values.controller.enabled .Values.fanout.enabled }}true{{ end }}
 {{- end }}
 
+{{- define "playpulse.aggregator.fullname" -}}
+{{- printf "%s-aggregator" (include "playpulse.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The aggregation tier runs: aggregators read the raw topics in a consumer
+group and the fan-outs merge their partials (FANOUT_ROLE=merge). Without
+the fan-outs nobody would read the partials, so it needs fanout.enabled.
+*/}}
+{{- define "playpulse.aggregation" -}}
+{{- if and .Values.aggregation.enabled .Values.fanout.enabled }}true{{ end }}
+{{- end }}
+
+{{/*
+"true" when the aggregators scale through a KEDA ScaledObject: autoscaling
+is on and the cluster serves ScaledObjects (helm template sees no cluster:
+pass --api-versions keda.sh/v1alpha1/ScaledObject). Otherwise an HPA on the
+external metric playpulse_aggregator_lag.
+*/}}
+{{- define "playpulse.aggregation.keda" -}}
+{{- if and (include "playpulse.aggregation" .) .Values.aggregation.autoscaling.enabled (.Capabilities.APIVersions.Has "keda.sh/v1alpha1/ScaledObject") }}true{{ end }}
+{{- end }}
+
 {{- define "playpulse.collector.fullname" -}}
 {{- printf "%s-collector" (include "playpulse.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
@@ -73,6 +96,11 @@ app.kubernetes.io/component: controller
 {{- define "playpulse.fanout.selectorLabels" -}}
 {{ include "playpulse.selectorLabels" . }}
 app.kubernetes.io/component: fanout
+{{- end }}
+
+{{- define "playpulse.aggregator.selectorLabels" -}}
+{{ include "playpulse.selectorLabels" . }}
+app.kubernetes.io/component: aggregator
 {{- end }}
 
 {{- define "playpulse.collector.selectorLabels" -}}
@@ -213,6 +241,19 @@ the environment.
       - key: {{ .Values.kafka.sasl.passwordSecret.key }}
         path: {{ .Values.kafka.sasl.passwordSecret.key }}
 {{- end }}
+{{- end }}
+
+{{/*
+A config map's value as an environment variable's: YAML integers reach the
+templates as float64, and toString writes 2000000 as "2e+06", which no
+integer variable accepts; whole numbers are written as integers.
+*/}}
+{{- define "playpulse.envValue" -}}
+{{- if and (kindIs "float64" .) (eq (float64 (int64 .)) .) -}}
+{{- int64 . | toString | quote -}}
+{{- else -}}
+{{- toString . | quote -}}
+{{- end -}}
 {{- end }}
 
 {{/* Pod and container security: the same hardened settings for every pod. */}}
@@ -372,8 +413,18 @@ that serves KafkaTopics; helm template sees no cluster, so auto there
 follows kafka.create, or --api-versions kafka.strimzi.io/v1/KafkaTopic).
 */}}
 {{- define "playpulse.collector.strimziTopics" -}}
-{{- $mode := .Values.collector.topics.create -}}
-{{- if or (eq $mode "strimzi") (and (eq $mode "auto") (or .Values.kafka.create (.Capabilities.APIVersions.Has "kafka.strimzi.io/v1/KafkaTopic"))) -}}
+{{- include "playpulse.strimziTopics" (dict "root" . "mode" .Values.collector.topics.create) -}}
+{{- end }}
+
+{{/* The same decision for the aggregates topic (aggregation.topic.create). */}}
+{{- define "playpulse.aggregation.strimziTopics" -}}
+{{- include "playpulse.strimziTopics" (dict "root" . "mode" .Values.aggregation.topic.create) -}}
+{{- end }}
+
+{{/* Call with (dict "root" $ "mode" "auto"|"strimzi"|"none"). */}}
+{{- define "playpulse.strimziTopics" -}}
+{{- $mode := .mode -}}
+{{- if or (eq $mode "strimzi") (and (eq $mode "auto") (or .root.Values.kafka.create (.root.Capabilities.APIVersions.Has "kafka.strimzi.io/v1/KafkaTopic"))) -}}
 true
 {{- end -}}
 {{- end }}

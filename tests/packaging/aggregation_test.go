@@ -1,0 +1,340 @@
+package packaging
+
+import (
+	"slices"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// The aggregation tier in the chart (issue 17): aggregation.enabled adds
+// the aggregator Deployment, the aggregates topic and its scaler, and turns
+// the fan-outs to merge mode. These checks are static (helm template); the
+// tier's behaviour on a real cluster is the fan-out's own tests' business.
+
+const kedaAPI = "keda.sh/v1alpha1/ScaledObject"
+
+// ofComponent returns the objects of a kind with the component label.
+func ofComponent(objs []*unstructured.Unstructured, kind, comp string) []*unstructured.Unstructured {
+	var out []*unstructured.Unstructured
+	for _, o := range find(objs, kind) {
+		if component(o) == comp {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// TestAggregationOffByDefault: a plain install (and one where the chart
+// manages topics) runs today's single-process fan-out and nothing of the
+// tier.
+func TestAggregationOffByDefault(t *testing.T) {
+	for _, vs := range append(valueSets[:0:0], valueSets[0], valueSet{"kafka.create, KEDA served", []string{"--set", "kafka.create=true", "--api-versions", kedaAPI}}) {
+		t.Run(vs.name, func(t *testing.T) {
+			objs := render(t, testNamespace, vs.args...)
+			for _, o := range objs {
+				if component(o) == "aggregator" {
+					t.Errorf("%s rendered with aggregation off", id(o))
+				}
+			}
+			for _, k := range []string{"ScaledObject", "TriggerAuthentication"} {
+				if n := len(find(objs, k)); n != 0 {
+					t.Errorf("%d %s rendered with aggregation off", n, k)
+				}
+			}
+			if role, ok := containerEnv(t, objs, "fanout")["FANOUT_ROLE"]; ok && role != "single" {
+				t.Errorf("fan-out FANOUT_ROLE = %q with aggregation off, want unset or single", role)
+			}
+		})
+	}
+	// Without the fan-outs nobody would merge the partials: nothing of the
+	// tier either.
+	objs := render(t, testNamespace, "--set", "aggregation.enabled=true", "--set", "fanout.enabled=false")
+	if n := len(ofComponent(objs, "Deployment", "aggregator")); n != 0 {
+		t.Errorf("%d aggregator Deployments without the fan-out", n)
+	}
+}
+
+// TestAggregationRender: with aggregation.enabled the aggregators run the
+// fan-out's image in the aggregator role with the fan-out's Kafka
+// connection (TLS and SASL of the all-on values), hardened, and the
+// fan-outs merge what they publish.
+func TestAggregationRender(t *testing.T) {
+	objs := render(t, testNamespace, "--values", allOnValues)
+	deps := ofComponent(objs, "Deployment", "aggregator")
+	if len(deps) != 1 {
+		t.Fatalf("%d aggregator Deployments, want 1", len(deps))
+	}
+	agg := deps[0]
+	if agg.GetName() != releaseName+"-aggregator" {
+		t.Errorf("aggregator Deployment named %q", agg.GetName())
+	}
+	checkPod(t, agg, true)
+	ps := podSpec(t, agg)
+	if v, ok, _ := unstructured.NestedBool(ps, "automountServiceAccountToken"); !ok || v {
+		t.Errorf("%s mounts a service account token; it talks to Kafka only", id(agg))
+	}
+	if sel, _, _ := unstructured.NestedStringMap(agg.Object, "spec", "selector", "matchLabels"); sel["app.kubernetes.io/component"] != "aggregator" {
+		t.Errorf("%s selects %v", id(agg), sel)
+	}
+
+	aggEnv := containerEnv(t, objs, "aggregator")
+	fanEnv := containerEnv(t, objs, "fanout")
+	if aggEnv["FANOUT_ROLE"] != "aggregator" {
+		t.Errorf("aggregator FANOUT_ROLE = %q", aggEnv["FANOUT_ROLE"])
+	}
+	if fanEnv["FANOUT_ROLE"] != "merge" {
+		t.Errorf("fan-out FANOUT_ROLE = %q, want merge", fanEnv["FANOUT_ROLE"])
+	}
+	if aggEnv["FANOUT_GROUP"] != "playpulse-ci-aggregators" || aggEnv["FANOUT_AGGREGATOR_REPLAY"] != "10m" {
+		t.Errorf("aggregator FANOUT_GROUP %q, FANOUT_AGGREGATOR_REPLAY %q: not aggregation.group and .replay", aggEnv["FANOUT_GROUP"], aggEnv["FANOUT_AGGREGATOR_REPLAY"])
+	}
+	// aggregation.config reaches the aggregators, and fanout.config does
+	// not (its FANOUT_WARMUP is the fan-outs').
+	if aggEnv["FANOUT_MAX_SESSIONS"] != "2000000" || fanEnv["FANOUT_MAX_SESSIONS"] != "" {
+		t.Errorf("FANOUT_MAX_SESSIONS: aggregator %q, fan-out %q; want aggregation.config's on the aggregator only", aggEnv["FANOUT_MAX_SESSIONS"], fanEnv["FANOUT_MAX_SESSIONS"])
+	}
+	if _, ok := aggEnv["FANOUT_WARMUP"]; ok {
+		t.Error("fanout.config's FANOUT_WARMUP reached the aggregator")
+	}
+	if aggEnv["FANOUT_AGGREGATES_TOPIC"] == "" || aggEnv["FANOUT_AGGREGATES_TOPIC"] != fanEnv["FANOUT_AGGREGATES_TOPIC"] {
+		t.Errorf("aggregates topic: aggregators publish to %q, fan-outs read %q", aggEnv["FANOUT_AGGREGATES_TOPIC"], fanEnv["FANOUT_AGGREGATES_TOPIC"])
+	}
+	// The same raw topics and the same Kafka connection as the fan-out.
+	for name, v := range fanEnv {
+		if name == "FANOUT_TOPICS" || name == "FANOUT_TOPIC_PATTERN" || name == "LOG_LEVEL" || (len(name) > 6 && name[:6] == "KAFKA_") {
+			if aggEnv[name] != v {
+				t.Errorf("aggregator %s = %q, fan-out %q", name, aggEnv[name], v)
+			}
+		}
+	}
+	for name := range aggEnv {
+		if len(name) > 6 && name[:6] == "KAFKA_" {
+			if _, ok := fanEnv[name]; !ok {
+				t.Errorf("aggregator sets %s, the fan-out does not", name)
+			}
+		}
+	}
+	if aggEnv["KAFKA_TLS"] != "true" || aggEnv["KAFKA_SASL_MECHANISM"] == "" {
+		t.Errorf("the all-on values connect with TLS and SASL; the aggregator env %v", aggEnv)
+	}
+	secrets := func(d *unstructured.Unstructured) []string {
+		vols, _, _ := unstructured.NestedSlice(d.Object, "spec", "template", "spec", "volumes")
+		var out []string
+		for _, v := range vols {
+			if n := str(v.(map[string]any), "secret", "secretName"); n != "" {
+				out = append(out, n)
+			}
+		}
+		slices.Sort(out)
+		return slices.Compact(out)
+	}
+	fan := ofComponent(objs, "Deployment", "fanout")[0]
+	if got := secrets(agg); len(got) == 0 || !slices.Equal(got, slices.DeleteFunc(secrets(fan), func(s string) bool { return s == "playpulse-dashboard-token" })) {
+		t.Errorf("aggregator mounts secrets %v, fan-out (but for its dashboard token) %v", got, secrets(fan))
+	}
+
+	// Its metrics Service is not the fan-out's: browsers never reach an
+	// aggregator.
+	for _, svc := range find(objs, "Service") {
+		sel, _, _ := unstructured.NestedStringMap(svc.Object, "spec", "selector")
+		if sel["app.kubernetes.io/component"] == "aggregator" && svc.GetName() != releaseName+"-aggregator-metrics" {
+			t.Errorf("%s selects the aggregators", id(svc))
+		}
+	}
+	if len(ofComponent(objs, "Service", "aggregator")) != 1 {
+		t.Error("no aggregator metrics Service (the ServiceMonitor scrapes Services)")
+	}
+
+	// PodDisruptionBudget and NetworkPolicy: the aggregators' own.
+	if pdbs := ofComponent(objs, "PodDisruptionBudget", "aggregator"); len(pdbs) != 1 {
+		t.Errorf("%d aggregator PodDisruptionBudgets", len(pdbs))
+	}
+	nps := ofComponent(objs, "NetworkPolicy", "aggregator")
+	if len(nps) != 1 {
+		t.Fatalf("%d aggregator NetworkPolicies", len(nps))
+	}
+	np := nps[0]
+	if sel, _, _ := unstructured.NestedStringMap(np.Object, "spec", "podSelector", "matchLabels"); sel["app.kubernetes.io/component"] != "aggregator" {
+		t.Errorf("%s selects %v", id(np), sel)
+	}
+	ingress, _, _ := unstructured.NestedSlice(np.Object, "spec", "ingress")
+	if len(ingress) != 1 {
+		t.Fatalf("%s: %d ingress rules, want the metrics port only", id(np), len(ingress))
+	}
+	ports, _, _ := unstructured.NestedSlice(ingress[0].(map[string]any), "ports")
+	if len(ports) != 1 || ports[0].(map[string]any)["port"] != "http" {
+		t.Errorf("%s: ingress ports %v, want http only", id(np), ports)
+	}
+
+	// The aggregates topic: compacted and deleted, 7 days by default.
+	kts := ofComponent(objs, "KafkaTopic", "aggregator")
+	if len(kts) != 1 {
+		t.Fatalf("%d aggregator KafkaTopics", len(kts))
+	}
+	kt := kts[0]
+	if n := str(kt.Object, "spec", "topicName"); n != aggEnv["FANOUT_AGGREGATES_TOPIC"] {
+		t.Errorf("%s: topic %q, the aggregators publish to %q", id(kt), n, aggEnv["FANOUT_AGGREGATES_TOPIC"])
+	}
+	if p := str(kt.Object, "spec", "config", "cleanup.policy"); p != "compact,delete" {
+		t.Errorf("%s: cleanup.policy %q, want compact,delete", id(kt), p)
+	}
+	if r := num(kt.Object, "spec", "config", "retention.ms"); r != 7*24*3600*1000 {
+		t.Errorf("%s: retention.ms %d, want 7 days", id(kt), r)
+	}
+	if p, r := num(kt.Object, "spec", "partitions"), num(kt.Object, "spec", "replicas"); p != 3 || r != 3 {
+		t.Errorf("%s: %d partitions, %d replicas; the all-on values say 3 and 3", id(kt), p, r)
+	}
+	if kt.GetAnnotations()["helm.sh/resource-policy"] != "keep" || kt.GetLabels()["strimzi.io/cluster"] != "playpulse" {
+		t.Errorf("%s: annotations %v, labels %v", id(kt), kt.GetAnnotations(), kt.GetLabels())
+	}
+}
+
+// TestAggregationTopic: the aggregates topic follows aggregation.topic.create
+// as the collector's topics follow theirs.
+func TestAggregationTopic(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		topic bool
+	}{
+		{"no Strimzi seen", nil, false},
+		{"kafka.create", []string{"--set", "kafka.create=true"}, true},
+		{"the cluster serves KafkaTopics", []string{"--api-versions", "kafka.strimzi.io/v1/KafkaTopic"}, true},
+		{"none asked", []string{"--set", "kafka.create=true", "--set", "aggregation.topic.create=none"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			objs := render(t, testNamespace, append([]string{"--set", "aggregation.enabled=true"}, tc.args...)...)
+			kts := ofComponent(objs, "KafkaTopic", "aggregator")
+			if got := len(kts) == 1; got != tc.topic || len(kts) > 1 {
+				t.Fatalf("%d aggregates KafkaTopics rendered", len(kts))
+			}
+			if tc.topic {
+				if r := num(kts[0].Object, "spec", "config", "retention.ms"); r != 604800000 {
+					t.Errorf("default retention.ms %d, want 604800000 (7 days)", r)
+				}
+				if p := num(kts[0].Object, "spec", "partitions"); p != 6 {
+					t.Errorf("default partitions %d, want 6", p)
+				}
+			}
+		})
+	}
+}
+
+// TestAggregationScaling: a KEDA ScaledObject on the group's lag where the
+// cluster serves KEDA, an HPA on playpulse_aggregator_lag otherwise, fixed
+// replicas with autoscaling off.
+func TestAggregationScaling(t *testing.T) {
+	on := []string{"--set", "aggregation.enabled=true"}
+
+	t.Run("KEDA", func(t *testing.T) {
+		objs := render(t, testNamespace, append(on, "--api-versions", kedaAPI)...)
+		if n := len(ofComponent(objs, "HorizontalPodAutoscaler", "aggregator")); n != 0 {
+			t.Errorf("%d aggregator HPAs beside the ScaledObject (KEDA makes its own)", n)
+		}
+		if n := len(find(objs, "TriggerAuthentication")); n != 0 {
+			t.Errorf("%d TriggerAuthentications for a plain connection", n)
+		}
+		sos := find(objs, "ScaledObject")
+		if len(sos) != 1 {
+			t.Fatalf("%d ScaledObjects", len(sos))
+		}
+		so := sos[0]
+		env := containerEnv(t, objs, "aggregator")
+		if n := str(so.Object, "spec", "scaleTargetRef", "name"); n != releaseName+"-aggregator" {
+			t.Errorf("%s scales %q", id(so), n)
+		}
+		if lo, hi := num(so.Object, "spec", "minReplicaCount"), num(so.Object, "spec", "maxReplicaCount"); lo != 2 || hi != 12 {
+			t.Errorf("%s: %d to %d replicas, want the defaults 2 to 12", id(so), lo, hi)
+		}
+		if _, ok, _ := unstructured.NestedFieldNoCopy(ofComponent(objs, "Deployment", "aggregator")[0].Object, "spec", "replicas"); ok {
+			t.Error("the aggregator Deployment sets spec.replicas although KEDA owns them")
+		}
+		trig := kafkaTrigger(t, so)
+		md, _ := trig["metadata"].(map[string]any)
+		for k, want := range map[string]string{"bootstrapServers": env["KAFKA_BROKERS"], "consumerGroup": env["FANOUT_GROUP"], "lagThreshold": "10000"} {
+			if md[k] != want {
+				t.Errorf("%s: kafka trigger %s = %v, want %q", id(so), k, md[k], want)
+			}
+		}
+	})
+
+	t.Run("KEDA with TLS and SASL", func(t *testing.T) {
+		objs := render(t, testNamespace, "--values", allOnValues, "--api-versions", kedaAPI)
+		so := find(objs, "ScaledObject")[0]
+		trig := kafkaTrigger(t, so)
+		md, _ := trig["metadata"].(map[string]any)
+		if md["sasl"] != "scram_sha512" || md["tls"] != "enable" {
+			t.Errorf("%s: sasl %v, tls %v; want scram_sha512 and enable", id(so), md["sasl"], md["tls"])
+		}
+		tas := find(objs, "TriggerAuthentication")
+		if len(tas) != 1 {
+			t.Fatalf("%d TriggerAuthentications", len(tas))
+		}
+		if ref := str(trig, "authenticationRef", "name"); ref != tas[0].GetName() {
+			t.Errorf("the trigger's authenticationRef %q, the TriggerAuthentication %q", ref, tas[0].GetName())
+		}
+		refs, _, _ := unstructured.NestedSlice(tas[0].Object, "spec", "secretTargetRef")
+		got := map[string]string{}
+		for _, r := range refs {
+			rm := r.(map[string]any)
+			got[str(rm, "parameter")] = str(rm, "name") + "/" + str(rm, "key")
+		}
+		want := map[string]string{"password": "playpulse-user/password", "ca": "playpulse-cluster-ca-cert/ca.crt",
+			"cert": "playpulse-user/user.crt", "key": "playpulse-user/user.key"}
+		for p, w := range want {
+			if got[p] != w {
+				t.Errorf("TriggerAuthentication %s from %q, want %q (the aggregators' secret)", p, got[p], w)
+			}
+		}
+		envRefs, _, _ := unstructured.NestedSlice(tas[0].Object, "spec", "env")
+		if len(envRefs) != 1 || str(envRefs[0].(map[string]any), "name") != "KAFKA_SASL_USERNAME" {
+			t.Errorf("TriggerAuthentication env %v, want the user name from KAFKA_SASL_USERNAME", envRefs)
+		}
+	})
+
+	t.Run("HPA without KEDA", func(t *testing.T) {
+		objs := render(t, testNamespace, on...)
+		if n := len(find(objs, "ScaledObject")); n != 0 {
+			t.Errorf("%d ScaledObjects without KEDA", n)
+		}
+		hpas := ofComponent(objs, "HorizontalPodAutoscaler", "aggregator")
+		if len(hpas) != 1 {
+			t.Fatalf("%d aggregator HPAs", len(hpas))
+		}
+		hpa := hpas[0]
+		if n := str(hpa.Object, "spec", "scaleTargetRef", "name"); n != releaseName+"-aggregator" {
+			t.Errorf("%s scales %q", id(hpa), n)
+		}
+		metrics, _, _ := unstructured.NestedSlice(hpa.Object, "spec", "metrics")
+		if len(metrics) != 1 {
+			t.Fatalf("%s: %d metrics", id(hpa), len(metrics))
+		}
+		m := metrics[0].(map[string]any)
+		if str(m, "type") != "External" || str(m, "external", "metric", "name") != "playpulse_aggregator_lag" {
+			t.Errorf("%s: metric %v, want the external playpulse_aggregator_lag", id(hpa), m)
+		}
+		if str(m, "external", "target", "type") != "AverageValue" || str(m, "external", "target", "averageValue") != "10000" {
+			t.Errorf("%s: target %v, want AverageValue 10000", id(hpa), m["external"])
+		}
+	})
+
+	t.Run("fixed replicas", func(t *testing.T) {
+		objs := render(t, testNamespace, append(on, "--set", "aggregation.autoscaling.enabled=false", "--api-versions", kedaAPI)...)
+		if n := len(find(objs, "ScaledObject")) + len(ofComponent(objs, "HorizontalPodAutoscaler", "aggregator")); n != 0 {
+			t.Errorf("%d scalers with autoscaling off", n)
+		}
+		if r := num(ofComponent(objs, "Deployment", "aggregator")[0].Object, "spec", "replicas"); r != 3 {
+			t.Errorf("aggregator replicas %d, want aggregation.replicas 3", r)
+		}
+	})
+}
+
+func kafkaTrigger(t *testing.T, so *unstructured.Unstructured) map[string]any {
+	t.Helper()
+	trigs, _, _ := unstructured.NestedSlice(so.Object, "spec", "triggers")
+	if len(trigs) != 1 || str(trigs[0].(map[string]any), "type") != "kafka" {
+		t.Fatalf("%s: triggers %v, want one kafka trigger", id(so), trigs)
+	}
+	return trigs[0].(map[string]any)
+}
