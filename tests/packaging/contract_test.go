@@ -8,7 +8,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
-	"maps"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -57,9 +56,6 @@ func serviceVars(t testing.TB, service string) (all map[string]bool, required []
 func checkEnv(t *testing.T, where, service string, env []map[string]any) {
 	t.Helper()
 	allowed, required := serviceVars(t, service)
-	if service == "fanout" {
-		allowed = withPendingAggregationVars(t, allowed)
-	}
 	set := map[string]bool{}
 	for _, e := range env {
 		name := fmt.Sprint(e["name"])
@@ -76,28 +72,6 @@ func checkEnv(t *testing.T, where, service string, env []map[string]any) {
 			t.Errorf("%s does not set %s, which the %s requires", where, r, service)
 		}
 	}
-}
-
-// aggregationVars are the fan-out's settings of the aggregation tier (issue
-// 17) that the chart sets with aggregation.enabled. The fan-out's config
-// struct gains them on another branch; until it has any of them they are
-// allowed here, and from the moment it has one, all of them must be there
-// like every other variable. Remove this once both branches are merged.
-var aggregationVars = []string{"FANOUT_ROLE", "FANOUT_AGGREGATES_TOPIC", "FANOUT_GROUP", "FANOUT_AGGREGATOR_REPLAY"}
-
-func withPendingAggregationVars(t *testing.T, allowed map[string]bool) map[string]bool {
-	t.Helper()
-	for _, v := range aggregationVars {
-		if allowed[v] {
-			return allowed
-		}
-	}
-	t.Logf("the fan-out's config struct has none of %v yet (issue 17): allowed without it", aggregationVars)
-	out := maps.Clone(allowed)
-	for _, v := range aggregationVars {
-		out[v] = true
-	}
-	return out
 }
 
 // TestChartEnvMatchesConfigStructs: every variable the chart sets on a pod
