@@ -34,8 +34,17 @@ func tierEnv(raw string) map[string]string {
 // group, and waits until it is in the group with its partitions replayed.
 func startAggregator(t *testing.T, raw, aggTopic, group string) *fanout {
 	t.Helper()
+	return startAggregatorEnv(t, raw, aggTopic, group, nil)
+}
+
+// startAggregatorEnv is startAggregator with more settings.
+func startAggregatorEnv(t *testing.T, raw, aggTopic, group string, extra map[string]string) *fanout {
+	t.Helper()
 	f := &fanout{addr: harness.FreeAddr(t)}
 	e := tierEnv(raw)
+	for k, v := range extra {
+		e[k] = v
+	}
 	for k, v := range map[string]string{
 		"KAFKA_BROKERS": broker.Addr(), "FANOUT_ADDR": f.addr, "FANOUT_TOPIC_PATTERN": "", "LOG_LEVEL": "info",
 		"FANOUT_ROLE": "aggregator", "FANOUT_AGGREGATES_TOPIC": aggTopic, "FANOUT_GROUP": group,
@@ -66,6 +75,7 @@ type simWriter struct {
 	rate  float64
 	at    time.Time // time of the next event
 	n     int
+	seen  func(*event.Event) // when set, told of every event written
 }
 
 func newSimWriter(t *testing.T, topic string, seed uint64, rate float64, from time.Time) *simWriter {
@@ -104,6 +114,9 @@ func (w *simWriter) writeUntil(until time.Time) error {
 	for ; w.at.Before(until); w.at = w.at.Add(step) {
 		w.s.Next(w.at, &e)
 		ts := e.TS.Truncate(time.Millisecond)
+		if w.seen != nil {
+			w.seen(&e)
+		}
 		msgs = append(msgs, &sarama.ProducerMessage{Topic: w.topic, Key: sarama.StringEncoder(e.SessionID), Timestamp: ts, Value: sarama.ByteEncoder(e.AppendJSON(nil))})
 		if len(msgs) == 1000 {
 			if err := w.p.SendMessages(msgs); err != nil {

@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"strings"
@@ -90,6 +91,7 @@ func New(cfg config.Resolved) (*App, error) {
 		s.tier = tier.NewAggregator(cfg.Sarama, cfg.Brokers, tier.AggregateOptions{
 			Topics: cfg.Topics, Pattern: cfg.Pattern, Refresh: cfg.DiscoveryInterval, Group: cfg.Group,
 			AggregatesTopic: cfg.AggregatesTopic, Replay: cfg.AggregatorReplay, Warmup: cfg.Warmup,
+			TailTopic: cfg.TailTopic, FiltersTopic: cfg.FiltersTopic, SampleRate: float64(cfg.TailSampleRate),
 			Shard: aggregate.Options{MaxSessions: cfg.MaxSessions, SessionTimeout: cfg.SessionTimeout, MaxStreams: cfg.MaxStreams, Log: log},
 			Log:   log, Registerer: reg, Health: cfg.NewHealth(log, reg),
 		})
@@ -108,13 +110,41 @@ func New(cfg config.Resolved) (*App, error) {
 		Log:  log, Registerer: reg,
 	})
 	if cfg.Role == config.RoleMerge {
-		// The partials of the whole window the Aggregator holds; no live
-		// tail in this role yet (the aggregators do not forward events).
+		// The partials of the whole window the Aggregator holds; the live
+		// tail from the events the aggregators forward (a sample of each
+		// stream, and every event of the users and titles this fan-out's
+		// browsers filter on, which it announces to them).
 		m := tier.NewMerger(cfg.Sarama, cfg.Brokers, tier.MergeOptions{
 			Topic: cfg.AggregatesTopic, Since: aggregate.Window, Refresh: cfg.DiscoveryInterval, StaleAfter: cfg.StaleAfter,
 			Apply: s.agg.ApplyPartial, Log: log, Registerer: reg, Health: cfg.NewHealth(log, reg),
 		})
-		s.src, s.run = m, m.Run
+		s.src = m
+		var tail *consume.Consumer
+		if cfg.TailTopic != "" {
+			tail = consume.New(cfg.Sarama, cfg.Brokers, consume.Options{
+				Topics: []string{cfg.TailTopic}, Warmup: cfg.ResumeWindow, Refresh: cfg.DiscoveryInterval, StaleAfter: cfg.StaleAfter,
+				// No Registerer: the aggregates topic's reader has the
+				// consumer's metric names; the hub counts the tail's events.
+				OnPartition: s.hub.PartitionStarted, Log: log.With("reader", "tail"),
+			})
+		}
+		s.run = func(ctx context.Context) error {
+			ctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			var wg sync.WaitGroup
+			if tail != nil {
+				wg.Add(2)
+				go func() { defer wg.Done(); _ = tail.Run(ctx, s.hub.PublishBatch) }()
+				go func() {
+					defer wg.Done()
+					tier.Announce(ctx, cfg.Sarama, cfg.Brokers, tier.AnnounceOptions{Topic: cfg.FiltersTopic, Instance: instance(), Narrow: s.hub.Narrow, Log: log})
+				}()
+			}
+			err := m.Run(ctx)
+			cancel()
+			wg.Wait()
+			return err
+		}
 	} else {
 		c := consume.New(cfg.Sarama, cfg.Brokers, consume.Options{
 			Topics: cfg.Topics, Pattern: cfg.Pattern, Warmup: cfg.Warmup, Refresh: cfg.DiscoveryInterval, StaleAfter: cfg.StaleAfter,
@@ -374,4 +404,12 @@ func (s *App) encode(active []alert.Alert) []byte {
 		return []byte("null")
 	}
 	return b
+}
+
+// instance names this process in the filters topic: the pod name (the
+// host name in Kubernetes) and the process id, so two fan-outs on one
+// machine do not withdraw each other's filters.
+func instance() string {
+	h, _ := os.Hostname()
+	return fmt.Sprintf("%s/%d", h, os.Getpid())
 }

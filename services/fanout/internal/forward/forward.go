@@ -182,10 +182,19 @@ func NewSampler(opts Options, filters *Filters) *Sampler {
 		next: map[string]int64{}, perValue: map[string]int{}}
 }
 
-// Take says whether to forward e, read at now. The sample spaces a
-// stream's events at least 1/SampleRate apart (by the clock), so it is
+// Why says why an event is forwarded.
+type Why uint8
+
+const (
+	Skip   Why = iota // not forwarded
+	Sample            // the stream's sample
+	Asked             // an announced filter asked for it
+)
+
+// Take says whether to forward e, read at now, and why. The sample spaces
+// a stream's events at least 1/SampleRate apart (by the clock), so it is
 // spread over the second instead of taking its first events.
-func (s *Sampler) Take(e *event.Event, now time.Time) bool {
+func (s *Sampler) Take(e *event.Event, now time.Time) Why {
 	ns := now.UnixNano()
 	if s.filters != nil {
 		if v, ok := s.filters.cur.Load().match(e, ns/1e6); ok {
@@ -197,17 +206,17 @@ func (s *Sampler) Take(e *event.Event, now time.Time) bool {
 				s.Dropped++
 			} else {
 				s.perValue[v]++
-				return true
+				return Asked
 			}
 		}
 	}
 	next, ok := s.next[e.Stream]
 	if !ok && len(s.next) >= s.opts.MaxStreams {
-		return false
+		return Skip
 	}
 	if ns < next {
-		return false
+		return Skip
 	}
 	s.next[e.Stream] = max(next, ns) + s.interval
-	return true
+	return Sample
 }

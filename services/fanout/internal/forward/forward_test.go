@@ -30,7 +30,7 @@ func TestSampleRate(t *testing.T) {
 			for now := t0; now.Before(t0.Add(10 * time.Second)); now = now.Add(step) {
 				for _, st := range []string{"a", "b"} {
 					e := event.Event{Stream: st}
-					if s.Take(&e, now) {
+					if s.Take(&e, now) != Skip {
 						got[st]++
 						if st == "a" && now.Sub(t0)%time.Second < 500*time.Millisecond {
 							firstHalf++
@@ -61,7 +61,7 @@ func TestFilters(t *testing.T) {
 	}
 	count := func(e event.Event, from time.Time, n int) (got int) {
 		for i := range n {
-			if s.Take(&e, from.Add(time.Duration(i)*time.Millisecond)) {
+			if s.Take(&e, from.Add(time.Duration(i)*time.Millisecond)) != Skip {
 				got++
 			}
 		}

@@ -1,18 +1,22 @@
 package tier
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"playpulse.dev/services/fanout/internal/aggregate"
 	"playpulse.dev/services/fanout/internal/consume"
+	"playpulse.dev/services/fanout/internal/forward"
 	"playpulse.dev/services/playback/event"
 	"playpulse.dev/services/playback/kafkacfg"
 	"playpulse.dev/services/playback/ratelog"
@@ -33,6 +37,14 @@ type Aggregator struct {
 
 	mu     sync.Mutex
 	claims map[topicPartition]*claimState
+
+	// filters are the merge-role fan-outs' announced filters, read from
+	// FiltersTopic by one goroutine and shared by every claim's sampler.
+	filters *forward.Filters
+	// tailOK: the tail topic exists (checked with the topic list). Without
+	// it nothing is forwarded: sends to a missing topic would hold up the
+	// partials' flush with metadata retries.
+	tailOK atomic.Bool
 }
 
 type topicPartition struct {
@@ -65,8 +77,11 @@ func NewAggregator(sc *sarama.Config, brokers []string, opts AggregateOptions) *
 			return aggregate.NewShard(topic, partition, aggregate.ShardOptions{PublishFrom: publishFrom, Aggregator: so})
 		}
 	}
+	if opts.SampleRate <= 0 {
+		opts.SampleRate = 100
+	}
 	return &Aggregator{opts: opts, sc: sc, brokers: brokers, m: newMetrics(opts.Registerer),
-		warn: ratelog.New(opts.Log, 10*time.Second), claims: map[topicPartition]*claimState{}}
+		warn: ratelog.New(opts.Log, 10*time.Second), claims: map[topicPartition]*claimState{}, filters: forward.NewFilters()}
 }
 
 // groupConfig is the consumer side's: cooperative-sticky, read_committed
@@ -197,6 +212,9 @@ func (a *Aggregator) Run(ctx context.Context) error {
 			a.warn.Warn("group", "consumer group error", "err", err)
 		}
 	}()
+	if a.opts.TailTopic != "" && a.opts.FiltersTopic != "" {
+		go a.readFilters(ctx)
+	}
 	h := &handler{a: a, client: client, consumer: consumer, group: group, prod: prod}
 	t := time.NewTicker(a.opts.Refresh)
 	defer t.Stop()
@@ -260,6 +278,12 @@ func (a *Aggregator) topics(client sarama.Client) (topics, layout []string) {
 	}
 	if refreshErr == nil {
 		a.listed.Store(true)
+	}
+	if tail := a.opts.TailTopic; tail != "" {
+		ok := slices.Contains(all, tail)
+		if was := a.tailOK.Swap(ok); was != ok {
+			a.opts.Log.Info("tail topic", "topic", tail, "exists", ok)
+		}
 	}
 	for _, t := range all {
 		if t == a.opts.AggregatesTopic {
@@ -436,11 +460,22 @@ type worker struct {
 	next     int64 // offset of the next record to read
 	lastRead time.Time
 	msgs     []*sarama.ProducerMessage
+	tail     []*sarama.ProducerMessage // forwarded since the last flush
+	sampler  *forward.Sampler          // nil without a tail topic
 }
 
 func (w *worker) run(ctx context.Context) {
 	a := w.h.a
 	w.next, w.lastRead = w.p.replayFrom, time.Now()
+	if a.opts.TailTopic != "" {
+		// Each partition's share of the stream's sample: together the
+		// owners of a topic forward SampleRate events a second of each of
+		// its streams.
+		parts, _ := w.h.client.Partitions(w.tp.topic)
+		w.sampler = forward.NewSampler(forward.Options{SampleRate: a.opts.SampleRate / float64(max(len(parts), 1))}, a.filters)
+	}
+	lag := a.m.lag.WithLabelValues(w.tp.topic, strconv.Itoa(int(w.tp.partition)))
+	defer a.m.lag.DeleteLabelValues(w.tp.topic, strconv.Itoa(int(w.tp.partition)))
 	tick := time.NewTicker(a.opts.FlushEvery)
 	defer tick.Stop()
 	batch := make([]consume.Record, consume.MaxBatch)
@@ -457,6 +492,17 @@ func (w *worker) run(ctx context.Context) {
 		}
 		rec.Topic, rec.Partition = w.tp.topic, w.tp.partition
 		rec.Offset, rec.Timestamp, rec.Value = msg.Offset, msg.Timestamp, msg.Value
+		// The previous owner forwarded what lies before publishFrom.
+		if w.sampler != nil && msg.Offset >= w.p.publishFrom && a.tailOK.Load() {
+			switch w.sampler.Take(&rec.Event, time.Now()) {
+			case forward.Sample:
+				w.forward(msg)
+				a.m.forwarded.WithLabelValues("sample").Inc()
+			case forward.Asked:
+				w.forward(msg)
+				a.m.forwarded.WithLabelValues("filter").Inc()
+			}
+		}
 		return n + 1
 	}
 	for ctx.Err() == nil {
@@ -470,7 +516,7 @@ func (w *worker) run(ctx context.Context) {
 			}
 			continue
 		}
-		w.read(ctx, pc, tick.C, batch, take)
+		w.read(ctx, pc, tick.C, batch, take, lag)
 		pc.Close()
 	}
 }
@@ -487,7 +533,7 @@ func (w *worker) open() (sarama.PartitionConsumer, error) {
 
 // read reads until ctx ends or the partition consumer stops (then run
 // opens it again where it was).
-func (w *worker) read(ctx context.Context, pc sarama.PartitionConsumer, tick <-chan time.Time, batch []consume.Record, take func(*sarama.ConsumerMessage, int) int) {
+func (w *worker) read(ctx context.Context, pc sarama.PartitionConsumer, tick <-chan time.Time, batch []consume.Record, take func(*sarama.ConsumerMessage, int) int, lag prometheus.Gauge) {
 	a := w.h.a
 	msgs, errs := pc.Messages(), pc.Errors()
 	for {
@@ -523,6 +569,14 @@ func (w *worker) read(ctx context.Context, pc sarama.PartitionConsumer, tick <-c
 				}
 			}
 			w.lastRead = time.Now()
+			// The Shard tells a replay from the live edge by the lag: while
+			// behind, the records' time closes the seconds, not the clock,
+			// and sessions do not expire against the clock.
+			hwm := pc.HighWaterMarkOffset()
+			for i := range n {
+				batch[i].Lag = max(hwm-batch[i].Offset-1, 0)
+			}
+			lag.Set(float64(max(hwm-w.next, 0)))
 			a.m.events.Add(float64(n))
 			if n > 0 {
 				w.sh.AddBatch(batch[:n])
@@ -551,6 +605,8 @@ func (w *worker) flush(ctx context.Context, now time.Time) {
 		w.msgs = append(w.msgs, &sarama.ProducerMessage{Topic: a.opts.AggregatesTopic,
 			Key: sarama.ByteEncoder(append([]byte(nil), key...)), Value: sarama.ByteEncoder(append([]byte(nil), value...))})
 	})
+	partials := len(w.msgs)
+	w.sendTail()
 	pending := w.msgs
 	wait := 100 * time.Millisecond
 	for len(pending) > 0 {
@@ -574,8 +630,8 @@ func (w *worker) flush(ctx context.Context, now time.Time) {
 		}
 		wait = min(wait*2, 5*time.Second)
 	}
-	if len(w.msgs) > 0 {
-		a.m.partials.Add(float64(len(w.msgs)))
+	if partials > 0 {
+		a.m.partials.Add(float64(partials))
 		a.m.bytes.Add(float64(bytes))
 	}
 	clear(w.msgs) // do not pin the values until the next flush
@@ -583,4 +639,68 @@ func (w *worker) flush(ctx context.Context, now time.Time) {
 		w.sess.MarkOffset(w.tp.topic, w.tp.partition, off, "")
 		w.marked = off
 	}
+}
+
+// sendTail sends the events forwarded since the last flush. The tail is a
+// view, not a record of account: what cannot be sent is counted and
+// dropped, never retried ahead of the partials.
+func (w *worker) sendTail() {
+	a := w.h.a
+	if ov := w.overCap(); ov > 0 {
+		a.m.forwarded.WithLabelValues("over_cap").Add(float64(ov))
+	}
+	if len(w.tail) == 0 {
+		return
+	}
+	if err := w.h.prod.SendMessages(w.tail); err != nil {
+		failed := len(w.tail)
+		var perrs sarama.ProducerErrors
+		if errors.As(err, &perrs) {
+			failed = len(perrs)
+		}
+		a.m.forwarded.WithLabelValues("failed").Add(float64(failed))
+		a.warn.Warn("tail", "cannot forward tail events, dropped", "topic", a.opts.TailTopic, "events", failed, "err", err)
+	}
+	clear(w.tail)
+	w.tail = w.tail[:0]
+}
+
+// forward queues a raw record for the tail topic, with its key and
+// timestamp, sent with the next flush.
+func (w *worker) forward(msg *sarama.ConsumerMessage) {
+	w.tail = append(w.tail, &sarama.ProducerMessage{Topic: w.h.a.opts.TailTopic, Timestamp: msg.Timestamp,
+		Key: sarama.ByteEncoder(bytes.Clone(msg.Key)), Value: sarama.ByteEncoder(bytes.Clone(msg.Value))})
+}
+
+// overCap is the filtered events dropped over their cap since the last call.
+func (w *worker) overCap() uint64 {
+	if w.sampler == nil {
+		return 0
+	}
+	d := w.sampler.Dropped
+	w.sampler.Dropped = 0
+	return d
+}
+
+// readFilters follows the filters topic (the merge-role fan-outs'
+// announcements, compacted) into the shared filter set. Announcements
+// expire by themselves, so reading from a minute back is enough.
+func (a *Aggregator) readFilters(ctx context.Context) {
+	c := consume.New(a.groupConfigCopy(), a.brokers, consume.Options{
+		Topics: []string{a.opts.FiltersTopic}, Warmup: time.Minute, Refresh: a.opts.Refresh, StaleAfter: time.Minute, Raw: true, Log: a.opts.Log,
+	})
+	_ = c.Run(ctx, func(rs []consume.Record) {
+		for i := range rs {
+			if err := a.filters.Set(string(rs[i].Key), rs[i].Value); err != nil {
+				a.warn.Warn("filters", "skipping bad filter announcement", "topic", a.opts.FiltersTopic, "offset", rs[i].Offset, "err", err)
+			}
+		}
+		a.m.filters.Set(float64(a.filters.Len()))
+	})
+}
+
+// groupConfigCopy is a copy of the Kafka settings for another client.
+func (a *Aggregator) groupConfigCopy() *sarama.Config {
+	c := *a.sc
+	return &c
 }

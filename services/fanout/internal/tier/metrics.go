@@ -15,6 +15,9 @@ type metrics struct {
 	owned      prometheus.Gauge
 	moves      *prometheus.CounterVec
 	joins      prometheus.Counter
+	lag        *prometheus.GaugeVec
+	forwarded  *prometheus.CounterVec
+	filters    prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -45,6 +48,20 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		joins: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "playpulse_fanout_tier_group_joins_total", Help: "Consumer group sessions started (cooperative rebalances keep the session; a topic list change or an error starts a new one).",
 		}),
+		// The chart's HPA scales the aggregators on this (through a metrics
+		// adapter) when KEDA is not there to read the group's lag itself.
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "playpulse_aggregator_lag", Help: "Records of an owned raw partition not read yet (high-water mark minus the next offset).",
+		}, []string{"topic", "partition"}),
+		forwarded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "playpulse_fanout_tier_tail_events_total", Help: "Raw events forwarded to the tail topic, by why: sample (each stream's fair sample) or filter (a browser's user or title filter asked for it); over_cap counts those a filter asked for beyond its cap, failed those Kafka refused (dropped).",
+		}, []string{"why"}),
+		filters: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "playpulse_fanout_tier_tail_filters", Help: "Users and titles the merge-role fan-outs' browsers filter on, announced on the filters topic.",
+		}),
+	}
+	for _, w := range []string{"sample", "filter", "over_cap", "failed"} {
+		m.forwarded.WithLabelValues(w)
 	}
 	for _, r := range event.Reasons() {
 		m.bad.WithLabelValues(r)
@@ -52,7 +69,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.moves.WithLabelValues("taken")
 	m.moves.WithLabelValues("released")
 	if reg != nil {
-		reg.MustRegister(m.events, m.bad, m.partials, m.bytes, m.sendErrors, m.owned, m.moves, m.joins)
+		reg.MustRegister(m.events, m.bad, m.partials, m.bytes, m.sendErrors, m.owned, m.moves, m.joins, m.lag, m.forwarded, m.filters)
 	}
 	return m
 }

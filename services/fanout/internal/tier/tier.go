@@ -79,6 +79,13 @@ type AggregateOptions struct {
 	FlushEvery time.Duration
 	// Shard configures every partition's sessions.
 	Shard aggregate.Options
+	// TailTopic receives the events forwarded for the merge-role
+	// fan-outs' live tail: each stream's fair sample, SampleRate events a
+	// second over all aggregators (default 100), and every event a filter
+	// announced on FiltersTopic asks for (internal/forward). Empty: none.
+	TailTopic    string
+	FiltersTopic string
+	SampleRate   float64
 
 	Log        *slog.Logger
 	Registerer prometheus.Registerer

@@ -63,6 +63,9 @@ type Config struct {
 	AggregatesTopic     string        `envconfig:"FANOUT_AGGREGATES_TOPIC" default:"playpulse-aggregates" desc:"topic the aggregators publish their partials to and merge-role fan-outs read (roles aggregator and merge)"`
 	Group               string        `envconfig:"FANOUT_GROUP" default:"playpulse-aggregators" desc:"Kafka consumer group of the aggregators: each raw partition is owned by one of them (role aggregator)"`
 	AggregatorReplay    time.Duration `envconfig:"FANOUT_AGGREGATOR_REPLAY" default:"6m" min:"0s" max:"1h" desc:"how far before the committed offset's record an aggregator that takes a partition over replays it, to rebuild its sessions before publishing; at least FANOUT_SESSION_TIMEOUT + 5m is safe (role aggregator)"`
+	TailTopic           string        `envconfig:"FANOUT_TAIL_TOPIC" default:"playpulse-tail" desc:"topic the aggregators forward the live tail's events to (each stream's fair sample and every event a browser's user or title filter asks for), read by merge-role fan-outs; empty = no tail in the tier (roles aggregator and merge)"`
+	FiltersTopic        string        `envconfig:"FANOUT_FILTERS_TOPIC" default:"playpulse-tail-filters" desc:"compacted topic where merge-role fan-outs announce the users and titles their browsers filter on, so the aggregators forward every event of them (roles aggregator and merge)"`
+	TailSampleRate      int           `envconfig:"FANOUT_TAIL_SAMPLE_RATE" default:"100" min:"1" max:"100000" desc:"events a second of each stream the aggregators together forward to FANOUT_TAIL_TOPIC as its live-tail sample, evenly spaced (role aggregator)"`
 }
 
 // Roles of the fan-out binary (FANOUT_ROLE).
