@@ -1,0 +1,250 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"playpulse.dev/services/playback/event"
+	"playpulse.dev/services/playback/sim"
+	"playpulse.dev/tests/harness"
+)
+
+// BenchmarkTierIngest: the events one aggregator (FANOUT_ROLE=aggregator)
+// aggregates per CPU-second, against the single-process fan-out's on the
+// same pre-filled topic, one after the other in the same run: splitting
+// the ingest must cost almost nothing (target ≥ 0.9). Per CPU-second,
+// not per wall second, because the broker shares the two cores.
+func BenchmarkTierIngest(b *testing.B) {
+	runOnce(b, func(b *testing.B) {
+		const n = 600_000
+		topic := "bench-tier-ingest"
+		broker.CreateTopic(b, topic, 3)
+		broker.CreateTopic(b, topic+"-aggregates", 3)
+		prefill(b, topic, n, 4*time.Minute)
+		var total float64
+		for _, v := range hwms(b, topic) {
+			total += float64(v)
+		}
+		measure := func(role string, env map[string]string) (perCPU, perWall float64) {
+			addr := harness.FreeAddr(b)
+			e := map[string]string{
+				"KAFKA_BROKERS": broker.Addr(), "FANOUT_ADDR": addr, "FANOUT_TOPICS": topic, "LOG_LEVEL": "warn",
+				"FANOUT_WARMUP": "1h", "FANOUT_TOPIC_PATTERN": "",
+			}
+			for k, v := range env {
+				e[k] = v
+			}
+			p := harness.Start(b, "fanout", e)
+			defer p.Stop(10 * time.Second)
+			url := "http://" + addr + "/metrics"
+			var t0 time.Time
+			var c0, cpu0 float64
+			deadline := time.Now().Add(5 * time.Minute)
+			for {
+				v := metric(url, "playpulse_fanout_events_total")
+				if t0.IsZero() && v > 0 {
+					t0, c0, cpu0 = time.Now(), v, harness.CPUSeconds(p.Pid())
+				}
+				if v >= total {
+					break
+				}
+				if time.Now().After(deadline) {
+					b.Fatalf("%s consumed %v of %v in 5 minutes", role, v, total)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			cpu := harness.CPUSeconds(p.Pid()) - cpu0
+			return (total - c0) / cpu, (total - c0) / time.Since(t0).Seconds()
+		}
+		single, singleWall := measure("single", nil)
+		agg, aggWall := measure("aggregator", map[string]string{
+			"FANOUT_ROLE": "aggregator", "FANOUT_AGGREGATES_TOPIC": topic + "-aggregates", "FANOUT_GROUP": "bench-tier-ingest",
+		})
+		b.ReportMetric(agg/single, "ratio")
+		report("tier: events per CPU-second, single-process fan-out", fmt.Sprintf("%.0f (%.0f events/s)", single, singleWall), "(comparison)", nil)
+		report("tier: events per CPU-second, one aggregator", fmt.Sprintf("%.0f (%.0f events/s)", agg, aggWall), "", nil)
+		report("tier: aggregator / single-process, per core", fmt.Sprintf("%.2f", agg/single), "≥ 0.9", pass(agg/single >= 0.9))
+	})
+}
+
+// BenchmarkTierFreshness: how long after a raw event is written its second
+// is complete in a merge-mode fan-out's snapshot (the series counts every
+// event of that second), p50 and p99 over the events, against the
+// single-process fan-out on the same topic in the same run. A second is
+// shown once it is over, in both modes, so an event waits for the rest of
+// its second: about 0.5 s on average before any processing.
+func BenchmarkTierFreshness(b *testing.B) {
+	runOnce(b, func(b *testing.B) {
+		const rate, secs = 2000, 20
+		topic := "bench-tier-fresh"
+		aggTopic := topic + "-aggregates"
+		broker.CreateTopic(b, topic, 3)
+		broker.CreateTopic(b, aggTopic, 3)
+		env := map[string]string{"FANOUT_WARMUP": "0", "FANOUT_SNAPSHOT_HZ": "4"}
+		_, single := startFanout(b, topic, env)
+		startFanout(b, topic, map[string]string{"FANOUT_WARMUP": "0", "FANOUT_ROLE": "aggregator", "FANOUT_AGGREGATES_TOPIC": aggTopic, "FANOUT_GROUP": topic})
+		_, merged := startFanout(b, topic, map[string]string{"FANOUT_WARMUP": "0", "FANOUT_SNAPSHOT_HZ": "4", "FANOUT_ROLE": "merge", "FANOUT_AGGREGATES_TOPIC": aggTopic})
+
+		// Write live, recording how many events of each second were
+		// written and when each was.
+		written := map[int64][]time.Time{}
+		var mu sync.Mutex
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			liveWrite(b, topic, rate, secs*time.Second, func(e *event.Event, at time.Time) {
+				mu.Lock()
+				written[e.TS.Unix()] = append(written[e.TS.Unix()], at)
+				mu.Unlock()
+			})
+		}()
+		// Poll both: the first time each second's count is complete.
+		complete := map[string]map[int64]time.Time{single: {}, merged: {}}
+		for polling := true; polling; {
+			select {
+			case <-done:
+				polling = false
+			default:
+			}
+			for _, addr := range []string{single, merged} {
+				counts, err := seriesCounts("http://" + addr + "/api/snapshot")
+				if err != nil {
+					continue
+				}
+				now := time.Now()
+				mu.Lock()
+				for sec, n := range counts {
+					if _, ok := complete[addr][sec]; !ok && n > 0 && n == len(written[sec]) {
+						complete[addr][sec] = now
+					}
+				}
+				mu.Unlock()
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		// Let the last seconds arrive.
+		end := time.Now().Add(4 * time.Second)
+		for time.Now().Before(end) {
+			for _, addr := range []string{single, merged} {
+				counts, _ := seriesCounts("http://" + addr + "/api/snapshot")
+				now := time.Now()
+				for sec, n := range counts {
+					if _, ok := complete[addr][sec]; !ok && n > 0 && n == len(written[sec]) {
+						complete[addr][sec] = now
+					}
+				}
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		lat := func(addr string) (p50, p99 float64, n, missing int) {
+			var ds []float64
+			for sec, ts := range written {
+				at, ok := complete[addr][sec]
+				if !ok {
+					missing++
+					continue
+				}
+				for _, w := range ts {
+					ds = append(ds, at.Sub(w).Seconds())
+				}
+			}
+			slices.Sort(ds)
+			if len(ds) == 0 {
+				return math.NaN(), math.NaN(), 0, missing
+			}
+			return ds[len(ds)/2], ds[len(ds)*99/100], len(ds), missing
+		}
+		s50, s99, sn, smiss := lat(single)
+		m50, m99, mn, mmiss := lat(merged)
+		b.ReportMetric(m99, "merge-p99-s")
+		report("tier freshness: single-process, raw event → its second complete, p50 / p99", fmt.Sprintf("%.2f / %.2f s (%d events, %d seconds never complete)", s50, s99, sn, smiss), "(comparison)", nil)
+		report("tier freshness: merge mode, p50 / p99", fmt.Sprintf("%.2f / %.2f s (%d events, %d seconds never complete)", m50, m99, mn, mmiss), "p99 ≤ 1.5 s", pass(m99 <= 1.5 && mmiss <= 2))
+	})
+}
+
+// seriesCounts reads a periodic snapshot: the events of each second of its
+// overall series.
+func seriesCounts(url string) (map[int64]int, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var s struct {
+		Series struct {
+			Start   int64 `json:"start"`
+			Overall struct {
+				EventsByType map[string][]float64 `json:"events_by_type"`
+			} `json:"overall"`
+		} `json:"series"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
+		return nil, err
+	}
+	out := map[int64]int{}
+	for _, v := range s.Series.Overall.EventsByType {
+		for i, n := range v {
+			out[s.Series.Start+int64(i)] += int(n)
+		}
+	}
+	return out, nil
+}
+
+// liveWrite writes simulated events at rate for d, each with its own time
+// as the timestamp, sent as it falls due (batches of what is due every
+// 5 ms), and tells seen of each with the time it was acknowledged.
+func liveWrite(b *testing.B, topic string, rate int, d time.Duration, seen func(*event.Event, time.Time)) {
+	cfg := sarama.NewConfig()
+	cfg.Version = sarama.V3_9_0_0
+	cfg.Producer.RequiredAcks = sarama.WaitForLocal
+	cfg.Producer.Return.Successes = true
+	cfg.Producer.Partitioner = sarama.NewHashPartitioner
+	p, err := sarama.NewSyncProducer([]string{broker.Addr()}, cfg)
+	if err != nil {
+		b.Error(err)
+		return
+	}
+	defer p.Close()
+	sc := sim.DefaultConfig()
+	sc.Seed = 11
+	s, err := sim.New(sc, "bench", "fresh")
+	if err != nil {
+		b.Error(err)
+		return
+	}
+	s.SetRate(float64(rate))
+	step := time.Second / time.Duration(rate)
+	start := time.Now()
+	at := start
+	var e event.Event
+	for time.Since(start) < d {
+		var msgs []*sarama.ProducerMessage
+		var evs []event.Event
+		for now := time.Now(); at.Before(now); at = at.Add(step) {
+			s.Next(at, &e)
+			ts := e.TS.Truncate(time.Millisecond)
+			e.TS = ts
+			evs = append(evs, e)
+			msgs = append(msgs, &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder(e.SessionID), Timestamp: ts, Value: sarama.ByteEncoder(e.AppendJSON(nil))})
+		}
+		if len(msgs) > 0 {
+			if err := p.SendMessages(msgs); err != nil {
+				b.Error(err)
+				return
+			}
+			for i := range evs {
+				// The event was written when it was due: its time.
+				seen(&evs[i], evs[i].TS)
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
