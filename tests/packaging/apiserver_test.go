@@ -242,12 +242,13 @@ func TestAPIServer(t *testing.T) {
 		if _, err := c.clientset.AppsV1().Deployments("helm-release").Get(ctx, "playpulse-fanout", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 			t.Errorf("the fan-out Deployment survived helm uninstall: %v", err)
 		}
-		// The collector's and the aggregates' KafkaTopics outlive the
-		// release (and with them the topics, the events of real players
-		// and the history).
+		// The collector's and the aggregation tier's KafkaTopics outlive
+		// the release (and with them the topics, the events of real
+		// players and the history).
 		kept := strings.Fields(c.kubectl(t, "--namespace", "helm-release", "get", "kafkatopics", "-o", "name"))
-		if !slices.Equal(kept, []string{"kafkatopic.kafka.strimzi.io/playpulse-aggregator-aggregates", "kafkatopic.kafka.strimzi.io/playpulse-collector-events", "kafkatopic.kafka.strimzi.io/playpulse-collector-intake"}) {
-			t.Errorf("KafkaTopics after helm uninstall: %v, want the collector's two and the aggregates", kept)
+		if !slices.Equal(kept, []string{"kafkatopic.kafka.strimzi.io/playpulse-aggregator-aggregates", "kafkatopic.kafka.strimzi.io/playpulse-aggregator-tail",
+			"kafkatopic.kafka.strimzi.io/playpulse-aggregator-tail-filters", "kafkatopic.kafka.strimzi.io/playpulse-collector-events", "kafkatopic.kafka.strimzi.io/playpulse-collector-intake"}) {
+			t.Errorf("KafkaTopics after helm uninstall: %v, want the collector's two and the aggregation tier's three", kept)
 		}
 		c.kubectl(t, "--namespace", "helm-release", "delete", "kafkatopics", "--all")
 	})
