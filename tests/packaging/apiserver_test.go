@@ -273,6 +273,26 @@ func TestAPIServer(t *testing.T) {
 		c.helm(t, "uninstall", "players", "--namespace", "collector-release", "--wait", "--timeout", "60s")
 	})
 
+	t.Run("helm install with the aggregation tier, topics left to the user", func(t *testing.T) {
+		out := c.helm(t, "install", "tier", chartDir, "--namespace", "tier-release", "--create-namespace",
+			"--set", "aggregation.enabled=true", "--set", "aggregation.topic.create=none", "--set", "kafka.bootstrapServers=kafka.example:9092")
+		if n := c.kubectl(t, "--namespace", "tier-release", "get", "kafkatopics", "-o", "name"); n != "" {
+			t.Errorf("aggregation.topic.create=none rendered %s", n)
+		}
+		// The notes give the commands that create the aggregates topic and
+		// the live tail's two topics.
+		for _, want := range []string{
+			"kafka-topics.sh --bootstrap-server kafka.example:9092 --create --if-not-exists --topic playpulse-aggregates --partitions 6 --config cleanup.policy=compact,delete --config retention.ms=604800000\n",
+			"kafka-topics.sh --bootstrap-server kafka.example:9092 --create --if-not-exists --topic playpulse-tail --partitions 3 --config cleanup.policy=delete --config retention.ms=3600000\n",
+			"kafka-topics.sh --bootstrap-server kafka.example:9092 --create --if-not-exists --topic playpulse-tail-filters --partitions 1 --config cleanup.policy=compact --config segment.ms=3600000 --config min.compaction.lag.ms=0 --config delete.retention.ms=3600000\n",
+		} {
+			if !strings.Contains(out, want) {
+				t.Errorf("the notes do not say %q:\n%s", want, out)
+			}
+		}
+		c.helm(t, "uninstall", "tier", "--namespace", "tier-release", "--wait", "--timeout", "60s")
+	})
+
 	t.Run("strict validation refuses unknown fields", func(t *testing.T) {
 		// A guard for the checks below: a misspelt field in a Strimzi object
 		// must be an error, not silently pruned.
