@@ -1,7 +1,9 @@
 package packaging
 
 import (
+	"maps"
 	"slices"
+	"strings"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -21,6 +23,20 @@ func ofComponent(objs []*unstructured.Unstructured, kind, comp string) []*unstru
 		if component(o) == comp {
 			out = append(out, o)
 		}
+	}
+	return out
+}
+
+// topicsByName returns the aggregator's KafkaTopics by spec.topicName.
+func topicsByName(t *testing.T, objs []*unstructured.Unstructured) map[string]*unstructured.Unstructured {
+	t.Helper()
+	out := map[string]*unstructured.Unstructured{}
+	for _, kt := range ofComponent(objs, "KafkaTopic", "aggregator") {
+		n := str(kt.Object, "spec", "topicName")
+		if out[n] != nil {
+			t.Errorf("two aggregator KafkaTopics for the topic %q", n)
+		}
+		out[n] = kt
 	}
 	return out
 }
@@ -168,13 +184,16 @@ func TestAggregationRender(t *testing.T) {
 	}
 
 	// The aggregates topic: compacted and deleted, 7 days by default.
-	kts := ofComponent(objs, "KafkaTopic", "aggregator")
-	if len(kts) != 1 {
-		t.Fatalf("%d aggregator KafkaTopics", len(kts))
+	kts := topicsByName(t, objs)
+	if len(kts) != 3 {
+		t.Fatalf("%d aggregator KafkaTopics, want the aggregates, tail and filters topics", len(kts))
 	}
-	kt := kts[0]
-	if n := str(kt.Object, "spec", "topicName"); n != aggEnv["FANOUT_AGGREGATES_TOPIC"] {
-		t.Errorf("%s: topic %q, the aggregators publish to %q", id(kt), n, aggEnv["FANOUT_AGGREGATES_TOPIC"])
+	kt := kts[aggEnv["FANOUT_AGGREGATES_TOPIC"]]
+	if kt == nil {
+		t.Fatalf("no KafkaTopic for the aggregates topic %q the aggregators publish to", aggEnv["FANOUT_AGGREGATES_TOPIC"])
+	}
+	if kt.GetName() != releaseName+"-aggregator-aggregates" {
+		t.Errorf("aggregates KafkaTopic named %q", kt.GetName())
 	}
 	if p := str(kt.Object, "spec", "config", "cleanup.policy"); p != "compact,delete" {
 		t.Errorf("%s: cleanup.policy %q, want compact,delete", id(kt), p)
@@ -185,9 +204,96 @@ func TestAggregationRender(t *testing.T) {
 	if p, r := num(kt.Object, "spec", "partitions"), num(kt.Object, "spec", "replicas"); p != 3 || r != 3 {
 		t.Errorf("%s: %d partitions, %d replicas; the all-on values say 3 and 3", id(kt), p, r)
 	}
-	if kt.GetAnnotations()["helm.sh/resource-policy"] != "keep" || kt.GetLabels()["strimzi.io/cluster"] != "playpulse" {
-		t.Errorf("%s: annotations %v, labels %v", id(kt), kt.GetAnnotations(), kt.GetLabels())
+	for _, kt := range kts {
+		if kt.GetAnnotations()["helm.sh/resource-policy"] != "keep" || kt.GetLabels()["strimzi.io/cluster"] != "playpulse" {
+			t.Errorf("%s: annotations %v, labels %v", id(kt), kt.GetAnnotations(), kt.GetLabels())
+		}
+		if r := num(kt.Object, "spec", "replicas"); r != 3 {
+			t.Errorf("%s: %d replicas; the all-on values' aggregation.topic.replicas says 3", id(kt), r)
+		}
 	}
+
+	// The live tail: the aggregators forward to the topic the fan-outs
+	// read, and follow the filters topic the fan-outs announce on.
+	for name, want := range map[string]string{"FANOUT_TAIL_TOPIC": "playpulse-tail", "FANOUT_FILTERS_TOPIC": "playpulse-tail-filters"} {
+		if aggEnv[name] != want || fanEnv[name] != want {
+			t.Errorf("%s: aggregator %q, fan-out %q; want %q on both", name, aggEnv[name], fanEnv[name], want)
+		}
+	}
+	if aggEnv["FANOUT_TAIL_SAMPLE_RATE"] != "100" {
+		t.Errorf("aggregator FANOUT_TAIL_SAMPLE_RATE %q, want the default 100", aggEnv["FANOUT_TAIL_SAMPLE_RATE"])
+	}
+	if _, ok := fanEnv["FANOUT_TAIL_SAMPLE_RATE"]; ok {
+		t.Error("the fan-out sets FANOUT_TAIL_SAMPLE_RATE, which only the aggregators use")
+	}
+	checkTailTopics(t, kts, aggEnv["FANOUT_TAIL_TOPIC"], aggEnv["FANOUT_FILTERS_TOPIC"], 3, 3600000)
+}
+
+// TestAggregationTail: aggregation.tail sets the live tail's topics and
+// sample rate on both roles and in the KafkaTopics; an empty tail topic
+// turns the tail off; a tail or filters topic the aggregators would read
+// back as a raw topic, or that is another of the tier's topics, is refused.
+func TestAggregationTail(t *testing.T) {
+	on := []string{"--set", "aggregation.enabled=true", "--set", "kafka.create=true"}
+
+	t.Run("custom", func(t *testing.T) {
+		objs := render(t, testNamespace, append(on, "--set", "aggregation.tail.topic=live-tail", "--set", "aggregation.tail.filtersTopic=live-filters",
+			"--set", "aggregation.tail.sampleRate=250", "--set", "aggregation.tail.retentionMs=7200000", "--set", "aggregation.tail.partitions=12")...)
+		aggEnv, fanEnv := containerEnv(t, objs, "aggregator"), containerEnv(t, objs, "fanout")
+		if aggEnv["FANOUT_TAIL_TOPIC"] != "live-tail" || fanEnv["FANOUT_TAIL_TOPIC"] != "live-tail" {
+			t.Errorf("FANOUT_TAIL_TOPIC: aggregator %q, fan-out %q; want live-tail", aggEnv["FANOUT_TAIL_TOPIC"], fanEnv["FANOUT_TAIL_TOPIC"])
+		}
+		if aggEnv["FANOUT_FILTERS_TOPIC"] != "live-filters" || fanEnv["FANOUT_FILTERS_TOPIC"] != "live-filters" {
+			t.Errorf("FANOUT_FILTERS_TOPIC: aggregator %q, fan-out %q; want live-filters", aggEnv["FANOUT_FILTERS_TOPIC"], fanEnv["FANOUT_FILTERS_TOPIC"])
+		}
+		if aggEnv["FANOUT_TAIL_SAMPLE_RATE"] != "250" {
+			t.Errorf("aggregator FANOUT_TAIL_SAMPLE_RATE %q, want 250", aggEnv["FANOUT_TAIL_SAMPLE_RATE"])
+		}
+		kts := topicsByName(t, objs)
+		checkTailTopics(t, kts, "live-tail", "live-filters", 12, 7200000)
+		for _, n := range []string{"live-tail", "live-filters"} {
+			if kt := kts[n]; kt != nil {
+				if _, ok, _ := unstructured.NestedFieldNoCopy(kt.Object, "spec", "replicas"); ok {
+					t.Errorf("%s sets replicas although aggregation.topic.replicas is 0 (the broker's default)", id(kt))
+				}
+			}
+		}
+	})
+
+	t.Run("off", func(t *testing.T) {
+		objs := render(t, testNamespace, append(on, "--set", "aggregation.tail.topic=")...)
+		aggEnv, fanEnv := containerEnv(t, objs, "aggregator"), containerEnv(t, objs, "fanout")
+		for name, env := range map[string]map[string]string{"aggregator": aggEnv, "fan-out": fanEnv} {
+			// Set and empty: unset would fall back to the default topic.
+			if v, ok := env["FANOUT_TAIL_TOPIC"]; !ok || v != "" {
+				t.Errorf("%s FANOUT_TAIL_TOPIC %q (set: %v), want set to \"\"", name, v, ok)
+			}
+		}
+		kts := topicsByName(t, objs)
+		if len(kts) != 1 || kts["playpulse-aggregates"] == nil {
+			t.Errorf("aggregator KafkaTopics %v with the tail off, want the aggregates topic only", slices.Sorted(maps.Keys(kts)))
+		}
+	})
+
+	t.Run("refused", func(t *testing.T) {
+		base := append([]string{"template", releaseName, chartDir, "--namespace", testNamespace}, on...)
+		for _, tc := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{"--set", "fanout.topicPattern=playpulse-.*"}, "one of the raw topics"},
+			{[]string{"--set", "fanout.topics={playpulse-tail}"}, "one of the raw topics"},
+			{[]string{"--set", "aggregation.tail.filtersTopic=playpulse-aggregates"}, "is the aggregates topic"},
+			{[]string{"--set", "aggregation.tail.filtersTopic=playpulse-tail"}, "different names"},
+		} {
+			_, stderr, err := runHelm(t, append(base, tc.args...)...)
+			if err == nil || !strings.Contains(stderr, tc.want) {
+				t.Errorf("helm template %v: %v, want an error saying %q\n%s", tc.args, err, tc.want, stderr)
+			}
+		}
+		// With the tail off its name clashes with nothing.
+		mustHelm(t, append(base, "--set", "fanout.topicPattern=playpulse-.*", "--set", "aggregation.tail.topic=", "--set", "aggregation.tail.filtersTopic=x-filters")...)
+	})
 }
 
 // TestAggregationTopic: the aggregates topic follows aggregation.topic.create
@@ -205,17 +311,27 @@ func TestAggregationTopic(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			objs := render(t, testNamespace, append([]string{"--set", "aggregation.enabled=true"}, tc.args...)...)
-			kts := ofComponent(objs, "KafkaTopic", "aggregator")
-			if got := len(kts) == 1; got != tc.topic || len(kts) > 1 {
-				t.Fatalf("%d aggregates KafkaTopics rendered", len(kts))
+			kts := topicsByName(t, objs)
+			want := 0
+			if tc.topic {
+				want = 3 // the aggregates, the tail and the filters topics
+			}
+			if len(kts) != want {
+				t.Fatalf("%d aggregator KafkaTopics rendered, want %d", len(kts), want)
 			}
 			if tc.topic {
-				if r := num(kts[0].Object, "spec", "config", "retention.ms"); r != 604800000 {
+				agg := kts["playpulse-aggregates"]
+				if agg == nil {
+					t.Fatal("no KafkaTopic for playpulse-aggregates")
+				}
+				if r := num(agg.Object, "spec", "config", "retention.ms"); r != 604800000 {
 					t.Errorf("default retention.ms %d, want 604800000 (7 days)", r)
 				}
-				if p := num(kts[0].Object, "spec", "partitions"); p != 6 {
+				if p := num(agg.Object, "spec", "partitions"); p != 6 {
 					t.Errorf("default partitions %d, want 6", p)
 				}
+				// The tail topics' defaults.
+				checkTailTopics(t, kts, "playpulse-tail", "playpulse-tail-filters", 3, 3600000)
 			}
 		})
 	}
@@ -328,6 +444,54 @@ func TestAggregationScaling(t *testing.T) {
 			t.Errorf("aggregator replicas %d, want aggregation.replicas 3", r)
 		}
 	})
+}
+
+// checkTailTopics: the tail topic is deleted after retentionMs and has
+// partitions; the filters topic is compacted, one partition, with segments
+// short enough for compaction to run and tombstones dropped within an hour.
+func checkTailTopics(t *testing.T, kts map[string]*unstructured.Unstructured, tail, filters string, partitions, retentionMs int64) {
+	t.Helper()
+	kt := kts[tail]
+	if kt == nil {
+		t.Errorf("no KafkaTopic for the tail topic %q", tail)
+	} else {
+		if kt.GetName() != releaseName+"-aggregator-tail" {
+			t.Errorf("tail KafkaTopic named %q", kt.GetName())
+		}
+		if p := str(kt.Object, "spec", "config", "cleanup.policy"); p != "delete" {
+			t.Errorf("%s: cleanup.policy %q, want delete", id(kt), p)
+		}
+		if r := num(kt.Object, "spec", "config", "retention.ms"); r != retentionMs {
+			t.Errorf("%s: retention.ms %d, want %d", id(kt), r, retentionMs)
+		}
+		if p := num(kt.Object, "spec", "partitions"); p != partitions {
+			t.Errorf("%s: %d partitions, want %d", id(kt), p, partitions)
+		}
+	}
+	kt = kts[filters]
+	if kt == nil {
+		t.Errorf("no KafkaTopic for the filters topic %q", filters)
+		return
+	}
+	if kt.GetName() != releaseName+"-aggregator-tail-filters" {
+		t.Errorf("filters KafkaTopic named %q", kt.GetName())
+	}
+	if p := str(kt.Object, "spec", "config", "cleanup.policy"); p != "compact" {
+		t.Errorf("%s: cleanup.policy %q, want compact", id(kt), p)
+	}
+	if p := num(kt.Object, "spec", "partitions"); p != 1 {
+		t.Errorf("%s: %d partitions, want 1", id(kt), p)
+	}
+	// An active segment is never compacted: it must roll, and a record must
+	// become compactable, within the hour.
+	for _, k := range []string{"segment.ms", "delete.retention.ms"} {
+		if v := num(kt.Object, "spec", "config", k); v <= 0 || v > 3600000 {
+			t.Errorf("%s: %s %d, want at most an hour", id(kt), k, v)
+		}
+	}
+	if v := num(kt.Object, "spec", "config", "min.compaction.lag.ms"); v < 0 || v > 3600000 {
+		t.Errorf("%s: min.compaction.lag.ms %d, want set and at most an hour", id(kt), v)
+	}
 }
 
 func kafkaTrigger(t *testing.T, so *unstructured.Unstructured) map[string]any {

@@ -242,12 +242,13 @@ func TestAPIServer(t *testing.T) {
 		if _, err := c.clientset.AppsV1().Deployments("helm-release").Get(ctx, "playpulse-fanout", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 			t.Errorf("the fan-out Deployment survived helm uninstall: %v", err)
 		}
-		// The collector's and the aggregates' KafkaTopics outlive the
-		// release (and with them the topics, the events of real players
-		// and the history).
+		// The collector's and the aggregation tier's KafkaTopics outlive
+		// the release (and with them the topics, the events of real
+		// players and the history).
 		kept := strings.Fields(c.kubectl(t, "--namespace", "helm-release", "get", "kafkatopics", "-o", "name"))
-		if !slices.Equal(kept, []string{"kafkatopic.kafka.strimzi.io/playpulse-aggregator-aggregates", "kafkatopic.kafka.strimzi.io/playpulse-collector-events", "kafkatopic.kafka.strimzi.io/playpulse-collector-intake"}) {
-			t.Errorf("KafkaTopics after helm uninstall: %v, want the collector's two and the aggregates", kept)
+		if !slices.Equal(kept, []string{"kafkatopic.kafka.strimzi.io/playpulse-aggregator-aggregates", "kafkatopic.kafka.strimzi.io/playpulse-aggregator-tail",
+			"kafkatopic.kafka.strimzi.io/playpulse-aggregator-tail-filters", "kafkatopic.kafka.strimzi.io/playpulse-collector-events", "kafkatopic.kafka.strimzi.io/playpulse-collector-intake"}) {
+			t.Errorf("KafkaTopics after helm uninstall: %v, want the collector's two and the aggregation tier's three", kept)
 		}
 		c.kubectl(t, "--namespace", "helm-release", "delete", "kafkatopics", "--all")
 	})
@@ -270,6 +271,26 @@ func TestAPIServer(t *testing.T) {
 			}
 		}
 		c.helm(t, "uninstall", "players", "--namespace", "collector-release", "--wait", "--timeout", "60s")
+	})
+
+	t.Run("helm install with the aggregation tier, topics left to the user", func(t *testing.T) {
+		out := c.helm(t, "install", "tier", chartDir, "--namespace", "tier-release", "--create-namespace",
+			"--set", "aggregation.enabled=true", "--set", "aggregation.topic.create=none", "--set", "kafka.bootstrapServers=kafka.example:9092")
+		if n := c.kubectl(t, "--namespace", "tier-release", "get", "kafkatopics", "-o", "name"); n != "" {
+			t.Errorf("aggregation.topic.create=none rendered %s", n)
+		}
+		// The notes give the commands that create the aggregates topic and
+		// the live tail's two topics.
+		for _, want := range []string{
+			"kafka-topics.sh --bootstrap-server kafka.example:9092 --create --if-not-exists --topic playpulse-aggregates --partitions 6 --config cleanup.policy=compact,delete --config retention.ms=604800000\n",
+			"kafka-topics.sh --bootstrap-server kafka.example:9092 --create --if-not-exists --topic playpulse-tail --partitions 3 --config cleanup.policy=delete --config retention.ms=3600000\n",
+			"kafka-topics.sh --bootstrap-server kafka.example:9092 --create --if-not-exists --topic playpulse-tail-filters --partitions 1 --config cleanup.policy=compact --config segment.ms=3600000 --config min.compaction.lag.ms=0 --config delete.retention.ms=3600000\n",
+		} {
+			if !strings.Contains(out, want) {
+				t.Errorf("the notes do not say %q:\n%s", want, out)
+			}
+		}
+		c.helm(t, "uninstall", "tier", "--namespace", "tier-release", "--wait", "--timeout", "60s")
 	})
 
 	t.Run("strict validation refuses unknown fields", func(t *testing.T) {

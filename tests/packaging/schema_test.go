@@ -53,6 +53,13 @@ func TestValuesSchemaRefusesBadValues(t *testing.T) {
 		{"unknown aggregation key", "aggregation:\n  enable: true\n", "enable"},
 		{"bad aggregator replay", "aggregation:\n  replay: six minutes\n", "replay"},
 		{"aggregates history below an hour", "aggregation:\n  topic:\n    retentionMs: 60000\n", "retentionMs"},
+		{"unknown tail key", "aggregation:\n  tail:\n    topics: playpulse-tail\n", "topics"},
+		{"bad tail topic name", "aggregation:\n  tail:\n    topic: \"live tail\"\n", "topic"},
+		{"empty filters topic", "aggregation:\n  tail:\n    filtersTopic: \"\"\n", "filtersTopic"},
+		{"tail sample rate zero", "aggregation:\n  tail:\n    sampleRate: 0\n", "sampleRate"},
+		{"tail retention below the resume window's maximum", "aggregation:\n  tail:\n    retentionMs: 60000\n", "retentionMs"},
+		{"tail partitions as a string", "aggregation:\n  tail:\n    partitions: \"3\"\n", "partitions"},
+		{"tail topic the chart sets itself", "aggregation:\n  config:\n    FANOUT_TAIL_TOPIC: x\n", "FANOUT_TAIL_TOPIC"},
 		{"lag threshold as a string", "aggregation:\n  autoscaling:\n    lagThreshold: \"10000\"\n", "lagThreshold"},
 		{"bad externalTrafficPolicy", "collector:\n  service:\n    externalTrafficPolicy: local\n", "externalTrafficPolicy"},
 	}
