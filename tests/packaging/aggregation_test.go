@@ -476,8 +476,8 @@ func checkTailTopics(t *testing.T, kts map[string]*unstructured.Unstructured, ta
 	if kt.GetName() != releaseName+"-aggregator-tail-filters" {
 		t.Errorf("filters KafkaTopic named %q", kt.GetName())
 	}
-	if p := str(kt.Object, "spec", "config", "cleanup.policy"); p != "compact" {
-		t.Errorf("%s: cleanup.policy %q, want compact", id(kt), p)
+	if p := str(kt.Object, "spec", "config", "cleanup.policy"); p != "compact,delete" {
+		t.Errorf("%s: cleanup.policy %q, want compact,delete", id(kt), p)
 	}
 	if p := num(kt.Object, "spec", "partitions"); p != 1 {
 		t.Errorf("%s: %d partitions, want 1", id(kt), p)

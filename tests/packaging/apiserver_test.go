@@ -284,7 +284,7 @@ func TestAPIServer(t *testing.T) {
 		for _, want := range []string{
 			"kafka-topics.sh --bootstrap-server kafka.example:9092 --create --if-not-exists --topic playpulse-aggregates --partitions 6 --config cleanup.policy=compact,delete --config retention.ms=604800000\n",
 			"kafka-topics.sh --bootstrap-server kafka.example:9092 --create --if-not-exists --topic playpulse-tail --partitions 3 --config cleanup.policy=delete --config retention.ms=3600000\n",
-			"kafka-topics.sh --bootstrap-server kafka.example:9092 --create --if-not-exists --topic playpulse-tail-filters --partitions 1 --config cleanup.policy=compact --config segment.ms=3600000 --config min.compaction.lag.ms=0 --config delete.retention.ms=3600000\n",
+			"kafka-topics.sh --bootstrap-server kafka.example:9092 --create --if-not-exists --topic playpulse-tail-filters --partitions 1 --config cleanup.policy=compact,delete --config retention.ms=3600000 --config segment.ms=3600000 --config min.compaction.lag.ms=0 --config delete.retention.ms=3600000\n",
 		} {
 			if !strings.Contains(out, want) {
 				t.Errorf("the notes do not say %q:\n%s", want, out)

@@ -286,8 +286,8 @@ func (a *Aggregator) topics(client sarama.Client) (topics, layout []string) {
 		}
 	}
 	for _, t := range all {
-		if t == a.opts.AggregatesTopic {
-			continue // never aggregate the partials themselves
+		if t == a.opts.AggregatesTopic || t == a.opts.TailTopic || t == a.opts.FiltersTopic {
+			continue // never aggregate the tier's own topics
 		}
 		if slices.Contains(a.opts.Topics, t) || a.opts.Pattern != nil && a.opts.Pattern.MatchString(t) {
 			topics = append(topics, t)
