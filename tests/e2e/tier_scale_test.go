@@ -111,7 +111,33 @@ func countsOf(s map[string]any) map[string]any {
 // sameCounts is sameFigures restricted to countsOf: the full snapshots of
 // ref and merged, taken in the same second, count the same events, every
 // second of the series and in every QoE object.
-func sameCounts(ref, merged *fanout) error {
+func sameCounts(ref, merged *fanout) error { return sameCountsBut(ref, merged, -1) }
+
+// settledSeries is the series' counts of a countsOf without their newest
+// skip seconds, the rest of it left out.
+func settledSeries(c map[string]any, skip int) map[string]any {
+	var trim func(v any) any
+	trim = func(v any) any {
+		switch x := v.(type) {
+		case []any:
+			return x[:max(len(x)-skip, 0)]
+		case map[string]any:
+			r := map[string]any{}
+			for k, y := range x {
+				r[k] = trim(y)
+			}
+			return r
+		}
+		return v
+	}
+	return map[string]any{"second": c["second"], "series": trim(c["series"])}
+}
+
+// sameCountsBut is sameCounts when skip < 0; else it compares the series
+// only, without their newest skip seconds: while events are being written
+// a second after their time, the merge, a flush and a topic behind the
+// reference, may be short of the newest seconds' last events.
+func sameCountsBut(ref, merged *fanout, skip int) error {
 	var a, b map[string]any
 	for range 5 {
 		if err := getJSON(ref.url("/api/snapshot?full=1"), &a); err != nil {
@@ -127,8 +153,12 @@ func sameCounts(ref, merged *fanout) error {
 	if a["second"] != b["second"] {
 		return fmt.Errorf("snapshots of seconds %v and %v", a["second"], b["second"])
 	}
+	ca, cb := countsOf(a), countsOf(b)
+	if skip >= 0 {
+		ca, cb = settledSeries(ca, skip), settledSeries(cb, skip)
+	}
 	var diffs []string
-	diffJSON("", countsOf(a), countsOf(b), 0, false, &diffs)
+	diffJSON("", ca, cb, 0, false, &diffs)
 	if len(diffs) > 0 {
 		return fmt.Errorf("%d differences in counts, first: %v", len(diffs), diffs[:min(len(diffs), 15)])
 	}
@@ -191,11 +221,11 @@ func TestTierPartitionsAdded(t *testing.T) {
 		}
 		return nil
 	})
-	harness.Eventually(t, 60*time.Second, "the merge fan-out counts what the reference counts, before the partitions are added", func() error {
+	harness.Eventually(t, 60*time.Second, "the merge fan-out counts what the reference counts but in the newest 3 s, before the partitions are added", func() error {
 		if s := snapshotOf(t, merged, false); s.EventsTotal == 0 {
 			return fmt.Errorf("no events merged")
 		}
-		return sameCounts(ref, merged)
+		return sameCountsBut(ref, merged, 3)
 	})
 
 	admin, err := sarama.NewClusterAdmin([]string{broker.Addr()}, pc)
@@ -228,12 +258,13 @@ func TestTierPartitionsAdded(t *testing.T) {
 		}
 		return nil
 	})
-	t.Logf("6 partitions owned %s after the partitions were added", time.Since(added).Round(100*time.Millisecond))
+	owned := time.Now()
+	t.Logf("6 partitions owned %s after the partitions were added", owned.Sub(added).Round(100*time.Millisecond))
 	// A few seconds more, so that every new partition has its own seconds
 	// after its owner took it.
 	harness.Eventually(t, 30*time.Second, "3 s written with 6 partitions owned", func() error {
-		if d := time.Since(added); d < 3*time.Second {
-			return fmt.Errorf("%s since the partitions were added", d)
+		if d := time.Since(owned); d < 3*time.Second {
+			return fmt.Errorf("%s since the 6 partitions were owned", d)
 		}
 		return nil
 	})
@@ -257,6 +288,12 @@ func TestTierPartitionsAdded(t *testing.T) {
 	harness.Eventually(t, 60*time.Second, "the merge fan-out counts what the reference counts, every second", func() error {
 		return sameCounts(ref, merged)
 	})
+	// Not asserted: the figures of session state, the limitation above.
+	if err := sameFigures(ref, merged, percentileTolerance); err != nil {
+		t.Logf("the full figures, as documented for moved sessions: %v", err)
+	} else {
+		t.Logf("the full figures are equal too")
+	}
 }
 
 // fastWrite writes the events of s whose times fall in [from, from+span),
@@ -320,25 +357,30 @@ func fastWrite(t *testing.T, topic string, s *sim.Sim, rate float64, from time.T
 //
 // One run: a raw topic of 6 partitions, 2 aggregators, 1 merge fan-out.
 // Phase A is 20 s of event time at 10,000 events/s, phase B 20 s at
-// 200,000 events/s (4,000,000 events): the machine cannot produce that
-// live, so each phase's events are written as fast as an async producer
-// goes, with times in the recent past (A's before B's, both within the
-// last minute when written, so that the aggregators close their seconds as they
-// read them and the merge holds them all).
+// 200,000 events/s (4,000,000 events). The machine cannot produce 200,000
+// events/s live, so each phase's events are written with an async
+// producer, with times in the recent past (each phase's from 50 or 45 s
+// before its writing starts, so that the aggregators' 128-second rings
+// still hold the seconds they read; A's times before B's).
 //
-// The method: a phase's merge CPU is the merge process's CPU seconds
-// (/proc/pid/stat) from the moment its writing starts until the merge has
-// counted every event of the phase (events_total), minus an idle baseline:
-// the merge's CPU rate measured over 3 s just before that phase's writing,
-// with the tier up and the sessions of the phases before it in place,
-// times the phase's wall time. The baseline takes out what costs the same
-// per wall second whatever the rate (the snapshot loop, the metrics, the
-// owners' latest-state partials), which would otherwise make phase B,
-// longer in wall time because the aggregators take longer to read 20
-// times more, look dearer. It is divided by the 20 s of event time each
-// phase merges. The aggregators' CPU over the same windows (not corrected)
-// must grow with the events, as a sanity check that phase B really was a
-// bigger workload.
+// The method. The merge's cost goes with the wall time the tier is busy
+// (the owners publish every ~100 ms while records come in: the second
+// being filled and their newest state), not with the events: written
+// unpaced, phase A's 20 event-seconds took 3 s of wall time and phase B's
+// 40 s (the producer's bound, about 100,000 events/s here), and phase B
+// looked 5 times dearer per event-second for that reason alone. So the
+// two phases are measured over about equal wall windows: B is written as
+// fast as the producer goes (35 to 45 s), A is spread over paceA (40 s).
+// A phase's merge CPU is the merge process's CPU seconds (/proc/pid/stat)
+// from the start of its writing until the merge has counted every event
+// of the phase (events_total), minus an idle baseline: the merge's CPU
+// rate over 3 s just before that phase's writing (the snapshot loop and
+// the owners' idle partials, with the sessions of the phases before in
+// place) times the phase's wall time. It is divided by the 20 s of event
+// time the phase merges. The aggregators' CPU over the same windows (not
+// corrected) must grow with the events, a sanity check that phase B
+// really was the bigger workload (about 8 times: their own per-wall-second
+// cost over A's 40 s is part of A's).
 func TestTierMergeCPUFlat(t *testing.T) {
 	const (
 		rateA, rateB = 10_000.0, 200_000.0
