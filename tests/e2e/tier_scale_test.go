@@ -1,0 +1,476 @@
+package e2e
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"playpulse.dev/services/playback/event"
+	"playpulse.dev/services/playback/sim"
+	"playpulse.dev/tests/harness"
+)
+
+// The aggregation tier (issue 17) as it scales: partitions added to a raw
+// topic, and the merge role's cost against the raw event rate.
+
+// partitionsOwned is playpulse_fanout_tier_partitions_owned summed over
+// the aggregators.
+func partitionsOwned(aggs []*fanout) (float64, error) {
+	var owned float64
+	for _, a := range aggs {
+		n, err := metricSum(a.url("/metrics"), "playpulse_fanout_tier_partitions_owned", "")
+		if err != nil {
+			return 0, err
+		}
+		owned += n
+	}
+	return owned, nil
+}
+
+// writeLive writes w's workload in a goroutine, each event a second after
+// its time, until the returned stop is called; stop returns the writer's
+// error. Stop is also called at cleanup.
+func writeLive(t *testing.T, w *simWriter) (stop func() error) {
+	t.Helper()
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	var werr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tk := time.NewTicker(50 * time.Millisecond)
+		defer tk.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-tk.C:
+				if werr = w.writeUntil(now.Add(-time.Second)); werr != nil {
+					return
+				}
+			}
+		}
+	}()
+	once := sync.OnceFunc(func() { close(done); wg.Wait() })
+	t.Cleanup(once)
+	return func() error { once(); return werr }
+}
+
+// qoeCounts are the fields of a QoE object that are counts of events;
+// seriesCounts those of a per-second series.
+var (
+	qoeCounts    = []string{"events_by_type", "attempts", "plays", "start_failures", "exits_before_start", "playback_failures", "views_ended", "stalls"}
+	seriesCounts = []string{"events_by_type", "attempts"}
+)
+
+// countsOf is the part of a full snapshot that counts events: the second,
+// the last 10 s by type, the streams and sources, the count fields of
+// every QoE object and of every series. Left out: what depends on session
+// state (viewers, play and stall time, bitrate, the rates made of them)
+// and the percentiles.
+func countsOf(s map[string]any) map[string]any {
+	pick := func(v any, keys []string) any {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return v // a source's series "overall", or absent
+		}
+		r := map[string]any{}
+		for _, k := range keys {
+			r[k] = m[k]
+		}
+		return r
+	}
+	pickAll := func(v any, keys []string) any {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return v
+		}
+		r := map[string]any{}
+		for name, x := range m {
+			r[name] = pick(x, keys)
+		}
+		return r
+	}
+	out := map[string]any{"second": s["second"], "by_type_10s": s["by_type_10s"], "streams": s["streams"], "sources": s["sources"],
+		"overall": pick(s["overall"], qoeCounts)}
+	for _, k := range []string{"by_stream", "by_source", "by_device", "by_cdn", "by_country"} {
+		out[k] = pickAll(s[k], qoeCounts)
+	}
+	if series, ok := s["series"].(map[string]any); ok {
+		out["series"] = map[string]any{"start": series["start"], "length": series["length"],
+			"overall": pick(series["overall"], seriesCounts), "streams": pickAll(series["streams"], seriesCounts),
+			"sources": pickAll(series["sources"], seriesCounts)}
+	}
+	return out
+}
+
+// sameCounts is sameFigures restricted to countsOf: the full snapshots of
+// ref and merged, taken in the same second, count the same events, every
+// second of the series and in every QoE object.
+func sameCounts(ref, merged *fanout) error { return sameCountsBut(ref, merged, -1) }
+
+// settledSeries is the series' counts of a countsOf without their newest
+// skip seconds, the rest of it left out.
+func settledSeries(c map[string]any, skip int) map[string]any {
+	var trim func(v any) any
+	trim = func(v any) any {
+		switch x := v.(type) {
+		case []any:
+			return x[:max(len(x)-skip, 0)]
+		case map[string]any:
+			r := map[string]any{}
+			for k, y := range x {
+				r[k] = trim(y)
+			}
+			return r
+		}
+		return v
+	}
+	return map[string]any{"second": c["second"], "series": trim(c["series"])}
+}
+
+// sameCountsBut is sameCounts when skip < 0; else it compares the series
+// only, without their newest skip seconds: while events are being written
+// a second after their time, the merge, a flush and a topic behind the
+// reference, may be short of the newest seconds' last events.
+func sameCountsBut(ref, merged *fanout, skip int) error {
+	var a, b map[string]any
+	for range 5 {
+		if err := getJSON(ref.url("/api/snapshot?full=1"), &a); err != nil {
+			return err
+		}
+		if err := getJSON(merged.url("/api/snapshot?full=1"), &b); err != nil {
+			return err
+		}
+		if a["second"] == b["second"] {
+			break
+		}
+	}
+	if a["second"] != b["second"] {
+		return fmt.Errorf("snapshots of seconds %v and %v", a["second"], b["second"])
+	}
+	ca, cb := countsOf(a), countsOf(b)
+	if skip >= 0 {
+		ca, cb = settledSeries(ca, skip), settledSeries(cb, skip)
+	}
+	var diffs []string
+	diffJSON("", ca, cb, 0, false, &diffs)
+	if len(diffs) > 0 {
+		return fmt.Errorf("%d differences in counts, first: %v", len(diffs), diffs[:min(len(diffs), 15)])
+	}
+	return nil
+}
+
+// TestTierPartitionsAdded: partitions added to a raw topic while events
+// are written. The aggregators' group takes the new partitions, the
+// hash of the session ids spreads new and existing sessions over them,
+// and every second's counts in the merge fan-out equal the single-process
+// reference's.
+//
+// Only the counts are compared, by the documented limitation
+// (docs/architecture.md, "What is exact and what is not"): a session whose
+// key moves to a new partition is seen by two owners until the old one
+// expires it (FANOUT_SESSION_TIMEOUT, 10 minutes in tierEnv: for the whole
+// test), while the single process moves it at once; so viewers, play and
+// stall time, bitrate and the figures made of them differ for the moved
+// sessions (about half of them: a key whose hash mod 6 is 3, 4 or 5). The
+// counts of events (by type, attempts, plays, failures, exits, stalls,
+// views ended) do not depend on which owner holds a session, and are
+// compared exactly; sameFigures is not used.
+func TestTierPartitionsAdded(t *testing.T) {
+	raw := newTopic(t, 3)
+	aggTopic := fmt.Sprintf("tier-aggregates-%d", topicSeq.Add(1))
+	broker.CreateTopic(t, aggTopic, 3)
+	group := "tier-" + raw
+	w := newSimWriter(t, raw, 23, 300, time.Now().Add(-20*time.Second))
+	// The writer's producer on a client of its own, so that the test can
+	// refresh its metadata once the partitions are added: the hash
+	// partitioner then spreads the keys over 6.
+	pc := sarama.NewConfig()
+	pc.Version = sarama.V3_9_0_0
+	pc.Producer.Return.Successes = true
+	pc.Producer.RequiredAcks = sarama.WaitForAll
+	pc.Producer.Partitioner = sarama.NewHashPartitioner
+	cl, err := sarama.NewClient([]string{broker.Addr()}, pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cl.Close() })
+	p, err := sarama.NewSyncProducerFromClient(cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() }) // before the client's (cleanups run last first)
+	w.p = p
+	if err := w.writeUntil(time.Now().Add(-time.Second)); err != nil {
+		t.Fatal(err)
+	}
+
+	ref := startFanout(t, broker.Addr(), raw, tierEnv(raw))
+	aggs := []*fanout{startAggregator(t, raw, aggTopic, group), startAggregator(t, raw, aggTopic, group)}
+	merged := startMerge(t, raw, aggTopic)
+	stopWriting := writeLive(t, w)
+
+	harness.Eventually(t, 60*time.Second, "the aggregators own the 3 partitions", func() error {
+		if owned, err := partitionsOwned(aggs); err != nil || owned != 3 {
+			return fmt.Errorf("%v partitions owned (%v)", owned, err)
+		}
+		return nil
+	})
+	harness.Eventually(t, 60*time.Second, "the merge fan-out counts what the reference counts but in the newest 3 s, before the partitions are added", func() error {
+		if s := snapshotOf(t, merged, false); s.EventsTotal == 0 {
+			return fmt.Errorf("no events merged")
+		}
+		return sameCountsBut(ref, merged, 3)
+	})
+
+	admin, err := sarama.NewClusterAdmin([]string{broker.Addr()}, pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = admin.CreatePartitions(raw, 6, nil, false)
+	admin.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	added := time.Now()
+	if err := cl.RefreshMetadata(raw); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("3 partitions added with %d events written", w.n)
+
+	harness.Eventually(t, 60*time.Second, "the aggregators own the 6 partitions and events are in the new ones", func() error {
+		if owned, err := partitionsOwned(aggs); err != nil || owned != 6 {
+			return fmt.Errorf("%v partitions owned (%v)", owned, err)
+		}
+		for part := int32(3); part < 6; part++ {
+			n, err := cl.GetOffset(raw, part, sarama.OffsetNewest)
+			if err != nil {
+				return err
+			}
+			if n == 0 {
+				return fmt.Errorf("no records in new partition %d", part)
+			}
+		}
+		return nil
+	})
+	owned := time.Now()
+	t.Logf("6 partitions owned %s after the partitions were added", owned.Sub(added).Round(100*time.Millisecond))
+	// A few seconds more, so that every new partition has its own seconds
+	// after its owner took it.
+	harness.Eventually(t, 30*time.Second, "3 s written with 6 partitions owned", func() error {
+		if d := time.Since(owned); d < 3*time.Second {
+			return fmt.Errorf("%s since the 6 partitions were owned", d)
+		}
+		return nil
+	})
+	if err := stopWriting(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d events written", w.n)
+
+	harness.Eventually(t, 30*time.Second, "the reference has every event", func() error {
+		if s := snapshotOf(t, ref, false); s.EventsTotal != uint64(w.n) {
+			return fmt.Errorf("events_total %d, want %d", s.EventsTotal, w.n)
+		}
+		return nil
+	})
+	harness.Eventually(t, 60*time.Second, "the merge fan-out counts every event once", func() error {
+		if s := snapshotOf(t, merged, false); s.EventsTotal != uint64(w.n) {
+			return fmt.Errorf("events_total %d, want %d", s.EventsTotal, w.n)
+		}
+		return nil
+	})
+	harness.Eventually(t, 60*time.Second, "the merge fan-out counts what the reference counts, every second", func() error {
+		return sameCounts(ref, merged)
+	})
+	// Not asserted: the figures of session state, the limitation above.
+	if err := sameFigures(ref, merged, percentileTolerance); err != nil {
+		t.Logf("the full figures, as documented for moved sessions: %v", err)
+	} else {
+		t.Logf("the full figures are equal too")
+	}
+}
+
+// fastWrite writes the events of s whose times fall in [from, from+span),
+// at rate events per second of event time, with an async producer (keyed
+// by session id, hash partitioned, the event time as the record
+// timestamp): as fast as it takes them, or spread evenly over at least
+// wall when wall is not 0. It returns the number written once all are
+// acknowledged.
+func fastWrite(t *testing.T, topic string, s *sim.Sim, rate float64, from time.Time, span, wall time.Duration) int {
+	t.Helper()
+	cfg := sarama.NewConfig()
+	cfg.Version = sarama.V3_9_0_0
+	cfg.Producer.RequiredAcks = sarama.WaitForLocal
+	cfg.Producer.Return.Successes = false
+	cfg.Producer.Return.Errors = true
+	cfg.Producer.Partitioner = sarama.NewHashPartitioner
+	cfg.Producer.Flush.Bytes = 256 << 10
+	cfg.Producer.Flush.Frequency = 5 * time.Millisecond
+	cfg.Producer.MaxMessageBytes = 900 << 10 // the broker takes batches up to 1 MiB
+	cfg.ChannelBufferSize = 8192
+	p, err := sarama.NewAsyncProducer([]string{broker.Addr()}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var failed atomic.Int64
+	var first atomic.Value
+	done := make(chan struct{})
+	go func() {
+		for err := range p.Errors() {
+			first.CompareAndSwap(nil, err.Err.Error())
+			failed.Add(1)
+		}
+		close(done)
+	}()
+	s.SetRate(rate)
+	n := int(rate * span.Seconds())
+	step := time.Duration(float64(time.Second) / rate)
+	at := from
+	var e event.Event
+	start := time.Now()
+	for i := range n {
+		if wall > 0 && i%1000 == 0 {
+			time.Sleep(time.Until(start.Add(time.Duration(float64(wall) * float64(i) / float64(n)))))
+		}
+		s.Next(at, &e)
+		p.Input() <- &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder(e.SessionID), Value: sarama.ByteEncoder(e.AppendJSON(nil)), Timestamp: e.TS.Truncate(time.Millisecond)}
+		at = at.Add(step)
+	}
+	p.AsyncClose()
+	<-done
+	if f := failed.Load(); f > 0 {
+		t.Fatalf("fastWrite: %d records failed, first: %v", f, first.Load())
+	}
+	return n
+}
+
+// TestTierMergeCPUFlat: the merge-role fan-out's CPU does not grow with
+// the raw event rate. Its input is one partial per raw partition and
+// second (plus the live tail's bounded sample), whatever the number of
+// events in that second; only the aggregators' work grows.
+//
+// One run: a raw topic of 6 partitions, 2 aggregators, 1 merge fan-out.
+// Phase A is 20 s of event time at 10,000 events/s, phase B 20 s at
+// 200,000 events/s (4,000,000 events). The machine cannot produce 200,000
+// events/s live, so each phase's events are written with an async
+// producer, with times in the recent past (each phase's from 50 or 45 s
+// before its writing starts, so that the aggregators' 128-second rings
+// still hold the seconds they read; A's times before B's).
+//
+// The method. The merge's cost goes with the wall time the tier is busy
+// (the owners publish every ~100 ms while records come in: the second
+// being filled and their newest state), not with the events: written
+// unpaced, phase A's 20 event-seconds took 3 s of wall time and phase B's
+// 40 s (the producer's bound, about 100,000 events/s here), and phase B
+// looked 5 times dearer per event-second for that reason alone. So the
+// two phases are measured over about equal wall windows: B is written as
+// fast as the producer goes (35 to 45 s), A is spread over paceA (40 s).
+// A phase's merge CPU is the merge process's CPU seconds (/proc/pid/stat)
+// from the start of its writing until the merge has counted every event
+// of the phase (events_total), minus an idle baseline: the merge's CPU
+// rate over 3 s just before that phase's writing (the snapshot loop and
+// the owners' idle partials, with the sessions of the phases before in
+// place) times the phase's wall time. It is divided by the 20 s of event
+// time the phase merges. The aggregators' CPU over the same windows (not
+// corrected) must grow with the events, a sanity check that phase B
+// really was the bigger workload (about 8 times: their own per-wall-second
+// cost over A's 40 s is part of A's).
+func TestTierMergeCPUFlat(t *testing.T) {
+	const (
+		rateA, rateB = 10_000.0, 200_000.0
+		span         = 20 * time.Second
+		baselineWall = 3 * time.Second
+		// Phase A's writing is spread over about the wall time phase B's
+		// takes, the producer's bound (about 100,000 events/s here).
+		paceA = 40 * time.Second
+	)
+	raw := newTopic(t, 6)
+	aggTopic := fmt.Sprintf("tier-aggregates-%d", topicSeq.Add(1))
+	broker.CreateTopic(t, aggTopic, 3)
+	group := "tier-" + raw
+	aggs := []*fanout{startAggregator(t, raw, aggTopic, group), startAggregator(t, raw, aggTopic, group)}
+	merged := startMerge(t, raw, aggTopic)
+	harness.Eventually(t, 60*time.Second, "the aggregators own the 6 partitions", func() error {
+		if owned, err := partitionsOwned(aggs); err != nil || owned != 6 {
+			return fmt.Errorf("%v partitions owned (%v)", owned, err)
+		}
+		return nil
+	})
+
+	cfg := sim.DefaultConfig()
+	cfg.Seed = 11
+	s, err := sim.New(cfg, "tier", "cpu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	aggCPU := func() float64 {
+		var c float64
+		for _, a := range aggs {
+			c += harness.CPUSeconds(a.proc.Pid())
+		}
+		return c
+	}
+	mergePid := merged.proc.Pid()
+	t0 := time.Now()
+	var total int
+	type result struct {
+		events                     int
+		wall, baseRate, merge, agg float64
+	}
+	phase := func(name string, rate float64, ago, pace time.Duration) result {
+		// The idle baseline just before the phase.
+		c0, w0 := harness.CPUSeconds(mergePid), time.Now()
+		harness.Eventually(t, 10*time.Second, "the baseline window of "+name, func() error {
+			if d := time.Since(w0); d < baselineWall {
+				return fmt.Errorf("%s of %s", d, baselineWall)
+			}
+			return nil
+		})
+		baseRate := (harness.CPUSeconds(mergePid) - c0) / time.Since(w0).Seconds()
+
+		m0, a0, start := harness.CPUSeconds(mergePid), aggCPU(), time.Now()
+		n := fastWrite(t, raw, s, rate, start.Add(-ago), span, pace)
+		written := time.Since(start)
+		total += n
+		harness.Eventually(t, 120*time.Second, "the merge fan-out counts every event of "+name, func() error {
+			if got := snapshotOf(t, merged, false).EventsTotal; got != uint64(total) {
+				var sent float64
+				for _, a := range aggs {
+					n, err := metricSum(a.url("/metrics"), "playpulse_fanout_tier_partials_total", "")
+					if err != nil {
+						return err
+					}
+					sent += n
+				}
+				return fmt.Errorf("events_total %d, want %d (the aggregators published %v partials)", got, total, sent)
+			}
+			return nil
+		})
+		wall := time.Since(start).Seconds()
+		r := result{events: n, wall: wall, baseRate: baseRate,
+			merge: harness.CPUSeconds(mergePid) - m0 - baseRate*wall, agg: aggCPU() - a0}
+		t.Logf("%s: %d events (%.0f/s of event time) written in %s, merged after %.1f s; merge CPU %.2f s net (idle %.3f CPU-s/s), %.3f per event-second; aggregators CPU %.2f s",
+			name, n, rate, written.Round(100*time.Millisecond), wall, r.merge, baseRate, r.merge/span.Seconds(), r.agg)
+		return r
+	}
+	a := phase("phase A", rateA, 50*time.Second, paceA)
+	b := phase("phase B", rateB, 45*time.Second, 0)
+	t.Logf("run %s; merge CPU per event-second A %.3f, B %.3f (B/A %.2f); aggregators' CPU B/A %.1f",
+		time.Since(t0).Round(time.Second), a.merge/span.Seconds(), b.merge/span.Seconds(), b.merge/max(a.merge, 1e-9), b.agg/max(a.agg, 1e-9))
+
+	if b.agg < 5*a.agg {
+		t.Errorf("aggregators' CPU %.2f s in phase B, %.2f s in A: not the 20-times bigger workload it should be", b.agg, a.agg)
+	}
+	perA, perB := a.merge/span.Seconds(), b.merge/span.Seconds()
+	const floor = 0.2 // CPU-s, for the noise of a shared 2-core machine
+	if b.merge > 1.5*a.merge+floor {
+		t.Errorf("the merge fan-out's CPU grows with the raw event rate: %.3f CPU-s per event-second at %.0f events/s, %.3f at %.0f events/s (allowed: 1.5× + %.1f CPU-s over the phase)",
+			perB, rateB, perA, rateA, floor)
+	}
+}
