@@ -31,10 +31,10 @@ func partitionsOwned(aggs []*fanout) (float64, error) {
 	return owned, nil
 }
 
-// writeLive writes w's workload in a goroutine, each event a second after
-// its time, until the returned stop is called; stop returns the writer's
+// writeLive writes w's workload in a goroutine, each event lag after its
+// time, until the returned stop is called; stop returns the writer's
 // error. Stop is also called at cleanup.
-func writeLive(t *testing.T, w *simWriter) (stop func() error) {
+func writeLive(t *testing.T, w *simWriter, lag time.Duration) (stop func() error) {
 	t.Helper()
 	done := make(chan struct{})
 	var wg sync.WaitGroup
@@ -49,7 +49,7 @@ func writeLive(t *testing.T, w *simWriter) (stop func() error) {
 			case <-done:
 				return
 			case now := <-tk.C:
-				if werr = w.writeUntil(now.Add(-time.Second)); werr != nil {
+				if werr = w.writeUntil(now.Add(-lag)); werr != nil {
 					return
 				}
 			}
@@ -138,20 +138,9 @@ func settledSeries(c map[string]any, skip int) map[string]any {
 // a second after their time, the merge, a flush and a topic behind the
 // reference, may be short of the newest seconds' last events.
 func sameCountsBut(ref, merged *fanout, skip int) error {
-	var a, b map[string]any
-	for range 5 {
-		if err := getJSON(ref.url("/api/snapshot?full=1"), &a); err != nil {
-			return err
-		}
-		if err := getJSON(merged.url("/api/snapshot?full=1"), &b); err != nil {
-			return err
-		}
-		if a["second"] == b["second"] {
-			break
-		}
-	}
-	if a["second"] != b["second"] {
-		return fmt.Errorf("snapshots of seconds %v and %v", a["second"], b["second"])
+	a, b, err := sameSecond(ref, merged)
+	if err != nil {
+		return err
 	}
 	ca, cb := countsOf(a), countsOf(b)
 	if skip >= 0 {
@@ -213,7 +202,7 @@ func TestTierPartitionsAdded(t *testing.T) {
 	ref := startFanout(t, broker.Addr(), raw, tierEnv(raw))
 	aggs := []*fanout{startAggregator(t, raw, aggTopic, group), startAggregator(t, raw, aggTopic, group)}
 	merged := startMerge(t, raw, aggTopic)
-	stopWriting := writeLive(t, w)
+	stopWriting := writeLive(t, w, time.Second)
 
 	harness.Eventually(t, 60*time.Second, "the aggregators own the 3 partitions", func() error {
 		if owned, err := partitionsOwned(aggs); err != nil || owned != 3 {
@@ -273,18 +262,7 @@ func TestTierPartitionsAdded(t *testing.T) {
 	}
 	t.Logf("%d events written", w.n)
 
-	harness.Eventually(t, 30*time.Second, "the reference has every event", func() error {
-		if s := snapshotOf(t, ref, false); s.EventsTotal != uint64(w.n) {
-			return fmt.Errorf("events_total %d, want %d", s.EventsTotal, w.n)
-		}
-		return nil
-	})
-	harness.Eventually(t, 60*time.Second, "the merge fan-out counts every event once", func() error {
-		if s := snapshotOf(t, merged, false); s.EventsTotal != uint64(w.n) {
-			return fmt.Errorf("events_total %d, want %d", s.EventsTotal, w.n)
-		}
-		return nil
-	})
+	waitCounted(t, w.n, ref, merged)
 	harness.Eventually(t, 60*time.Second, "the merge fan-out counts what the reference counts, every second", func() error {
 		return sameCounts(ref, merged)
 	})

@@ -1,8 +1,12 @@
 package e2e
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -47,27 +51,7 @@ func TestTierTail(t *testing.T) {
 		byUser[e.UserID] = append(byUser[e.UserID], fmt.Sprintf("%s/%d@%d", e.SessionID, e.Seq, e.TS.UnixMilli()))
 		mu.Unlock()
 	}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var werr error
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		tk := time.NewTicker(50 * time.Millisecond)
-		defer tk.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case now := <-tk.C:
-				if werr = w.writeUntil(now); werr != nil {
-					return
-				}
-			}
-		}
-	}()
-	stopWriting := sync.OnceFunc(func() { close(stop); wg.Wait() })
-	t.Cleanup(stopWriting)
+	stopWriting := writeLive(t, w, 0)
 
 	// The sample: about sampleRate events a second, not the raw rate.
 	c := dial(t, merged.addr, nil)
@@ -96,29 +80,33 @@ func TestTierTail(t *testing.T) {
 		t.Errorf("unfiltered tail: %.0f events/s, want about the sample's %d (raw %d)", rate, sampleRate, rawRate)
 	}
 
-	// One user's filter: every one of the user's events, once announced.
-	// The user with the most events in the last two seconds is watching.
-	user := busiestUser(&mu, byUser, 2*time.Second)
-	f := dial(t, merged.addr, nil)
-	if m := read(t, f, 10*time.Second); m.Type != "hello" {
-		t.Fatalf("first message %q", m.Type)
+	// Filters on single users: every one of their events, once announced.
+	// The five users with the most events in the last two seconds are
+	// likely to be watching still; each gets a browser of its own.
+	users := busiestUsers(&mu, byUser, 2*time.Second, 5)
+	readers := map[string]*tailReader{}
+	for _, u := range users {
+		f := dial(t, merged.addr, nil)
+		if m := read(t, f, 10*time.Second); m.Type != "hello" {
+			t.Fatalf("first message %q", m.Type)
+		}
+		if err := f.WriteJSON(map[string]any{"type": "filter", "filter": map[string]any{"user_id": u}}); err != nil {
+			t.Fatal(err)
+		}
+		readers[u] = readTail(t, f)
 	}
-	if err := f.WriteJSON(map[string]any{"type": "filter", "filter": map[string]any{"user_id": user}}); err != nil {
-		t.Fatal(err)
-	}
-	harness.Eventually(t, 30*time.Second, "the aggregators know the filter", func() error {
+	harness.Eventually(t, 30*time.Second, "the aggregators know the filters", func() error {
 		for _, a := range aggs {
 			v, err := metricSum(a.url("/metrics"), "playpulse_fanout_tier_tail_filters", "")
 			if err != nil {
 				return err
 			}
-			if v != 1 {
-				return fmt.Errorf("%v filters announced", v)
+			if v != float64(len(users)) {
+				return fmt.Errorf("%v filters announced, want %d", v, len(users))
 			}
 		}
 		return nil
 	})
-	filtered := readTail(t, f)
 	from = time.Now().Add(time.Second)
 	to := from.Add(4 * time.Second)
 	// Events of the window arrive within seconds of being written.
@@ -128,35 +116,36 @@ func TestTierTail(t *testing.T) {
 		}
 		return nil
 	})
-	seen := map[string]bool{}
-	for _, e := range filtered.since(t, time.Time{}) {
-		if e.UserID != user {
-			t.Fatalf("filtered on user %s, got an event of %s", user, e.UserID)
+	compared := 0
+	for _, u := range users {
+		seen := map[string]bool{}
+		for _, e := range readers[u].since(t, time.Time{}) {
+			if e.UserID != u {
+				t.Fatalf("filtered on user %s, got an event of %s", u, e.UserID)
+			}
+			seen[fmt.Sprintf("%s/%d@%d", e.SessionID, e.Seq, e.TS.UnixMilli())] = true
 		}
-		seen[fmt.Sprintf("%s/%d@%d", e.SessionID, e.Seq, e.TS.UnixMilli())] = true
-	}
-	mu.Lock()
-	var want []string
-	for _, k := range byUser[user] {
-		var ms int64
-		fmt.Sscanf(k[len(k)-13:], "%d", &ms)
-		if ms >= from.UnixMilli() && ms < to.UnixMilli() {
-			want = append(want, k)
+		mu.Lock()
+		var want []string
+		for _, k := range byUser[u] {
+			if ms := writtenAt(k); ms >= from.UnixMilli() && ms < to.UnixMilli() {
+				want = append(want, k)
+			}
+		}
+		mu.Unlock()
+		t.Logf("user %s: %d events in the 4 s compared, %d filtered events received", u, len(want), len(seen))
+		compared += len(want)
+		for _, k := range want {
+			if !seen[k] {
+				t.Errorf("event %s of user %s not in the filtered tail", k, u)
+			}
 		}
 	}
-	mu.Unlock()
-	t.Logf("user %s: %d events in the 4 s compared, %d filtered events received", user, len(want), len(seen))
-	if len(want) < 2 {
-		t.Fatalf("user %s wrote %d events in the 4 s compared: pick a busier user", user, len(want))
+	if compared < 3 {
+		t.Fatalf("the %d users wrote %d events in the 4 s compared: too few to tell", len(users), compared)
 	}
-	for _, k := range want {
-		if !seen[k] {
-			t.Errorf("event %s of user %s not in the filtered tail (%d of %d seen)", k, user, len(seen), len(want))
-		}
-	}
-	stopWriting()
-	if werr != nil {
-		t.Fatal(werr)
+	if err := stopWriting(); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -228,24 +217,30 @@ func (r *tailReader) since(t *testing.T, from time.Time) []event.Event {
 	return out
 }
 
-// busiestUser is the user with the most events written in the last d.
-func busiestUser(mu *sync.Mutex, byUser map[string][]string, d time.Duration) string {
+// writtenAt is the time (Unix ms) of an event recorded as
+// "session/seq@ms".
+func writtenAt(k string) int64 {
+	ms, _ := strconv.ParseInt(k[strings.LastIndexByte(k, '@')+1:], 10, 64)
+	return ms
+}
+
+// busiestUsers are the n users with the most events written in the last d.
+func busiestUsers(mu *sync.Mutex, byUser map[string][]string, d time.Duration, n int) []string {
 	mu.Lock()
 	defer mu.Unlock()
 	cut := time.Now().Add(-d).UnixMilli()
-	best, most := "", 0
+	recent := map[string]int{}
+	var users []string
 	for u, ks := range byUser {
-		n := 0
 		for _, k := range ks {
-			var ms int64
-			fmt.Sscanf(k[len(k)-13:], "%d", &ms)
-			if ms >= cut {
-				n++
+			if writtenAt(k) >= cut {
+				recent[u]++
 			}
 		}
-		if n > most {
-			best, most = u, n
+		if recent[u] > 0 {
+			users = append(users, u)
 		}
 	}
-	return best
+	slices.SortFunc(users, func(a, b string) int { return cmp.Or(recent[b]-recent[a], strings.Compare(a, b)) })
+	return users[:min(n, len(users))]
 }

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -135,25 +134,45 @@ func (w *simWriter) writeUntil(until time.Time) error {
 	return nil
 }
 
+// waitCounted waits until each fan-out's events_total is n: the
+// reference has read every event, a merge-role fan-out counts each once.
+func waitCounted(t *testing.T, n int, fs ...*fanout) {
+	t.Helper()
+	for i, f := range fs {
+		harness.Eventually(t, 60*time.Second, fmt.Sprintf("fan-out %d counts the %d events once", i, n), func() error {
+			if s := snapshotOf(t, f, false); s.EventsTotal != uint64(n) {
+				return fmt.Errorf("events_total %d, want %d", s.EventsTotal, n)
+			}
+			return nil
+		})
+	}
+}
+
+// sameSecond takes the full snapshots of the reference and of a
+// merge-role fan-out of one second (a few tries: the seconds turn).
+func sameSecond(ref, merged *fanout) (a, b map[string]any, err error) {
+	for range 5 {
+		if err := getJSON(ref.url("/api/snapshot?full=1"), &a); err != nil {
+			return nil, nil, err
+		}
+		if err := getJSON(merged.url("/api/snapshot?full=1"), &b); err != nil {
+			return nil, nil, err
+		}
+		if a["second"] == b["second"] {
+			return a, b, nil
+		}
+	}
+	return nil, nil, fmt.Errorf("snapshots of seconds %v and %v", a["second"], b["second"])
+}
+
 // sameFigures compares the full snapshots of the reference and of a
 // merge-role fan-out, taken in the same second (the QoE objects cover the
 // last 60 s, so two seconds differ). Counts and sums must be equal; the
 // startup percentiles within tolerance (the sketch's relative error).
 func sameFigures(ref, merged *fanout, tolerance float64) error {
-	var a, b map[string]any
-	for range 5 {
-		if err := getJSON(ref.url("/api/snapshot?full=1"), &a); err != nil {
-			return err
-		}
-		if err := getJSON(merged.url("/api/snapshot?full=1"), &b); err != nil {
-			return err
-		}
-		if a["second"] == b["second"] {
-			break
-		}
-	}
-	if a["second"] != b["second"] {
-		return fmt.Errorf("snapshots of seconds %v and %v", a["second"], b["second"])
+	a, b, err := sameSecond(ref, merged)
+	if err != nil {
+		return err
 	}
 	// Not figures: when and how each process reads Kafka, its own
 	// sessions table (the merge role holds none), its alerts.
@@ -254,20 +273,11 @@ func TestTierEqualsSingle(t *testing.T) {
 		}
 	}
 
-	harness.Eventually(t, 30*time.Second, "the reference has every event", func() error {
-		if s := snapshotOf(t, ref, false); s.EventsTotal != uint64(w.n) {
-			return fmt.Errorf("events_total %d, want %d", s.EventsTotal, w.n)
-		}
-		return nil
-	})
+	waitCounted(t, w.n, ref)
 	harness.Eventually(t, 60*time.Second, "the aggregators own the 6 partitions", func() error {
-		var owned float64
-		for _, a := range aggs {
-			n, err := metricSum(a.url("/metrics"), "playpulse_fanout_tier_partitions_owned", "")
-			if err != nil {
-				return err
-			}
-			owned += n
+		owned, err := partitionsOwned(aggs)
+		if err != nil {
+			return err
 		}
 		if owned != 6 {
 			return fmt.Errorf("%v partitions owned", owned)
@@ -275,12 +285,7 @@ func TestTierEqualsSingle(t *testing.T) {
 		return nil
 	})
 	for i, m := range merges {
-		harness.Eventually(t, 60*time.Second, fmt.Sprintf("merge fan-out %d counts every event once", i), func() error {
-			if s := snapshotOf(t, m, false); s.EventsTotal != uint64(w.n) {
-				return fmt.Errorf("events_total %d, want %d", s.EventsTotal, w.n)
-			}
-			return nil
-		})
+		waitCounted(t, w.n, m)
 		harness.Eventually(t, 60*time.Second, fmt.Sprintf("merge fan-out %d shows the reference's figures", i), func() error {
 			return sameFigures(ref, m, percentileTolerance)
 		})
@@ -307,27 +312,7 @@ func TestTierAggregatorKilled(t *testing.T) {
 	aggs := []*fanout{startAggregator(t, raw, aggTopic, group), startAggregator(t, raw, aggTopic, group), startAggregator(t, raw, aggTopic, group)}
 	merged := startMerge(t, raw, aggTopic)
 
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var werr error
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		tk := time.NewTicker(50 * time.Millisecond)
-		defer tk.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case now := <-tk.C:
-				if werr = w.writeUntil(now.Add(-time.Second)); werr != nil {
-					return
-				}
-			}
-		}
-	}()
-	stopWriting := sync.OnceFunc(func() { close(stop); wg.Wait() })
-	t.Cleanup(stopWriting)
+	stopWriting := writeLive(t, w, time.Second)
 
 	// Kill an aggregator once the live writing has gone on for a few
 	// seconds and it has partitions and has published (and so committed).
@@ -360,13 +345,9 @@ func TestTierAggregatorKilled(t *testing.T) {
 	t.Logf("aggregator %d killed with %d events written", victim, w.n)
 	rest := slices.Delete(slices.Clone(aggs), victim, victim+1)
 	harness.Eventually(t, 90*time.Second, "the other aggregators own the 6 partitions again", func() error {
-		var owned float64
-		for _, a := range rest {
-			n, err := metricSum(a.url("/metrics"), "playpulse_fanout_tier_partitions_owned", "")
-			if err != nil {
-				return err
-			}
-			owned += n
+		owned, err := partitionsOwned(rest)
+		if err != nil {
+			return err
 		}
 		if owned != 6 {
 			return fmt.Errorf("%v partitions owned", owned)
@@ -391,23 +372,11 @@ func TestTierAggregatorKilled(t *testing.T) {
 		}
 		return nil
 	})
-	stopWriting()
-	if werr != nil {
-		t.Fatal(werr)
+	if err := stopWriting(); err != nil {
+		t.Fatal(err)
 	}
 	t.Logf("%d events written", w.n)
-	harness.Eventually(t, 30*time.Second, "the reference has every event", func() error {
-		if s := snapshotOf(t, ref, false); s.EventsTotal != uint64(w.n) {
-			return fmt.Errorf("events_total %d, want %d", s.EventsTotal, w.n)
-		}
-		return nil
-	})
-	harness.Eventually(t, 60*time.Second, "the merge fan-out counts every event once", func() error {
-		if s := snapshotOf(t, merged, false); s.EventsTotal != uint64(w.n) {
-			return fmt.Errorf("events_total %d, want %d", s.EventsTotal, w.n)
-		}
-		return nil
-	})
+	waitCounted(t, w.n, ref, merged)
 	harness.Eventually(t, 60*time.Second, "the merge fan-out shows the reference's figures, every second", func() error {
 		return sameFigures(ref, merged, percentileTolerance)
 	})

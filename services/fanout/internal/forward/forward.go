@@ -191,11 +191,14 @@ const (
 	Asked             // an announced filter asked for it
 )
 
-// Take says whether to forward e, read at now, and why. The sample spaces
-// a stream's events at least 1/SampleRate apart (by the clock), so it is
-// spread over the second instead of taking its first events.
-func (s *Sampler) Take(e *event.Event, now time.Time) Why {
-	ns := now.UnixNano()
+// Take says whether to forward e, whose record is stamped at, and why.
+// The sample spaces a stream's events at least 1/SampleRate apart by
+// their record times, so it is spread over each second instead of taking
+// its first events, and it does not thin out when records are read in
+// bursts (a busy machine, a backlog). A filter's cap counts per second of
+// record time too.
+func (s *Sampler) Take(e *event.Event, at time.Time) Why {
+	ns := at.UnixNano()
 	if s.filters != nil {
 		if v, ok := s.filters.cur.Load().match(e, ns/1e6); ok {
 			if sec := ns / 1e9; sec != s.sec {

@@ -494,7 +494,7 @@ func (w *worker) run(ctx context.Context) {
 		rec.Offset, rec.Timestamp, rec.Value = msg.Offset, msg.Timestamp, msg.Value
 		// The previous owner forwarded what lies before publishFrom.
 		if w.sampler != nil && msg.Offset >= w.p.publishFrom && a.tailOK.Load() {
-			switch w.sampler.Take(&rec.Event, time.Now()) {
+			switch w.sampler.Take(&rec.Event, msg.Timestamp) {
 			case forward.Sample:
 				w.forward(msg)
 				a.m.forwarded.WithLabelValues("sample").Inc()
