@@ -44,7 +44,7 @@ func TestTierMatchesSingleProcess(t *testing.T) {
 
 func tierMatches(t *testing.T, takeover bool, uncommit int) {
 	const (
-		rate     = 60  // events/s per stream
+		rate     = 60 // events/s per stream
 		parts    = 3
 		duration = 16 * time.Minute
 		replay   = 6 * time.Minute
