@@ -248,3 +248,140 @@ func liveWrite(b *testing.B, topic string, rate int, d time.Duration, seen func(
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// BenchmarkTierMergeCPU: the merge-role fan-out's CPU does not grow with
+// the raw event rate. Its input is one partial per raw partition and
+// second (plus the live tail's bounded sample), whatever the number of
+// events in that second; only the aggregators' work grows.
+//
+// One run: a raw topic of 6 partitions, 2 aggregators, 1 merge fan-out.
+// Phase A is 20 s of event time at 10,000 events/s, phase B 20 s at
+// 200,000 events/s (4,000,000 events). The machine cannot produce 200,000
+// events/s live, so each phase's events are written with an async
+// producer, with times in the recent past (each phase's from 50 or 45 s
+// before its writing starts, so that the aggregators' 128-second rings
+// still hold the seconds they read; A's times before B's).
+//
+// The method. The merge's cost goes with the wall time the tier is busy
+// (the owners publish every ~100 ms while records come in: the second
+// being filled and their newest state), not with the events: written
+// unpaced, phase A's 20 event-seconds took 3 s of wall time and phase B's
+// 40 s (the producer's bound, about 100,000 events/s here), and phase B
+// looked 5 times dearer per event-second for that reason alone. So the
+// two phases are measured over about equal wall windows: B is written as
+// fast as the producer goes (35 to 45 s), A is spread over paceA (40 s).
+// A phase's merge CPU is the merge process's CPU seconds (/proc/pid/stat)
+// from the start of its writing until the merge has counted every event
+// of the phase (events_total), minus an idle baseline: the merge's CPU
+// rate over 3 s just before that phase's writing (the snapshot loop and
+// the owners' idle partials, with the sessions of the phases before in
+// place) times the phase's wall time. It is divided by the 20 s of event
+// time the phase merges. The aggregators' CPU over the same windows (not
+// corrected) must grow with the events, a sanity check that phase B
+// really was the bigger workload (about 8 times: their own per-wall-second
+// cost over A's 40 s is part of A's).
+func BenchmarkTierMergeCPU(b *testing.B) {
+	runOnce(b, func(b *testing.B) { tierMergeCPU(b) })
+}
+
+func tierMergeCPU(t *testing.B) {
+	const (
+		rateA, rateB = 10_000.0, 200_000.0
+		span         = 20 * time.Second
+		baselineWall = 3 * time.Second
+		// Phase A's writing is spread over about the wall time phase B's
+		// takes, the producer's bound (about 100,000 events/s here).
+		paceA = 40 * time.Second
+	)
+	raw := "bench-tier-cpu"
+	aggTopic := raw + "-aggregates"
+	broker.CreateTopic(t, raw, 6)
+	broker.CreateTopic(t, aggTopic, 3)
+	role := map[string]string{"FANOUT_WARMUP": "0", "FANOUT_SESSION_TIMEOUT": "10m", "FANOUT_ROLE": "aggregator", "FANOUT_AGGREGATES_TOPIC": aggTopic, "FANOUT_GROUP": raw}
+	var aggs []*harness.Proc
+	var aggAddrs []string
+	for range 2 {
+		p, addr := startFanout(t, raw, role)
+		aggs, aggAddrs = append(aggs, p), append(aggAddrs, addr)
+	}
+	mp, maddr := startFanout(t, raw, map[string]string{"FANOUT_WARMUP": "0", "FANOUT_SESSION_TIMEOUT": "10m", "FANOUT_ROLE": "merge", "FANOUT_AGGREGATES_TOPIC": aggTopic})
+	sumMetric := func(name string) float64 {
+		var v float64
+		for _, a := range aggAddrs {
+			v += metric("http://"+a+"/metrics", name)
+		}
+		return v
+	}
+	harness.Eventually(t, 60*time.Second, "the aggregators own the 6 partitions", func() error {
+		if owned := sumMetric("playpulse_fanout_tier_partitions_owned"); owned != 6 {
+			return fmt.Errorf("%v partitions owned", owned)
+		}
+		return nil
+	})
+
+	cfg := sim.DefaultConfig()
+	cfg.Seed = 11
+	s, err := sim.New(cfg, "tier", "cpu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	aggCPU := func() float64 {
+		var c float64
+		for _, a := range aggs {
+			c += harness.CPUSeconds(a.Pid())
+		}
+		return c
+	}
+	mergePid := mp.Pid()
+	t0 := time.Now()
+	var total int
+	type result struct {
+		events                     int
+		wall, baseRate, merge, agg float64
+	}
+	phase := func(name string, rate float64, ago, pace time.Duration) result {
+		// The idle baseline just before the phase.
+		c0, w0 := harness.CPUSeconds(mergePid), time.Now()
+		harness.Eventually(t, 10*time.Second, "the baseline window of "+name, func() error {
+			if d := time.Since(w0); d < baselineWall {
+				return fmt.Errorf("%s of %s", d, baselineWall)
+			}
+			return nil
+		})
+		baseRate := (harness.CPUSeconds(mergePid) - c0) / time.Since(w0).Seconds()
+
+		m0, a0, start := harness.CPUSeconds(mergePid), aggCPU(), time.Now()
+		n := fastWrite(t, raw, s, rate, start.Add(-ago), span, pace)
+		written := time.Since(start)
+		total += n
+		harness.Eventually(t, 120*time.Second, "the merge fan-out counts every event of "+name, func() error {
+			var snap struct {
+				EventsTotal uint64 `json:"events_total"`
+			}
+			if err := harness.GetJSON("http://"+maddr+"/api/snapshot", &snap); err != nil {
+				return err
+			}
+			if snap.EventsTotal != uint64(total) {
+				return fmt.Errorf("events_total %d, want %d (the aggregators published %v partials)", snap.EventsTotal, total, sumMetric("playpulse_fanout_tier_partials_total"))
+			}
+			return nil
+		})
+		wall := time.Since(start).Seconds()
+		r := result{events: n, wall: wall, baseRate: baseRate,
+			merge: harness.CPUSeconds(mergePid) - m0 - baseRate*wall, agg: aggCPU() - a0}
+		t.Logf("%s: %d events (%.0f/s of event time) written in %s, merged after %.1f s; merge CPU %.2f s net (idle %.3f CPU-s/s), %.3f per event-second; aggregators CPU %.2f s",
+			name, n, rate, written.Round(100*time.Millisecond), wall, r.merge, baseRate, r.merge/span.Seconds(), r.agg)
+		return r
+	}
+	a := phase("phase A", rateA, 50*time.Second, paceA)
+	b := phase("phase B", rateB, 45*time.Second, 0)
+	t.Logf("run %s; merge CPU per event-second A %.3f, B %.3f (B/A %.2f); aggregators' CPU B/A %.1f",
+		time.Since(t0).Round(time.Second), a.merge/span.Seconds(), b.merge/span.Seconds(), b.merge/max(a.merge, 1e-9), b.agg/max(a.agg, 1e-9))
+
+	perA, perB := a.merge/span.Seconds(), b.merge/span.Seconds()
+	const floor = 0.2 // CPU-s, for the noise of a shared 2-core machine
+	t.ReportMetric(b.merge/max(a.merge, 1e-9), "B/A")
+	report("tier: merge fan-out CPU per event-second at 10,000 / 200,000 raw events/s", fmt.Sprintf("%.3f / %.3f CPU-s", perA, perB), "", nil)
+	report("tier: merge fan-out CPU, 200,000 / 10,000 events/s", fmt.Sprintf("%.2f", b.merge/max(a.merge, 1e-9)), "≤ 1.5 (+ 0.2 CPU-s)", pass(b.merge <= 1.5*a.merge+floor))
+	report("tier: aggregators' CPU, 200,000 / 10,000 events/s (the workload grew)", fmt.Sprintf("%.1f", b.agg/max(a.agg, 1e-9)), "≥ 5", pass(b.agg >= 5*a.agg))
+}

@@ -109,11 +109,29 @@ func rssKB(pid int) int64 {
 // span, as fast as the broker takes them.
 func prefill(b testing.TB, topic string, n int, span time.Duration) {
 	b.Helper()
+	sc := sim.DefaultConfig()
+	sc.Seed = 7
+	s, err := sim.New(sc, "bench", "pf")
+	if err != nil {
+		b.Fatal(err)
+	}
+	fastWrite(b, topic, s, float64(n)/span.Seconds(), time.Now().Add(-span), span, 0)
+}
+
+// fastWrite writes the events of s whose times fall in [from, from+span),
+// at rate events per second of event time, with an async producer (keyed
+// by session id, hash partitioned, the event time as the record
+// timestamp): as fast as it takes them, or spread evenly over at least
+// wall when wall is not 0. It returns the number written once all are
+// acknowledged.
+func fastWrite(b testing.TB, topic string, s *sim.Sim, rate float64, from time.Time, span, wall time.Duration) int {
+	b.Helper()
 	cfg := sarama.NewConfig()
 	cfg.Version = sarama.V3_9_0_0
 	cfg.Producer.RequiredAcks = sarama.WaitForLocal
 	cfg.Producer.Return.Successes = false
 	cfg.Producer.Return.Errors = true
+	cfg.Producer.Partitioner = sarama.NewHashPartitioner
 	cfg.Producer.Flush.Bytes = 256 << 10
 	cfg.Producer.Flush.Frequency = 5 * time.Millisecond
 	cfg.Producer.MaxMessageBytes = 900 << 10 // the broker takes batches up to 1 MiB
@@ -132,26 +150,26 @@ func prefill(b testing.TB, topic string, n int, span time.Duration) {
 		}
 		close(done)
 	}()
-	sc := sim.DefaultConfig()
-	sc.Seed = 7
-	s, err := sim.New(sc, "bench", "pf")
-	if err != nil {
-		b.Fatal(err)
-	}
-	s.SetRate(float64(n) / span.Seconds())
-	step := span / time.Duration(n)
-	now := time.Now().Add(-span)
+	s.SetRate(rate)
+	n := int(rate * span.Seconds())
+	step := time.Duration(float64(time.Second) / rate)
+	at := from
 	var e event.Event
-	for i := 0; i < n; i++ {
-		now = now.Add(step)
-		s.Next(now, &e)
-		p.Input() <- &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder(e.SessionID), Value: sarama.ByteEncoder(e.AppendJSON(nil)), Timestamp: e.TS}
+	start := time.Now()
+	for i := range n {
+		if wall > 0 && i%1000 == 0 {
+			time.Sleep(time.Until(start.Add(time.Duration(float64(wall) * float64(i) / float64(n)))))
+		}
+		s.Next(at, &e)
+		p.Input() <- &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder(e.SessionID), Value: sarama.ByteEncoder(e.AppendJSON(nil)), Timestamp: e.TS.Truncate(time.Millisecond)}
+		at = at.Add(step)
 	}
 	p.AsyncClose()
 	<-done
 	if f := failed.Load(); f > 0 {
-		b.Fatalf("prefill: %d records failed, first: %v", f, first.Load())
+		b.Fatalf("fastWrite: %d records failed, first: %v", f, first.Load())
 	}
+	return n
 }
 
 // hwmSum is the number of records in a topic.

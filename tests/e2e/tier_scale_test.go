@@ -3,14 +3,11 @@ package e2e
 import (
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/IBM/sarama"
 
-	"playpulse.dev/services/playback/event"
-	"playpulse.dev/services/playback/sim"
 	"playpulse.dev/tests/harness"
 )
 
@@ -230,7 +227,7 @@ func TestTierPartitionsAdded(t *testing.T) {
 	if err := cl.RefreshMetadata(raw); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("3 partitions added with %d events written", w.n)
+	t.Logf("3 partitions added with %d events written", w.written())
 
 	harness.Eventually(t, 60*time.Second, "the aggregators own the 6 partitions and events are in the new ones", func() error {
 		if owned, err := partitionsOwned(aggs); err != nil || owned != 6 {
@@ -260,9 +257,9 @@ func TestTierPartitionsAdded(t *testing.T) {
 	if err := stopWriting(); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%d events written", w.n)
+	t.Logf("%d events written", w.written())
 
-	waitCounted(t, w.n, ref, merged)
+	waitCounted(t, w.written(), ref, merged)
 	harness.Eventually(t, 60*time.Second, "the merge fan-out counts what the reference counts, every second", func() error {
 		return sameCounts(ref, merged)
 	})
@@ -271,184 +268,5 @@ func TestTierPartitionsAdded(t *testing.T) {
 		t.Logf("the full figures, as documented for moved sessions: %v", err)
 	} else {
 		t.Logf("the full figures are equal too")
-	}
-}
-
-// fastWrite writes the events of s whose times fall in [from, from+span),
-// at rate events per second of event time, with an async producer (keyed
-// by session id, hash partitioned, the event time as the record
-// timestamp): as fast as it takes them, or spread evenly over at least
-// wall when wall is not 0. It returns the number written once all are
-// acknowledged.
-func fastWrite(t *testing.T, topic string, s *sim.Sim, rate float64, from time.Time, span, wall time.Duration) int {
-	t.Helper()
-	cfg := sarama.NewConfig()
-	cfg.Version = sarama.V3_9_0_0
-	cfg.Producer.RequiredAcks = sarama.WaitForLocal
-	cfg.Producer.Return.Successes = false
-	cfg.Producer.Return.Errors = true
-	cfg.Producer.Partitioner = sarama.NewHashPartitioner
-	cfg.Producer.Flush.Bytes = 256 << 10
-	cfg.Producer.Flush.Frequency = 5 * time.Millisecond
-	cfg.Producer.MaxMessageBytes = 900 << 10 // the broker takes batches up to 1 MiB
-	cfg.ChannelBufferSize = 8192
-	p, err := sarama.NewAsyncProducer([]string{broker.Addr()}, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var failed atomic.Int64
-	var first atomic.Value
-	done := make(chan struct{})
-	go func() {
-		for err := range p.Errors() {
-			first.CompareAndSwap(nil, err.Err.Error())
-			failed.Add(1)
-		}
-		close(done)
-	}()
-	s.SetRate(rate)
-	n := int(rate * span.Seconds())
-	step := time.Duration(float64(time.Second) / rate)
-	at := from
-	var e event.Event
-	start := time.Now()
-	for i := range n {
-		if wall > 0 && i%1000 == 0 {
-			time.Sleep(time.Until(start.Add(time.Duration(float64(wall) * float64(i) / float64(n)))))
-		}
-		s.Next(at, &e)
-		p.Input() <- &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder(e.SessionID), Value: sarama.ByteEncoder(e.AppendJSON(nil)), Timestamp: e.TS.Truncate(time.Millisecond)}
-		at = at.Add(step)
-	}
-	p.AsyncClose()
-	<-done
-	if f := failed.Load(); f > 0 {
-		t.Fatalf("fastWrite: %d records failed, first: %v", f, first.Load())
-	}
-	return n
-}
-
-// TestTierMergeCPUFlat: the merge-role fan-out's CPU does not grow with
-// the raw event rate. Its input is one partial per raw partition and
-// second (plus the live tail's bounded sample), whatever the number of
-// events in that second; only the aggregators' work grows.
-//
-// One run: a raw topic of 6 partitions, 2 aggregators, 1 merge fan-out.
-// Phase A is 20 s of event time at 10,000 events/s, phase B 20 s at
-// 200,000 events/s (4,000,000 events). The machine cannot produce 200,000
-// events/s live, so each phase's events are written with an async
-// producer, with times in the recent past (each phase's from 50 or 45 s
-// before its writing starts, so that the aggregators' 128-second rings
-// still hold the seconds they read; A's times before B's).
-//
-// The method. The merge's cost goes with the wall time the tier is busy
-// (the owners publish every ~100 ms while records come in: the second
-// being filled and their newest state), not with the events: written
-// unpaced, phase A's 20 event-seconds took 3 s of wall time and phase B's
-// 40 s (the producer's bound, about 100,000 events/s here), and phase B
-// looked 5 times dearer per event-second for that reason alone. So the
-// two phases are measured over about equal wall windows: B is written as
-// fast as the producer goes (35 to 45 s), A is spread over paceA (40 s).
-// A phase's merge CPU is the merge process's CPU seconds (/proc/pid/stat)
-// from the start of its writing until the merge has counted every event
-// of the phase (events_total), minus an idle baseline: the merge's CPU
-// rate over 3 s just before that phase's writing (the snapshot loop and
-// the owners' idle partials, with the sessions of the phases before in
-// place) times the phase's wall time. It is divided by the 20 s of event
-// time the phase merges. The aggregators' CPU over the same windows (not
-// corrected) must grow with the events, a sanity check that phase B
-// really was the bigger workload (about 8 times: their own per-wall-second
-// cost over A's 40 s is part of A's).
-func TestTierMergeCPUFlat(t *testing.T) {
-	const (
-		rateA, rateB = 10_000.0, 200_000.0
-		span         = 20 * time.Second
-		baselineWall = 3 * time.Second
-		// Phase A's writing is spread over about the wall time phase B's
-		// takes, the producer's bound (about 100,000 events/s here).
-		paceA = 40 * time.Second
-	)
-	raw := newTopic(t, 6)
-	aggTopic := fmt.Sprintf("tier-aggregates-%d", topicSeq.Add(1))
-	broker.CreateTopic(t, aggTopic, 3)
-	group := "tier-" + raw
-	aggs := []*fanout{startAggregator(t, raw, aggTopic, group), startAggregator(t, raw, aggTopic, group)}
-	merged := startMerge(t, raw, aggTopic)
-	harness.Eventually(t, 60*time.Second, "the aggregators own the 6 partitions", func() error {
-		if owned, err := partitionsOwned(aggs); err != nil || owned != 6 {
-			return fmt.Errorf("%v partitions owned (%v)", owned, err)
-		}
-		return nil
-	})
-
-	cfg := sim.DefaultConfig()
-	cfg.Seed = 11
-	s, err := sim.New(cfg, "tier", "cpu")
-	if err != nil {
-		t.Fatal(err)
-	}
-	aggCPU := func() float64 {
-		var c float64
-		for _, a := range aggs {
-			c += harness.CPUSeconds(a.proc.Pid())
-		}
-		return c
-	}
-	mergePid := merged.proc.Pid()
-	t0 := time.Now()
-	var total int
-	type result struct {
-		events                     int
-		wall, baseRate, merge, agg float64
-	}
-	phase := func(name string, rate float64, ago, pace time.Duration) result {
-		// The idle baseline just before the phase.
-		c0, w0 := harness.CPUSeconds(mergePid), time.Now()
-		harness.Eventually(t, 10*time.Second, "the baseline window of "+name, func() error {
-			if d := time.Since(w0); d < baselineWall {
-				return fmt.Errorf("%s of %s", d, baselineWall)
-			}
-			return nil
-		})
-		baseRate := (harness.CPUSeconds(mergePid) - c0) / time.Since(w0).Seconds()
-
-		m0, a0, start := harness.CPUSeconds(mergePid), aggCPU(), time.Now()
-		n := fastWrite(t, raw, s, rate, start.Add(-ago), span, pace)
-		written := time.Since(start)
-		total += n
-		harness.Eventually(t, 120*time.Second, "the merge fan-out counts every event of "+name, func() error {
-			if got := snapshotOf(t, merged, false).EventsTotal; got != uint64(total) {
-				var sent float64
-				for _, a := range aggs {
-					n, err := metricSum(a.url("/metrics"), "playpulse_fanout_tier_partials_total", "")
-					if err != nil {
-						return err
-					}
-					sent += n
-				}
-				return fmt.Errorf("events_total %d, want %d (the aggregators published %v partials)", got, total, sent)
-			}
-			return nil
-		})
-		wall := time.Since(start).Seconds()
-		r := result{events: n, wall: wall, baseRate: baseRate,
-			merge: harness.CPUSeconds(mergePid) - m0 - baseRate*wall, agg: aggCPU() - a0}
-		t.Logf("%s: %d events (%.0f/s of event time) written in %s, merged after %.1f s; merge CPU %.2f s net (idle %.3f CPU-s/s), %.3f per event-second; aggregators CPU %.2f s",
-			name, n, rate, written.Round(100*time.Millisecond), wall, r.merge, baseRate, r.merge/span.Seconds(), r.agg)
-		return r
-	}
-	a := phase("phase A", rateA, 50*time.Second, paceA)
-	b := phase("phase B", rateB, 45*time.Second, 0)
-	t.Logf("run %s; merge CPU per event-second A %.3f, B %.3f (B/A %.2f); aggregators' CPU B/A %.1f",
-		time.Since(t0).Round(time.Second), a.merge/span.Seconds(), b.merge/span.Seconds(), b.merge/max(a.merge, 1e-9), b.agg/max(a.agg, 1e-9))
-
-	if b.agg < 5*a.agg {
-		t.Errorf("aggregators' CPU %.2f s in phase B, %.2f s in A: not the 20-times bigger workload it should be", b.agg, a.agg)
-	}
-	perA, perB := a.merge/span.Seconds(), b.merge/span.Seconds()
-	const floor = 0.2 // CPU-s, for the noise of a shared 2-core machine
-	if b.merge > 1.5*a.merge+floor {
-		t.Errorf("the merge fan-out's CPU grows with the raw event rate: %.3f CPU-s per event-second at %.0f events/s, %.3f at %.0f events/s (allowed: 1.5× + %.1f CPU-s over the phase)",
-			perB, rateB, perA, rateA, floor)
 	}
 }

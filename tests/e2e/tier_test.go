@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -72,8 +73,8 @@ type simWriter struct {
 	s     *sim.Sim
 	p     sarama.SyncProducer
 	rate  float64
-	at    time.Time // time of the next event
-	n     int
+	at    time.Time          // time of the next event
+	n     atomic.Int64       // events written; read while the writer runs
 	seen  func(*event.Event) // when set, told of every event written
 }
 
@@ -104,6 +105,9 @@ func newSimWriter(t *testing.T, topic string, seed uint64, rate float64, from ti
 	return &simWriter{t: t, topic: topic, s: s, p: p, rate: rate, at: from}
 }
 
+// written is the number of events written so far.
+func (w *simWriter) written() int { return int(w.n.Load()) }
+
 // writeUntil writes the events due before until; it returns an error
 // rather than failing, so that a goroutine can call it.
 func (w *simWriter) writeUntil(until time.Time) error {
@@ -121,7 +125,7 @@ func (w *simWriter) writeUntil(until time.Time) error {
 			if err := w.p.SendMessages(msgs); err != nil {
 				return err
 			}
-			w.n += len(msgs)
+			w.n.Add(int64(len(msgs)))
 			msgs = msgs[:0]
 		}
 	}
@@ -129,7 +133,7 @@ func (w *simWriter) writeUntil(until time.Time) error {
 		if err := w.p.SendMessages(msgs); err != nil {
 			return err
 		}
-		w.n += len(msgs)
+		w.n.Add(int64(len(msgs)))
 	}
 	return nil
 }
@@ -253,7 +257,7 @@ func TestTierEqualsSingle(t *testing.T) {
 	if err := w.writeUntil(time.Now().Add(-5 * time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%d events written", w.n)
+	t.Logf("%d events written", w.written())
 
 	ref := startFanout(t, broker.Addr(), raw, tierEnv(raw))
 	var aggs []*fanout
@@ -273,7 +277,7 @@ func TestTierEqualsSingle(t *testing.T) {
 		}
 	}
 
-	waitCounted(t, w.n, ref)
+	waitCounted(t, w.written(), ref)
 	harness.Eventually(t, 60*time.Second, "the aggregators own the 6 partitions", func() error {
 		owned, err := partitionsOwned(aggs)
 		if err != nil {
@@ -285,7 +289,7 @@ func TestTierEqualsSingle(t *testing.T) {
 		return nil
 	})
 	for i, m := range merges {
-		waitCounted(t, w.n, m)
+		waitCounted(t, w.written(), m)
 		harness.Eventually(t, 60*time.Second, fmt.Sprintf("merge fan-out %d shows the reference's figures", i), func() error {
 			return sameFigures(ref, m, percentileTolerance)
 		})
@@ -342,7 +346,7 @@ func TestTierAggregatorKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	killedAt := time.Now()
-	t.Logf("aggregator %d killed with %d events written", victim, w.n)
+	t.Logf("aggregator %d killed with %d events written", victim, w.written())
 	rest := slices.Delete(slices.Clone(aggs), victim, victim+1)
 	harness.Eventually(t, 90*time.Second, "the other aggregators own the 6 partitions again", func() error {
 		owned, err := partitionsOwned(rest)
@@ -375,8 +379,8 @@ func TestTierAggregatorKilled(t *testing.T) {
 	if err := stopWriting(); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%d events written", w.n)
-	waitCounted(t, w.n, ref, merged)
+	t.Logf("%d events written", w.written())
+	waitCounted(t, w.written(), ref, merged)
 	harness.Eventually(t, 60*time.Second, "the merge fan-out shows the reference's figures, every second", func() error {
 		return sameFigures(ref, merged, percentileTolerance)
 	})
