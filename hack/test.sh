@@ -77,6 +77,27 @@ lane_b_run() {
   return $rc
 }
 
+# summary prints, last, what failed: each failed test's lines, panics, the
+# failed packages and what their TestMain said. CI keeps only the end of a
+# long output, and three lanes' lines interleave, so without it a failure's
+# reason can be thousands of lines above the last one.
+summary() {
+  [[ -s $status/log ]] || return 0
+  local failed
+  failed=$(awk '
+    { l = substr($0, 2, 1) }
+    /^\[.\] panic:/ { print; trace[l] = 40; next }
+    trace[l] > 0 { print; trace[l]--; next }
+    /^\[.\] *--- FAIL/ || /^\[.\] FAIL\t/ { print; keep[l] = 1; next }
+    keep[l] && /^\[.\]  +[^ ]/ { print; next }
+    { keep[l] = 0 }
+    /^\[.\] tests\/[a-z]+: / && /(not available|down:|failed)/ { print }
+  ' "$status/log" | head -n 300)
+  [[ -n $failed ]] || return 0
+  echo "---- what failed (at most 300 lines; the whole output is above) ----"
+  echo "$failed"
+}
+
 # Each lane's exit status goes through a file: the pipe to sed would hide it.
 status=$(mktemp -d)
 trap 'rm -rf "$status"' EXIT
@@ -91,9 +112,10 @@ race=()
 for f in "$@"; do [[ $f == -race ]] && race=(-race); done
 go build "${race[@]}" "${deps[@]}" || rc=1
 echo "test packages: $((SECONDS - start)) s to compile what they import"
-{ lane_a_run "$@" 2>&1; echo $? >"$status/A"; } | sed -u 's/^/[A] /' &
-{ lane_b_run "$@" 2>&1; echo $? >"$status/B"; } | sed -u 's/^/[B] /' &
-{ go test "$@" -run "$incidents" ./tests/controller 2>&1; echo $? >"$status/C"; } | sed -u 's/^/[C] /' &
+# Every line also goes to $status/log, for the summary of failures at the end.
+{ lane_a_run "$@" 2>&1; echo $? >"$status/A"; } | sed -u 's/^/[A] /' | tee -a "$status/log" &
+{ lane_b_run "$@" 2>&1; echo $? >"$status/B"; } | sed -u 's/^/[B] /' | tee -a "$status/log" &
+{ go test "$@" -run "$incidents" ./tests/controller 2>&1; echo $? >"$status/C"; } | sed -u 's/^/[C] /' | tee -a "$status/log" &
 wait
 for lane in A B C; do
   r=$(cat "$status/$lane" 2>/dev/null || echo 1)
@@ -101,6 +123,8 @@ for lane in A B C; do
   [[ $r == 0 ]] || rc=1
 done
 echo "test packages: $((SECONDS - start)) s in three lanes"
-go test "$@" -run "$load" ./tests/e2e || rc=1
+go test "$@" -run "$load" ./tests/e2e 2>&1 | sed -u 's/^/[L] /' | tee -a "$status/log"
+[[ ${PIPESTATUS[0]} == 0 ]] || rc=1
 echo "test packages: $((SECONDS - start)) s in all"
+summary
 exit $rc
