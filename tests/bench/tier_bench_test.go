@@ -106,14 +106,10 @@ func BenchmarkTierFreshness(b *testing.B) {
 				mu.Unlock()
 			})
 		}()
-		// Poll both: the first time each second's count is complete.
+		// Poll both: the first time each second's count is complete,
+		// while writing and for 4 s after, for the last seconds to arrive.
 		complete := map[string]map[int64]time.Time{single: {}, merged: {}}
-		for polling := true; polling; {
-			select {
-			case <-done:
-				polling = false
-			default:
-			}
+		poll := func() {
 			for _, addr := range []string{single, merged} {
 				counts, err := seriesCounts("http://" + addr + "/api/snapshot")
 				if err != nil {
@@ -130,19 +126,16 @@ func BenchmarkTierFreshness(b *testing.B) {
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
-		// Let the last seconds arrive.
-		end := time.Now().Add(4 * time.Second)
-		for time.Now().Before(end) {
-			for _, addr := range []string{single, merged} {
-				counts, _ := seriesCounts("http://" + addr + "/api/snapshot")
-				now := time.Now()
-				for sec, n := range counts {
-					if _, ok := complete[addr][sec]; !ok && n > 0 && n == len(written[sec]) {
-						complete[addr][sec] = now
-					}
-				}
+		for writing := true; writing; {
+			select {
+			case <-done:
+				writing = false
+			default:
 			}
-			time.Sleep(10 * time.Millisecond)
+			poll()
+		}
+		for end := time.Now().Add(4 * time.Second); time.Now().Before(end); {
+			poll()
 		}
 		lat := func(addr string) (p50, p99 float64, n, missing int) {
 			var ds []float64

@@ -130,9 +130,10 @@ func (s *Shard) close(watermark int64) bool {
 		from = upTo - shardSlots + 1
 	}
 	for sec := from; sec <= upTo; sec++ {
-		delete(s.open, sec)
 		s.dirty[sec] = struct{}{}
 	}
+	// Every open second up to upTo closes, those before from too (a jump
+	// past the ring).
 	for sec := range s.open {
 		if sec <= upTo {
 			delete(s.open, sec)

@@ -598,10 +598,10 @@ func (w *worker) read(ctx context.Context, pc sarama.PartitionConsumer, tick <-c
 func (w *worker) flush(ctx context.Context, now time.Time) {
 	a := w.h.a
 	w.msgs = w.msgs[:0]
-	var bytes int
+	var size int
 	w.sh.Flush(now, func(key, value []byte) {
 		// The Shard may reuse its buffers after emit returns.
-		bytes += len(key) + len(value)
+		size += len(key) + len(value)
 		w.msgs = append(w.msgs, &sarama.ProducerMessage{Topic: a.opts.AggregatesTopic,
 			Key: sarama.ByteEncoder(append([]byte(nil), key...)), Value: sarama.ByteEncoder(append([]byte(nil), value...))})
 	})
@@ -632,7 +632,7 @@ func (w *worker) flush(ctx context.Context, now time.Time) {
 	}
 	if partials > 0 {
 		a.m.partials.Add(float64(partials))
-		a.m.bytes.Add(float64(bytes))
+		a.m.bytes.Add(float64(size))
 	}
 	clear(w.msgs) // do not pin the values until the next flush
 	if off := w.sh.Committable(); off > w.marked && off >= w.p.publishFrom {
