@@ -101,14 +101,6 @@ func takeSample(t *testing.T, c sarama.Client, topic string) sample {
 
 func rate(a, b sample) float64 { return float64(b.n-a.n) / b.at.Sub(a.at).Seconds() }
 
-// measureRate is the rate records arrive in the topic over one window.
-func measureRate(t *testing.T, c sarama.Client, topic string, window time.Duration) float64 {
-	t.Helper()
-	a := takeSample(t, c, topic)
-	time.Sleep(window) // the measurement window itself, not a wait for a condition
-	return rate(a, takeSample(t, c, topic))
-}
-
 // waitRate samples the topic's record count every half second from now on
 // and returns once the rate over the last window is want within tol
 // (relative), counting only windows that start after now; it fails the

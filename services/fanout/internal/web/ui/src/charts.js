@@ -52,11 +52,18 @@ class Chart {
     this.fig = fig;
     this.el = fig.querySelector(".plot");
     this.def = def;
-    this.x = new Array(WINDOW).fill(0);
-    this.raw = def.series.map(() => new Array(WINDOW).fill(null)); // values as received
-    this.plot = def.stacked ? def.series.map(() => new Array(WINDOW).fill(null)) : this.raw; // what is drawn
     this.u = null;
     this.width = 0;
+    this.size(WINDOW);
+  }
+
+  /** size allocates the arrays for n points (15 live minutes, or a past hour). */
+  size(n) {
+    const def = this.def;
+    this.n = n;
+    this.x = new Array(n).fill(0);
+    this.raw = def.series.map(() => new Array(n).fill(null)); // values as received
+    this.plot = def.stacked ? def.series.map(() => new Array(n).fill(null)) : this.raw; // what is drawn
   }
 
   create() {
@@ -114,11 +121,16 @@ class Chart {
     this.u.setSize({ width, height: this.height(width) });
   }
 
-  /** update reads the WINDOW seconds ending at end from store (null: no data). */
+  /**
+   * update reads the seconds ending at end from store (null: no data): as
+   * many as the store holds (WINDOW when there is none).
+   */
   update(store, end) {
     const def = this.def;
-    const start = end - WINDOW + 1;
-    for (let i = 0; i < WINDOW; i++) this.x[i] = start + i;
+    const n = store ? store.window : WINDOW;
+    if (n !== this.n) this.size(n);
+    const start = end - n + 1;
+    for (let i = 0; i < n; i++) this.x[i] = start + i;
     let points = 0;
     for (let k = 0; k < def.series.length; k++) {
       const s = def.series[k];
@@ -126,7 +138,7 @@ class Chart {
       else this.raw[k].fill(null);
     }
     if (def.stacked) {
-      for (let i = 0; i < WINDOW; i++) {
+      for (let i = 0; i < n; i++) {
         let sum = 0;
         let any = false;
         for (let k = 0; k < def.series.length; k++) {
@@ -137,7 +149,7 @@ class Chart {
         if (any) points++;
       }
     } else {
-      for (let i = 0; i < WINDOW; i++) if (this.raw[0][i] != null) points++;
+      for (let i = 0; i < n; i++) if (this.raw[0][i] != null) points++;
     }
     if (this.u) this.u.setData([this.x, ...this.order.map((i) => this.plot[i])]);
     this.fig.dataset.last = String(end);
@@ -178,7 +190,7 @@ export class Charts {
       }
       this.created = true;
     }
-    const key = (store ? store.version : -1) + ":" + end + ":" + (store ? 1 : 0);
+    const key = (store ? store.id + "." + store.version : "none") + ":" + end;
     if (key === this.lastKey) return;
     this.lastKey = key;
     for (const c of this.charts) c.update(store, end);

@@ -7,7 +7,7 @@
 import "uplot/dist/uPlot.min.css";
 import "./style.css";
 import { Connection, wsURL } from "./conn.js";
-import { SeriesSet, LatencyWindow, Positions, TYPES, SOURCES, PROTOCOL, sourceLabel, normalizeFilter, describeFilter, applyPatch } from "./store.js";
+import { SeriesSet, LatencyWindow, Positions, TYPES, SOURCES, PROTOCOL, sourceLabel, normalizeFilter, describeFilter, applyPatch, historyURL, historyStore, historyError } from "./store.js";
 import { Tail, MAX_ROWS, ROWS_PER_SECOND } from "./tail.js";
 import { Charts } from "./charts.js";
 import * as f from "./format.js";
@@ -36,6 +36,7 @@ const state = {
   sourcesKey: "",
   skew: NaN,            // server clock − this browser's clock, ms (the snapshots' time, at least)
   alertKeys: new Set(), // the firing alerts shown, to announce new ones
+  history: null,        // a past hour on the charts: {body, store, end, askedAt}; null when live
 };
 
 const tail = new Tail($("tail"));
@@ -90,7 +91,8 @@ function render() {
     renderLatency();
     if (dirtyCharts) {
       dirtyCharts = false;
-      charts.draw(state.series.store(state.stream, state.source), state.series.second);
+      if (state.history) drawHistory();
+      else charts.draw(state.series.store(state.stream, state.source), state.series.second);
     }
     renderTailStats();
   }
@@ -187,12 +189,23 @@ function renderOptions(sel, list, max, current, all, label, key) {
   sel.value = current;
 }
 
+// With a past hour on the charts, the selectors also list that hour's
+// streams and sources (ones that are gone by now included).
+function withHistory(list, key) {
+  const ser = state.history && state.history.body && state.history.body.series;
+  const more = ser && ser[key] && typeof ser[key] === "object" ? Object.keys(ser[key]) : [];
+  if (!more.length) return list;
+  const names = Array.isArray(list) ? list.slice() : [];
+  for (const n of more) if (!names.includes(n)) names.push(n);
+  return names;
+}
+
 function renderStreams() {
-  renderOptions(streamSel, state.snap && state.snap.streams, 200, state.stream, "All streams", String, "streamsKey");
+  renderOptions(streamSel, withHistory(state.snap && state.snap.streams, "streams"), 200, state.stream, "All streams", String, "streamsKey");
 }
 
 function renderSources() {
-  renderOptions(sourceSel, state.snap && state.snap.sources, 8, state.source, "All sources", sourceLabel, "sourcesKey");
+  renderOptions(sourceSel, withHistory(state.snap && state.snap.sources, "sources"), 8, state.source, "All sources", sourceLabel, "sourcesKey");
 }
 
 // The figures are kept per stream and per source, not per stream and
@@ -203,6 +216,7 @@ function setScope(stream, source) {
   streamSel.value = stream;
   sourceSel.value = source;
   $("chart-scope").textContent = scopeText();
+  if (state.history) scopeHistory();
   dirtySnap = true;
   dirtyCharts = true;
   applyFilter();
@@ -773,6 +787,119 @@ function onTail(msg, now) {
     tail.addEvent(it, now);
   }
 }
+
+// ---- a past hour -------------------------------------------------------------------
+//
+// With the aggregation tier the charts can show any past hour at one point a
+// second, read back from the aggregates topic by the server (/api/history,
+// docs/tier.md "History"). The page holds one hour's answer at most; live
+// snapshots keep arriving (KPIs, breakdowns, tail) but do not move the
+// charts until "live" is chosen again. The section's data-drawn-ms is the
+// time from the request to the drawn charts (what make bench measures).
+
+const chartsSection = $("charts-section");
+const rangeSel = $("range");
+const historyFrom = $("history-from");
+const historyStatus = $("history-status");
+let historySeq = 0; // the newest request: an older answer arriving later is dropped
+
+// localMinute is a datetime-local value (the browser's time zone) for ms.
+function localMinute(ms) {
+  const d = new Date(ms);
+  const p = (n) => String(n).padStart(2, "0");
+  return d.getFullYear() + "-" + p(d.getMonth() + 1) + "-" + p(d.getDate()) + "T" + p(d.getHours()) + ":" + p(d.getMinutes());
+}
+
+function showRange() {
+  const hour = rangeSel.value === "hour";
+  $("history-pick").hidden = !hour;
+  $("history-go").hidden = !hour;
+  if (!hour) {
+    historySeq++;
+    state.history = null;
+    chartsSection.dataset.range = "live";
+    delete chartsSection.dataset.historyFrom;
+    renderStreams();
+    renderSources();
+    setText($("charts-range"), "Last 15 minutes");
+    setText(historyStatus, "");
+    dirtyCharts = true;
+    renderSoon();
+    return;
+  }
+  // By default the hour that ended a minute ago: complete, and long past
+  // the 15 minutes the live charts show.
+  if (!historyFrom.value) historyFrom.value = localMinute(Date.now() - 61 * 60 * 1000);
+  loadHistory();
+}
+
+async function loadHistory() {
+  const at = new Date(historyFrom.value).getTime();
+  if (!Number.isFinite(at)) {
+    setText(historyStatus, "Choose when the hour starts.");
+    return;
+  }
+  const fromS = Math.floor(at / 1000);
+  const seq = ++historySeq;
+  const askedAt = performance.now();
+  chartsSection.dataset.range = "loading";
+  setText(historyStatus, "Reading that hour…");
+  let body;
+  try {
+    const res = await fetch(historyURL(location, fromS), { headers: { Accept: "application/json" }, cache: "no-store" });
+    if (!res.ok) {
+      const text = await res.text();
+      if (seq === historySeq) historyFailed(historyError(res.status, text));
+      return;
+    }
+    body = await res.json();
+  } catch (err) {
+    if (seq === historySeq) historyFailed("History unavailable: " + (err && err.message ? err.message : String(err)));
+    return;
+  }
+  if (seq !== historySeq) return;
+  const ser = body && body.series;
+  const end = ser && Number.isFinite(ser.start) && Number.isFinite(ser.length) ? ser.start + ser.length - 1 : fromS;
+  state.history = { body, store: null, end, askedAt };
+  scopeHistory();
+  renderStreams();
+  renderSources();
+  chartsSection.dataset.range = "hour";
+  chartsSection.dataset.historyFrom = String(fromS);
+  setText($("charts-range"), "The hour from " + new Date(fromS * 1000).toLocaleString());
+  dirtyCharts = true;
+  renderSoon();
+}
+
+function historyFailed(msg) {
+  state.history = null;
+  chartsSection.dataset.range = "error";
+  setText(historyStatus, msg);
+  dirtyCharts = true;
+  renderSoon();
+}
+
+// scopeHistory picks the held hour's series of the page's stream or source.
+function scopeHistory() {
+  const h = state.history;
+  h.store = historyStore(h.body, state.stream, state.source);
+  setText(historyStatus, h.store ? "" : "Nothing of " + scopeText() + " in that hour.");
+}
+
+function drawHistory() {
+  const h = state.history;
+  charts.draw(h.store, h.end);
+  if (h.askedAt) {
+    chartsSection.dataset.drawnMs = String(Math.round(performance.now() - h.askedAt));
+    h.askedAt = 0;
+  }
+}
+
+rangeSel.addEventListener("change", showRange);
+$("range-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  if (rangeSel.value === "hour") loadHistory();
+});
 
 // ---- start ------------------------------------------------------------------------
 

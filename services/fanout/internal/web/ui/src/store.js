@@ -72,17 +72,22 @@ export const FIELDS = ["attempts", "sps", "concurrent_viewers", "startup_p50_ms"
 
 const MAX_TYPES = 32; // events_by_type keys kept; the protocol has ten
 
+let storeIDs = 0;
+
 /**
- * SeriesStore holds the last WINDOW seconds of one Series (overall or one
- * stream) in fixed typed arrays indexed by second % WINDOW. Points are merged
+ * SeriesStore holds the last window seconds (WINDOW unless given: a past
+ * hour's store holds 3600) of one Series (overall or one stream) in fixed
+ * typed arrays indexed by second % window. Points are merged
  * by second: a newer point for a second replaces the old one. Missing values
  * (JSON null) are NaN.
  */
 export class SeriesStore {
-  constructor() {
-    this.sec = new Float64Array(WINDOW).fill(-1);
+  constructor(seconds = WINDOW) {
+    this.id = ++storeIDs;   // tells the charts one store from another
+    this.window = seconds;
+    this.sec = new Float64Array(seconds).fill(-1);
     this.fields = Object.create(null);
-    for (const f of FIELDS) this.fields[f] = new Float64Array(WINDOW).fill(NaN);
+    for (const f of FIELDS) this.fields[f] = new Float64Array(seconds).fill(NaN);
     this.types = new Map(); // type → Float64Array
     this.latest = -1;       // newest second held
     this.version = 0;       // bumped by every merge that changed something
@@ -99,11 +104,11 @@ export class SeriesStore {
       for (const f of FIELDS) if (Array.isArray(s[f])) n = Math.max(n, s[f].length);
       if (s.events_by_type) for (const k in s.events_by_type) if (Array.isArray(s.events_by_type[k])) n = Math.max(n, s.events_by_type[k].length);
     }
-    n = Math.min(n, WINDOW);
+    n = Math.min(n, this.window);
     if (n <= 0) return;
     const end = start + n - 1;
     if (end > this.latest) this.latest = end;
-    const floor = this.latest - WINDOW + 1;
+    const floor = this.latest - this.window + 1;
     const from = Math.max(start, floor);
     if (from > end) return;
     const fieldArrays = [];
@@ -116,14 +121,14 @@ export class SeriesStore {
         let a = this.types.get(k);
         if (!a) {
           if (this.types.size >= MAX_TYPES) continue;
-          a = new Float64Array(WINDOW).fill(NaN);
+          a = new Float64Array(this.window).fill(NaN);
           this.types.set(k, a);
         }
         typeArrays.push(a, ebt[k]);
       }
     }
     for (let sec = from; sec <= end; sec++) {
-      const slot = sec % WINDOW;
+      const slot = sec % this.window;
       const i = sec - start;
       if (this.sec[slot] !== sec) {
         this.sec[slot] = sec;
@@ -138,22 +143,23 @@ export class SeriesStore {
 
   /** value of field (or of type when isType) at second sec, NaN if unknown. */
   value(name, sec, isType) {
-    const slot = sec % WINDOW;
-    if (sec < 0 || sec <= this.latest - WINDOW || this.sec[slot] !== sec) return NaN;
+    const slot = sec % this.window;
+    if (sec < 0 || sec <= this.latest - this.window || this.sec[slot] !== sec) return NaN;
     const a = isType ? this.types.get(name) : this.fields[name];
     return a ? a[slot] : NaN;
   }
 
   /**
-   * fill writes WINDOW points ending at second end into out (a plain array
-   * reused between calls): the value, or null when unknown.
+   * fill writes window points ending at second end into out (a plain array
+   * of that length, reused between calls): the value, or null when unknown.
    */
   fill(name, end, out, isType) {
     const a = isType ? this.types.get(name) : this.fields[name];
-    const start = end - WINDOW + 1;
-    for (let i = 0; i < WINDOW; i++) {
+    const w = this.window;
+    const start = end - w + 1;
+    for (let i = 0; i < w; i++) {
       const sec = start + i;
-      const slot = sec % WINDOW;
+      const slot = sec % w;
       const v = a && sec >= 0 && this.sec[slot] === sec ? a[slot] : NaN;
       out[i] = v === v ? v : null;
     }
@@ -323,4 +329,57 @@ export function describeFilter(f) {
   if (f.user_id) parts.push("user " + f.user_id);
   if (f.device) parts.push("device " + f.device);
   return parts.length ? parts.join(", ") : "every event";
+}
+
+/** The longest span /api/history answers at one point a second (docs/tier.md, "History"). */
+export const HISTORY_MAX_S = 3600;
+
+/**
+ * historyURL is the request for the hour that starts at fromS (Unix s),
+ * carrying the page's access token as the WebSocket URL does.
+ */
+export function historyURL(loc, fromS) {
+  let url = "/api/history?from=" + fromS + "&to=" + (fromS + HISTORY_MAX_S - 1);
+  const token = new URLSearchParams(loc.search).get("access_token");
+  if (token) url += "&access_token=" + encodeURIComponent(token);
+  return url;
+}
+
+/**
+ * historyStore is a SeriesStore of body.series (an /api/history answer) for
+ * one source, else one stream, else everything, sized to the answer; null
+ * when the answer has no series for that scope.
+ */
+export function historyStore(body, stream, source) {
+  const ser = body && body.series;
+  if (!ser || typeof ser !== "object" || !Number.isFinite(ser.start) || !Number.isFinite(ser.length)) return null;
+  const n = Math.min(Math.max(0, Math.floor(ser.length)), HISTORY_MAX_S);
+  if (!n) return null;
+  let s = ser.overall;
+  if (source) {
+    const v = ser.sources && Object.hasOwn(ser.sources, source) ? ser.sources[source] : undefined;
+    s = v === "overall" ? ser.overall : v;
+  } else if (stream) {
+    s = ser.streams && Object.hasOwn(ser.streams, stream) ? ser.streams[stream] : undefined;
+  }
+  if (!s || typeof s !== "object") return null;
+  const st = new SeriesStore(n);
+  st.merge(ser.start, s, n);
+  return st;
+}
+
+/** historyError is what the page says when /api/history answers status with text. */
+export function historyError(status, text) {
+  const said = String(text || "").trim().slice(0, 200);
+  switch (status) {
+    case 404:
+    case 501:
+      return "History needs the aggregation tier (docs/tier.md): this fan-out keeps only the last 15 minutes.";
+    case 503:
+      return "The server is answering other history requests: try again in a moment.";
+    case 401:
+      return "Not authorized: open the page with its access token.";
+    default:
+      return "History unavailable (" + status + ")" + (said ? ": " + said : "");
+  }
 }
