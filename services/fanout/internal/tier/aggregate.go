@@ -602,7 +602,12 @@ func (w *worker) flush(ctx context.Context, now time.Time) {
 	w.sh.Flush(now, func(key, value []byte) {
 		// The Shard may reuse its buffers after emit returns.
 		bytes += len(key) + len(value)
-		w.msgs = append(w.msgs, &sarama.ProducerMessage{Topic: a.opts.AggregatesTopic,
+		// The record's timestamp is the last millisecond of the partial's
+		// second, not when it was sent: /api/history finds the partials of
+		// a past window by time (ListOffsets), and a republished or
+		// replayed partial must be found by its second too.
+		sec, _ := aggregate.PartialSecond(key)
+		w.msgs = append(w.msgs, &sarama.ProducerMessage{Topic: a.opts.AggregatesTopic, Timestamp: time.UnixMilli((sec+1)*1000 - 1),
 			Key: sarama.ByteEncoder(append([]byte(nil), key...)), Value: sarama.ByteEncoder(append([]byte(nil), value...))})
 	})
 	partials := len(w.msgs)
