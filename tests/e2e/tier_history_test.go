@@ -11,7 +11,7 @@ import (
 	"playpulse.dev/tests/harness"
 )
 
-// TestTierHistory: a workload written two minutes to a few seconds in the
+// TestTierHistory: a workload written 75 s to a few seconds in the
 // past, aggregated by two aggregators; a merge-role fan-out's
 // /api/history of a past window, read back from the aggregates topic,
 // shows the series the single-process reference draws for the same
@@ -22,7 +22,7 @@ func TestTierHistory(t *testing.T) {
 	raw := newTopic(t, 6)
 	aggTopic := fmt.Sprintf("tier-aggregates-%d", topicSeq.Add(1))
 	broker.CreateTopic(t, aggTopic, 3)
-	begin := time.Now().Add(-125 * time.Second).Truncate(time.Second)
+	begin := time.Now().Add(-75 * time.Second).Truncate(time.Second)
 	w := newSimWriter(t, raw, 23, 400, begin)
 	end := time.Now().Add(-5 * time.Second)
 	if err := w.writeUntil(end); err != nil {
