@@ -160,3 +160,60 @@ func jsonOf(t *testing.T, v any) any {
 	}
 	return out
 }
+
+// BenchmarkHistoryHour: applying an hour of partials (6 raw partitions, a
+// default simulator workload at 500 events/s) into a History and computing
+// its series, in process: the CPU side of /api/history, without Kafka.
+func BenchmarkHistoryHour(b *testing.B) {
+	const (
+		parts = 6
+		rate  = 500
+		hour  = 3600
+	)
+	s, err := sim.New(sim.DefaultConfig(), "bench", "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	s.SetRate(rate)
+	t0 := time.Date(2026, 11, 24, 21, 0, 0, 0, time.UTC)
+	end := t0.Add((hour + 20) * time.Second)
+	now := func() time.Time { return end }
+	shards := make([]*Shard, parts)
+	for p := range shards {
+		shards[p] = NewShard("t", int32(p), ShardOptions{Aggregator: Options{Now: now}})
+	}
+	var topic []keyValue
+	emit := func(k, v []byte) { topic = append(topic, keyValue{bytes.Clone(k), bytes.Clone(v)}) }
+	var e event.Event
+	offsets := make([]int64, parts)
+	for at := t0; at.Before(end); at = at.Add(time.Second / rate) {
+		s.Next(at, &e)
+		h := fnv.New32a()
+		h.Write([]byte(e.SessionID))
+		p := h.Sum32() % parts
+		shards[p].AddBatch([]consume.Record{{Topic: "t", Partition: int32(p), Offset: offsets[p], Timestamp: e.TS, Event: e, Lag: 1}})
+		offsets[p]++
+		if offsets[p]%100 == 0 {
+			shards[p].Flush(at, emit)
+		}
+	}
+	var n int
+	for _, kv := range topic {
+		n += len(kv.key) + len(kv.value)
+	}
+	from := t0.Unix() + 10
+	b.ResetTimer()
+	for range b.N {
+		h := NewHistory(Options{}, from, from+hour-1)
+		for _, kv := range topic {
+			if err := h.Apply(kv.key, kv.value); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if _, err := json.Marshal(h.Series()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(topic)), "partials")
+	b.ReportMetric(float64(n), "bytes")
+}
