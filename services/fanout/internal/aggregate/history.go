@@ -61,10 +61,13 @@ func (h *History) Apply(key, value []byte) error {
 	if sec < h.lo {
 		return nil
 	}
-	p, err := decodePartial(key, value)
+	// Without the titles: the history draws no top titles, and they are
+	// most of a partial's bytes and of the time to decode it.
+	p, n, err := decodePartialN(key, value, false)
 	if err != nil {
 		return err
 	}
+	value = value[:n]
 	if p.latest {
 		pk := p.topic + "/" + strconv.Itoa(int(p.part))
 		if s := h.state[pk]; s == nil || p.sec >= s.sec {
@@ -81,7 +84,7 @@ func (h *History) Apply(key, value []byte) error {
 	defer a.mu.Unlock()
 	m := a.merged
 	if old, ok := m.applied[k]; ok {
-		if op, err := decodePartial(key, old.value); err == nil {
+		if op, _, err := decodePartialN(key, old.value, false); err == nil {
 			a.applyCounts(op, -1)
 		}
 	}
@@ -186,7 +189,7 @@ func (h *History) viewers() {
 		for sec := h.to + 1; sec <= st.sec; sec++ {
 			k := PartialKey(st.topic, st.part, sec)
 			if v, ok := h.after[string(k)]; ok {
-				if p, err := decodePartial(k, v); err == nil {
+				if p, _, err := decodePartialN(k, v, false); err == nil {
 					add(p, -1, false)
 				}
 			}
@@ -194,7 +197,7 @@ func (h *History) viewers() {
 		for sec := st.sec + 1; sec <= h.to; sec++ {
 			k := PartialKey(st.topic, st.part, sec)
 			if v, ok := a.merged.applied[string(k)]; ok {
-				if p, err := decodePartial(k, v.value); err == nil {
+				if p, _, err := decodePartialN(k, v.value, false); err == nil {
 					add(p, 1, false)
 				}
 			}
