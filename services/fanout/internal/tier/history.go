@@ -320,12 +320,19 @@ func (h *History) readPartition(ctx context.Context, client sarama.Client, consu
 	defer pc.AsyncClose()
 	const batchSize = 512
 	b := make([]*sarama.ConsumerMessage, 0, batchSize)
+	// The offsets just before end may hold nothing (compacted away): a
+	// partition that delivers nothing for this long is read to its end.
+	idle := time.NewTimer(settled)
+	defer idle.Stop()
 	for {
 		select {
+		case <-idle.C:
+			return h.flush(b, deliver)
 		case m, ok := <-pc.Messages():
 			if !ok {
 				return errors.New("partition consumer closed")
 			}
+			idle.Reset(settled)
 			if m.Offset >= end {
 				// Offsets compacted away: the end is passed.
 				return h.flush(b, deliver)
