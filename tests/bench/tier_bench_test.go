@@ -3,6 +3,7 @@ package bench
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"slices"
@@ -377,4 +378,119 @@ func tierMergeCPU(t *testing.B) {
 	report("tier: merge fan-out CPU per event-second at 10,000 / 200,000 raw events/s", fmt.Sprintf("%.3f / %.3f CPU-s", perA, perB), "", nil)
 	report("tier: merge fan-out CPU, 200,000 / 10,000 events/s", fmt.Sprintf("%.2f", b.merge/max(a.merge, 1e-9)), "≤ 1.5 (+ 0.2 CPU-s)", pass(b.merge <= 1.5*a.merge+floor))
 	report("tier: aggregators' CPU, 200,000 / 10,000 events/s (the workload grew)", fmt.Sprintf("%.1f", b.agg/max(a.agg, 1e-9)), "≥ 5", pass(b.agg >= 5*a.agg))
+}
+
+// BenchmarkTierHistory: /api/history of a past hour at one-second
+// resolution, read back from the aggregates topic by a merge-role
+// fan-out (target: within 1 s). The topic holds the partials of an hour
+// and a few minutes of a simulator workload, 1,000 events a second of
+// event time over 6 raw partitions (written as fast as the broker takes
+// them, then aggregated by one aggregator replaying them): 6 partials a
+// second, one per raw partition, each with the scopes its events touched.
+// What a request reads grows with seconds × raw partitions × scopes, not
+// with the event rate. Reports the wall time of the request (the best of
+// three, after one that makes the history's Kafka client), the bytes of
+// partials read and of the answer.
+func BenchmarkTierHistory(b *testing.B) {
+	runOnce(b, func(b *testing.B) {
+		const (
+			rate = 500.0
+			span = 62 * time.Minute
+		)
+		raw := "bench-tier-history"
+		aggTopic := raw + "-aggregates"
+		broker.CreateTopic(b, raw, 6)
+		broker.CreateTopic(b, aggTopic, 3)
+		begin := time.Now().Add(-span - 30*time.Second).Truncate(time.Second)
+		cfg := sim.DefaultConfig()
+		cfg.Seed = 13
+		s, err := sim.New(cfg, "tier", "history")
+		if err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		n := fastWrite(b, raw, s, rate, begin, span, 0)
+		b.Logf("%d events written in %s", n, time.Since(start).Round(100*time.Millisecond))
+
+		start = time.Now()
+		_, aggAddr := startFanout(b, raw, map[string]string{
+			"FANOUT_WARMUP": "2h", "FANOUT_ROLE": "aggregator", "FANOUT_AGGREGATES_TOPIC": aggTopic, "FANOUT_GROUP": raw,
+		})
+		// Every second of every raw partition is published, empty or not.
+		want := 6 * span.Seconds()
+		harness.Eventually(b, 5*time.Minute, "the aggregator has read every event and published every second", func() error {
+			v := metric("http://"+aggAddr+"/metrics", "playpulse_fanout_events_total")
+			p := metric("http://"+aggAddr+"/metrics", "playpulse_fanout_tier_partials_total")
+			if v < float64(n) || p < want {
+				return fmt.Errorf("%v of %d events, %v of %v partials", v, n, p, want)
+			}
+			return nil
+		})
+		partials := metric("http://"+aggAddr+"/metrics", "playpulse_fanout_tier_partials_total")
+		pbytes := metric("http://"+aggAddr+"/metrics", "playpulse_fanout_tier_partial_bytes_total")
+		b.Logf("aggregated in %s: %.0f partials, %.1f MB", time.Since(start).Round(100*time.Millisecond), partials, pbytes/1e6)
+
+		_, maddr := startFanout(b, raw, map[string]string{"FANOUT_ROLE": "merge", "FANOUT_AGGREGATES_TOPIC": aggTopic})
+		from := begin.Unix() + 60
+		to := from + 3599
+		url := fmt.Sprintf("http://%s/api/history?from=%d&to=%d", maddr, from, to)
+		get := func() (time.Duration, int) {
+			t0 := time.Now()
+			resp, err := http.Get(url)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var body struct {
+				Series struct {
+					Length  int `json:"length"`
+					Overall struct {
+						EventsByType map[string][]float64 `json:"events_by_type"`
+					} `json:"overall"`
+				} `json:"series"`
+			}
+			cr := &countingReader{r: resp.Body}
+			if resp.StatusCode != http.StatusOK {
+				msg, _ := io.ReadAll(resp.Body)
+				b.Fatalf("%s: %s", resp.Status, msg)
+			}
+			if err := json.NewDecoder(cr).Decode(&body); err != nil {
+				b.Fatal(err)
+			}
+			d := time.Since(t0)
+			var events float64
+			for _, v := range body.Series.Overall.EventsByType {
+				for _, x := range v {
+					events += x
+				}
+			}
+			if body.Series.Length != 3600 || events < 0.99*rate*3600 {
+				b.Fatalf("an hour of %d points with %.0f events, want 3600 and about %.0f", body.Series.Length, events, rate*3600)
+			}
+			return d, cr.n
+		}
+		get() // the history's Kafka client is made on the first request
+		read0 := metric("http://"+maddr+"/metrics", "playpulse_fanout_history_bytes_total")
+		best, size := time.Duration(math.MaxInt64), 0
+		for range 3 {
+			d, n := get()
+			best, size = min(best, d), n
+		}
+		read := (metric("http://"+maddr+"/metrics", "playpulse_fanout_history_bytes_total") - read0) / 3
+		b.ReportMetric(best.Seconds(), "s")
+		b.ReportMetric(read, "bytes-read")
+		report("tier: /api/history of a past hour, one-second points (500 events/s, 6 raw partitions)", fmt.Sprintf("%.2f s", best.Seconds()), "≤ 1 s", pass(best <= time.Second))
+		report("tier: /api/history of an hour, partials read / answer", fmt.Sprintf("%.1f MB / %.1f MB", read/1e6, float64(size)/1e6), "", nil)
+	})
+}
+
+type countingReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
 }

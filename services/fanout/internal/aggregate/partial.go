@@ -280,14 +280,25 @@ func (r *reader) counts(c *counts) {
 
 // decodePartial decodes the record (key, value) of the aggregates topic.
 func decodePartial(key, value []byte) (*partial, error) {
+	p, n, err := decodePartialN(key, value, true)
+	if err == nil && n != len(value) {
+		return nil, errPartial("trailing")
+	}
+	return p, err
+}
+
+// decodePartialN decodes a partial, with its titles or without (a
+// History needs none: then the titles, which come last, are neither read
+// nor checked); n is the length of value read.
+func decodePartialN(key, value []byte, titles bool) (p *partial, n int, err error) {
 	topic, part, sec, err := parseKey(key)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	p := &partial{topic: topic, part: part, sec: sec}
+	p = &partial{topic: topic, part: part, sec: sec}
 	r := &reader{b: value}
 	if v := r.byte(); r.err == nil && v != partialVersion {
-		return nil, errPartial("version")
+		return nil, 0, errPartial("version")
 	}
 	flags := r.byte()
 	p.latest = flags&1 != 0
@@ -295,9 +306,9 @@ func decodePartial(key, value []byte) (*partial, error) {
 	if p.latest {
 		p.tracked, p.evicted = r.uvarint(), r.uvarint()
 	}
-	n := r.count(maxPartialScopes)
-	p.scopes = make([]partialScope, 0, min(n, 64))
-	for range n {
+	ns := r.count(maxPartialScopes)
+	p.scopes = make([]partialScope, 0, min(ns, 64))
+	for range ns {
 		s := partialScope{kind: r.byte(), name: r.string(), lastTS: r.varint()}
 		if s.kind >= numScopeKinds {
 			r.fail("scope")
@@ -314,28 +325,25 @@ func decodePartial(key, value []byte) (*partial, error) {
 			}
 		}
 		if r.err != nil {
-			return nil, r.err
+			return nil, 0, r.err
 		}
 		p.scopes = append(p.scopes, s)
 	}
-	if p.latest {
+	if p.latest && titles {
 		n := r.count(maxPartialTitles)
 		p.titles = make([]titleCount, 0, min(n, 1024))
 		for range n {
 			t := titleCount{id: r.string(), ccv: r.varint()}
 			if r.err != nil {
-				return nil, r.err
+				return nil, 0, r.err
 			}
 			p.titles = append(p.titles, t)
 		}
 	}
 	if r.err != nil {
-		return nil, r.err
+		return nil, 0, r.err
 	}
-	if len(r.b) != 0 {
-		return nil, errPartial("trailing")
-	}
-	return p, nil
+	return p, len(value) - len(r.b), nil
 }
 
 // add adds (sign > 0) or takes away the counts of o.

@@ -41,9 +41,11 @@ type App struct {
 	}
 	run  func(ctx context.Context) error // consumes src until ctx ends
 	tier *tier.Aggregator                // role aggregator only
-	agg  *aggregate.Aggregator
-	hub  *hub.Hub
-	rate prometheus.Gauge
+	// history serves /api/history; role merge only.
+	history *tier.History
+	agg     *aggregate.Aggregator
+	hub     *hub.Hub
+	rate    prometheus.Gauge
 
 	// Alerts: nil without rules. The evaluator and the source are used by
 	// the alerts goroutine only; the others read its result, encoded.
@@ -118,6 +120,9 @@ func New(cfg config.Resolved) (*App, error) {
 			Topic: cfg.AggregatesTopic, Since: aggregate.Window, Refresh: cfg.DiscoveryInterval, StaleAfter: cfg.StaleAfter,
 			Apply: s.agg.ApplyPartial, Log: log, Registerer: reg, Health: cfg.NewHealth(log, reg),
 		})
+		s.history = tier.NewHistory(cfg.Sarama, cfg.Brokers, tier.HistoryOptions{
+			Topic: cfg.AggregatesTopic, Aggregate: aggregate.Options{MaxStreams: cfg.MaxStreams}, Log: log, Registerer: reg,
+		})
 		s.src = m
 		var tail *consume.Consumer
 		if cfg.TailTopic != "" {
@@ -165,6 +170,9 @@ func New(cfg config.Resolved) (*App, error) {
 		AllowedOrigins: cfg.AllowedOrigins, MaxConnections: cfg.MaxConnections, MaxConnectionsPerIP: cfg.MaxConnectionsPerIP,
 		TrustedProxies: cfg.Proxies, AuthToken: cfg.Token, Streams: s.streams, SourceSnapshot: s.sourceSnapshot,
 		Log: log, Registerer: reg,
+	}
+	if s.history != nil {
+		wo.History = s.history
 	}
 	if cfg.AlertRules != "" {
 		s.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -229,6 +237,9 @@ func (s *App) Run(ctx context.Context) error {
 	s.hub.Close()
 	err = <-httpErr
 	wg.Wait()
+	if s.history != nil {
+		_ = s.history.Close()
+	}
 	if cerr := <-consErr; cerr != nil {
 		return cerr
 	}

@@ -458,6 +458,7 @@ type worker struct {
 	marked int64 // offset last marked
 
 	next     int64 // offset of the next record to read
+	got      bool  // a record was read: the Shard knows whether it replays
 	lastRead time.Time
 	msgs     []*sarama.ProducerMessage
 	tail     []*sarama.ProducerMessage // forwarded since the last flush
@@ -547,7 +548,16 @@ func (w *worker) read(ctx context.Context, pc sarama.PartitionConsumer, tick <-c
 			}
 			a.warn.Warn("consume:"+w.tp.topic, "partition consumer error", "topic", w.tp.topic, "partition", w.tp.partition, "err", err.Err)
 		case now := <-tick:
-			w.flush(ctx, now)
+			// Before its first record the Shard cannot tell a replay from
+			// the live edge (the records' lag tells it): a flush then would
+			// close the seconds by the clock, and the replayed seconds
+			// older than the Shard's ring (128 s) would never be published
+			// (a warm-up or a history longer than that). So nothing is
+			// flushed before the first record, unless there is nothing to
+			// replay or only markers (settled).
+			if w.got || w.next >= w.p.target || now.Sub(w.lastRead) > settled {
+				w.flush(ctx, now)
+			}
 			if !w.st.caughtUp.Load() && (w.next >= w.p.target || now.Sub(w.lastRead) > settled) {
 				w.st.caughtUp.Store(true)
 			}
@@ -555,6 +565,7 @@ func (w *worker) read(ctx context.Context, pc sarama.PartitionConsumer, tick <-c
 			if !ok {
 				return
 			}
+			w.got = true
 			n := take(msg, 0)
 		drain:
 			for n < consume.MaxBatch {
@@ -602,7 +613,12 @@ func (w *worker) flush(ctx context.Context, now time.Time) {
 	w.sh.Flush(now, func(key, value []byte) {
 		// The Shard may reuse its buffers after emit returns.
 		size += len(key) + len(value)
-		w.msgs = append(w.msgs, &sarama.ProducerMessage{Topic: a.opts.AggregatesTopic,
+		// The record's timestamp is the last millisecond of the partial's
+		// second, not when it was sent: /api/history finds the partials of
+		// a past window by time (ListOffsets), and a republished or
+		// replayed partial must be found by its second too.
+		sec, _ := aggregate.PartialSecond(key)
+		w.msgs = append(w.msgs, &sarama.ProducerMessage{Topic: a.opts.AggregatesTopic, Timestamp: time.UnixMilli((sec+1)*1000 - 1),
 			Key: sarama.ByteEncoder(append([]byte(nil), key...)), Value: sarama.ByteEncoder(append([]byte(nil), value...))})
 	})
 	partials := len(w.msgs)

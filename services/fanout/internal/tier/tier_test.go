@@ -47,6 +47,10 @@ type fakeShard struct {
 	added       []int64 // every offset added, in order
 	pending     []int64
 	emitted     int64 // next offset after the emitted ones
+	// early: flushed before any record was added. With records to replay
+	// the real Shard would then close its seconds by the clock and drop
+	// the replayed ones older than its ring.
+	early bool
 }
 
 func (s *fakeShard) AddBatch(rs []consume.Record) {
@@ -66,6 +70,9 @@ func (s *fakeShard) AddBatch(rs []consume.Record) {
 func (s *fakeShard) Flush(_ time.Time, emit func(key, value []byte)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if len(s.added) == 0 {
+		s.early = true
+	}
 	if len(s.pending) == 0 {
 		return
 	}
@@ -292,6 +299,9 @@ func TestAggregatePublishesAndCommits(t *testing.T) {
 	for p, s := range shards {
 		if from, added := s.snapshot(); from != 0 || len(added) != map[int32]int{0: 30, 1: 20}[p] {
 			t.Errorf("partition %d: published from %d, %d records added", p, from, len(added))
+		}
+		if s.early {
+			t.Errorf("partition %d: flushed before its first record, with records to replay", p)
 		}
 	}
 	mu.Unlock()

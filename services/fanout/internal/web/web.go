@@ -38,7 +38,10 @@ type Options struct {
 	SourceSnapshot func(source string, full bool) ([]byte, error)
 	// Alerts is /api/alerts: the pending and firing alerts, encoded. Nil:
 	// the fan-out has no rules, and /api/alerts lists none.
-	Alerts     func() []byte
+	Alerts func() []byte
+	// History is /api/history (docs/tier.md, "History"): the merge role's
+	// reader of past windows. Nil: 404, this fan-out has no history.
+	History    http.Handler
 	Log        *slog.Logger
 	Registerer prometheus.Registerer
 }
@@ -106,6 +109,13 @@ func Mount(mux interface {
 		}
 		writeJSON(w, b)
 	}))))
+	history := opts.History
+	if history == nil {
+		history = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "no history here: /api/history is served by fan-outs in the merge role (FANOUT_ROLE=merge), which read it back from the aggregates topic", http.StatusNotFound)
+		})
+	}
+	mux.Handle("GET /api/history", secure(s.auth(history)))
 	mux.Handle("GET /api/streams", secure(s.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var list any = []any{}
 		if opts.Streams != nil {

@@ -231,3 +231,34 @@ func TestProtocolQuery(t *testing.T) {
 		})
 	}
 }
+
+// TestHistoryRoute: /api/history needs the token as /api/snapshot does,
+// has the security headers, and answers 404 saying why on a fan-out that
+// has no history (not in the merge role).
+func TestHistoryRoute(t *testing.T) {
+	served := false
+	for _, c := range []struct {
+		history http.Handler
+		token   string
+		want    int
+		says    string
+	}{
+		{nil, "", http.StatusNotFound, "merge role"},
+		{http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { served = true }), "s3cret", http.StatusUnauthorized, ""},
+		{http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { served = true }), "", http.StatusOK, ""},
+	} {
+		f := newFixture(t, web.Options{History: c.history, AuthToken: c.token}, hub.Options{})
+		resp, err := http.Get(f.srv.URL + "/api/history?from=1&to=2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.want || !strings.Contains(string(body), c.says) || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("token %q: %s %q, want %d saying %q, with the security headers", c.token, resp.Status, body, c.want, c.says)
+		}
+	}
+	if !served {
+		t.Error("the history handler was never called")
+	}
+}

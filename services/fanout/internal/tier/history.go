@@ -1,0 +1,365 @@
+package tier
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"playpulse.dev/services/fanout/internal/aggregate"
+)
+
+// HistoryOptions configure the merge role's /api/history (docs/tier.md,
+// "History"). Zero values take the defaults.
+type HistoryOptions struct {
+	Topic string // the aggregates topic
+	// Margin is how far past the window's end the partials are read, by
+	// record time (the end of the partial's second): a partial published
+	// again later (late records, a new owner's takeover) is written after
+	// the first one, and replaces it. Default 7 min: the replay of a new
+	// owner (FANOUT_AGGREGATOR_REPLAY, 6 min) plus a minute.
+	Margin time.Duration
+	// Concurrent bounds the requests read at once (default 2); the others
+	// are answered 503 with Retry-After.
+	Concurrent int
+	// Timeout bounds one request (default 10 s): 504 past it.
+	Timeout time.Duration
+	// MaxBytes bounds the keys and values one request reads (default
+	// 256 MiB): 503 past it.
+	MaxBytes int64
+	// Aggregate configures the history's aggregator as the live one's
+	// (MaxStreams); Registerer and Export are ignored.
+	Aggregate  aggregate.Options
+	Log        *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+// History serves past windows of the series read back from the
+// aggregates topic: one request reads, from every partition, the partials
+// of the window's seconds (found by record time with ListOffsets) and
+// applies them into an aggregate.History. The Kafka client is made on
+// the first request and kept.
+type History struct {
+	opts    HistoryOptions
+	sc      *sarama.Config
+	brokers []string
+	sem     chan struct{}
+
+	mu     sync.Mutex
+	client sarama.Client
+
+	requests *prometheus.CounterVec
+	read     prometheus.Counter
+	seconds  prometheus.Histogram
+}
+
+// HistoryStats says what one read cost.
+type HistoryStats struct {
+	Partitions int
+	Records    int
+	Bytes      int64
+}
+
+// Errors of a read, each answered with its own status.
+var (
+	ErrHistoryBusy     = errors.New("too many history requests at once; retry in a second")
+	ErrHistoryTooLarge = errors.New("the window holds more partials than one request may read")
+)
+
+// NewHistory returns the history reader; sc comes from kafkacfg.
+func NewHistory(sc *sarama.Config, brokers []string, opts HistoryOptions) *History {
+	if opts.Margin <= 0 {
+		opts.Margin = 7 * time.Minute
+	}
+	if opts.Concurrent <= 0 {
+		opts.Concurrent = 2
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 10 * time.Second
+	}
+	if opts.MaxBytes <= 0 {
+		opts.MaxBytes = 256 << 20
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	c := *sc
+	// Partials come in large runs: fewer, larger fetches.
+	c.Consumer.Fetch.Default = 8 << 20
+	c.Consumer.Return.Errors = true
+	h := &History{opts: opts, sc: &c, brokers: brokers, sem: make(chan struct{}, opts.Concurrent),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "playpulse_fanout_history_requests_total", Help: "Requests of /api/history by outcome: ok, bad_request, busy (over the concurrency cap), too_large (over the byte cap), timeout, error (Kafka).",
+		}, []string{"outcome"}),
+		read: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "playpulse_fanout_history_bytes_total", Help: "Bytes of partials (keys and values) read back from the aggregates topic for /api/history.",
+		}),
+		seconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "playpulse_fanout_history_seconds", Help: "Time to read and answer one /api/history request that was read.",
+			Buckets: []float64{.05, .1, .25, .5, 1, 2.5, 5, 10},
+		}),
+	}
+	for _, o := range []string{"ok", "bad_request", "busy", "too_large", "timeout", "error"} {
+		h.requests.WithLabelValues(o)
+	}
+	if opts.Registerer != nil {
+		opts.Registerer.MustRegister(h.requests, h.read, h.seconds)
+	}
+	return h
+}
+
+// Close closes the Kafka client.
+func (h *History) Close() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.client == nil {
+		return nil
+	}
+	err := h.client.Close()
+	h.client = nil
+	return err
+}
+
+func (h *History) kafka() (sarama.Client, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.client != nil && !h.client.Closed() {
+		return h.client, nil
+	}
+	c, err := sarama.NewClient(h.brokers, h.sc)
+	if err != nil {
+		return nil, err
+	}
+	h.client = c
+	return c, nil
+}
+
+// ServeHTTP answers GET /api/history?from=&to= (Unix seconds, to − from
+// below aggregate.MaxHistorySpan) with {"series": …}, the shape of a
+// snapshot's series. Room is left for a resolution parameter: only 1 (the
+// default) is accepted today.
+func (h *History) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	from, to, err := historyWindow(r, time.Now())
+	if err != nil {
+		h.requests.WithLabelValues("bad_request").Inc()
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	select {
+	case h.sem <- struct{}{}:
+		defer func() { <-h.sem }()
+	default:
+		h.requests.WithLabelValues("busy").Inc()
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, ErrHistoryBusy.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(r.Context(), h.opts.Timeout)
+	defer cancel()
+	series, st, err := h.Read(ctx, from, to)
+	if err != nil {
+		status, outcome := http.StatusBadGateway, "error"
+		switch {
+		case errors.Is(err, ErrHistoryTooLarge):
+			status, outcome = http.StatusServiceUnavailable, "too_large"
+		case errors.Is(err, context.DeadlineExceeded):
+			status, outcome = http.StatusGatewayTimeout, "timeout"
+		}
+		h.requests.WithLabelValues(outcome).Inc()
+		h.opts.Log.Warn("history request failed", "from", from, "to", to, "outcome", outcome, "err", err)
+		http.Error(w, "history: "+err.Error(), status)
+		return
+	}
+	b, err := json.Marshal(map[string]any{"series": series})
+	if err != nil {
+		h.requests.WithLabelValues("error").Inc()
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	h.requests.WithLabelValues("ok").Inc()
+	h.seconds.Observe(time.Since(start).Seconds())
+	h.opts.Log.Debug("history", "from", from, "to", to, "partitions", st.Partitions, "records", st.Records, "bytes", st.Bytes, "took", time.Since(start))
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write(b)
+}
+
+// historyWindow parses and checks from, to and resolution.
+func historyWindow(r *http.Request, now time.Time) (from, to int64, err error) {
+	q := r.URL.Query()
+	from, err1 := strconv.ParseInt(q.Get("from"), 10, 64)
+	to, err2 := strconv.ParseInt(q.Get("to"), 10, 64)
+	switch {
+	case err1 != nil || err2 != nil:
+		return 0, 0, errors.New("from and to must be Unix times in seconds")
+	case to < from:
+		return 0, 0, errors.New("to must not be before from")
+	case to-from+1 > aggregate.MaxHistorySpan:
+		return 0, 0, fmt.Errorf("the window spans at most %d seconds (to - from + 1)", aggregate.MaxHistorySpan)
+	case to >= now.Unix():
+		return 0, 0, errors.New("to must be a past second (before now)")
+	}
+	if res := q.Get("resolution"); res != "" && res != "1" {
+		return 0, 0, errors.New("resolution must be 1 (second); coarser ones are not served yet")
+	}
+	return from, to, nil
+}
+
+// Read returns the series of the seconds [from, to] from the aggregates
+// topic: every partition is read concurrently from the first partial
+// whose record time is at or after the first smoothed second's start up
+// to the first one Margin past to's end (or the end of the partition).
+func (h *History) Read(ctx context.Context, from, to int64) (aggregate.SeriesSet, HistoryStats, error) {
+	var st HistoryStats
+	client, err := h.kafka()
+	if err != nil {
+		return aggregate.SeriesSet{}, st, err
+	}
+	topic := h.opts.Topic
+	if err := client.RefreshMetadata(topic); err != nil {
+		return aggregate.SeriesSet{}, st, err
+	}
+	parts, err := client.Partitions(topic)
+	if err != nil {
+		return aggregate.SeriesSet{}, st, err
+	}
+	st.Partitions = len(parts)
+	startMS := (from - aggregate.Smoothing + 1) * 1000
+	endMS := (to+1)*1000 + h.opts.Margin.Milliseconds()
+	consumer, err := sarama.NewConsumerFromClient(client)
+	if err != nil {
+		return aggregate.SeriesSet{}, st, err
+	}
+	defer consumer.Close()
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	type batch struct{ msgs []*sarama.ConsumerMessage }
+	out := make(chan batch, 2*len(parts))
+	var wg sync.WaitGroup
+	for _, p := range parts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := h.readPartition(ctx, client, consumer, p, startMS, endMS, func(b []*sarama.ConsumerMessage) bool {
+				select {
+				case out <- batch{b}:
+					return true
+				case <-ctx.Done():
+					return false
+				}
+			}); err != nil {
+				cancel(fmt.Errorf("partition %d: %w", p, err))
+			}
+		}()
+	}
+	go func() { wg.Wait(); close(out) }()
+
+	hist := aggregate.NewHistory(h.opts.Aggregate, from, to)
+	for b := range out {
+		for _, m := range b.msgs {
+			st.Records++
+			n := int64(len(m.Key) + len(m.Value))
+			st.Bytes += n
+			h.read.Add(float64(n))
+			if st.Bytes > h.opts.MaxBytes {
+				cancel(ErrHistoryTooLarge)
+				continue
+			}
+			// A record that is not a partial is skipped, as the merge
+			// does (it counts and logs it).
+			_ = hist.Apply(m.Key, m.Value)
+		}
+	}
+	if err := context.Cause(ctx); err != nil {
+		return aggregate.SeriesSet{}, st, err
+	}
+	return hist.Series(), st, nil
+}
+
+// readPartition delivers the records of one partition from the first with
+// a timestamp at or after startMS to the last before the first at or
+// after endMS (or before the end of the partition as it is now), in
+// batches; deliver returns false to stop.
+func (h *History) readPartition(ctx context.Context, client sarama.Client, consumer sarama.Consumer, p int32, startMS, endMS int64, deliver func([]*sarama.ConsumerMessage) bool) error {
+	topic := h.opts.Topic
+	newest, err := client.GetOffset(topic, p, sarama.OffsetNewest)
+	if err != nil {
+		return err
+	}
+	start, err := client.GetOffset(topic, p, startMS)
+	if err != nil {
+		return err
+	}
+	end, err := client.GetOffset(topic, p, endMS)
+	if err != nil {
+		return err
+	}
+	if start < 0 {
+		return nil // no partial of the window or later
+	}
+	if end < 0 || end > newest {
+		end = newest
+	}
+	if start >= end {
+		return nil
+	}
+	pc, err := consumer.ConsumePartition(topic, p, start)
+	if err != nil {
+		return err
+	}
+	defer pc.AsyncClose()
+	const batchSize = 512
+	b := make([]*sarama.ConsumerMessage, 0, batchSize)
+	// The offsets just before end may hold nothing (compacted away): a
+	// partition that delivers nothing for this long is read to its end.
+	idle := time.NewTimer(settled)
+	defer idle.Stop()
+	for {
+		select {
+		case <-idle.C:
+			return h.flush(b, deliver)
+		case m, ok := <-pc.Messages():
+			if !ok {
+				return errors.New("partition consumer closed")
+			}
+			idle.Reset(settled)
+			if m.Offset >= end {
+				// Offsets compacted away: the end is passed.
+				return h.flush(b, deliver)
+			}
+			b = append(b, m)
+			if m.Offset >= end-1 {
+				return h.flush(b, deliver)
+			}
+			if len(b) == batchSize || len(pc.Messages()) == 0 {
+				if !deliver(b) {
+					return nil
+				}
+				b = make([]*sarama.ConsumerMessage, 0, batchSize)
+			}
+		case err := <-pc.Errors():
+			if err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+func (h *History) flush(b []*sarama.ConsumerMessage, deliver func([]*sarama.ConsumerMessage) bool) error {
+	if len(b) > 0 {
+		deliver(b)
+	}
+	return nil
+}
