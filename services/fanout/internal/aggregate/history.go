@@ -1,6 +1,7 @@
 package aggregate
 
 import (
+	"slices"
 	"strconv"
 )
 
@@ -126,37 +127,13 @@ func (h *History) Series() SeriesSet {
 	}
 	for i := range sources {
 		c := &sources[i]
-		if equalCounts(c.b, main.b) && equalInts(c.ccv, main.ccv) {
+		if slices.Equal(c.b, main.b) && slices.Equal(c.ccv, main.ccv) {
 			s.Sources[c.name] = SourceSeries{Overall: true}
 		} else {
 			s.Sources[c.name] = SourceSeries{Series: c.series(h.from, h.to)}
 		}
 	}
 	return s
-}
-
-func equalCounts(a, b []counts) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
-func equalInts(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // viewers sets each series scope's viewers to those at the end of the

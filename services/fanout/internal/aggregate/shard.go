@@ -143,6 +143,25 @@ func (s *Shard) close(watermark int64) bool {
 	return true
 }
 
+// closeOld closes and encodes, by their own records, the open seconds the
+// clock would close past the ring: caught up after old records (a
+// warm-up, a backlog, a history written late), the clock's close jumps
+// ahead by more than the ring and would drop them unpublished. Seconds
+// within the ring are left to the clock (and to its lateness).
+func (s *Shard) closeOld(nowMS int64) {
+	upTo := floorSec(nowMS-s.opts.Lateness.Milliseconds()) - 1
+	newest := noSecond
+	for sec := range s.open {
+		newest = max(newest, sec)
+	}
+	if newest == noSecond || upTo-newest < shardSlots {
+		return
+	}
+	if s.close((newest+1)*1000 + s.opts.Lateness.Milliseconds()) {
+		s.encode()
+	}
+}
+
 // Flush calls emit with the key and value of every partial that is due:
 // seconds that closed since the last Flush, and published seconds that
 // changed since (late records, sessions expired into them). emit must not
@@ -156,6 +175,7 @@ func (s *Shard) Flush(now time.Time, emit func(key, value []byte)) {
 		// Caught up: the clock closes the seconds, and from now on the
 		// seconds are this shard's even without a record (sessions that
 		// expire change them).
+		s.closeOld(nowMS) // before sessions expire into later seconds and move the ring past them
 		a.expire(nowMS)
 		if s.publishFrom == notYet {
 			s.publishFrom = floorSec(nowMS-s.opts.Lateness.Milliseconds()) - 1

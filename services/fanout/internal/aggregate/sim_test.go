@@ -214,13 +214,7 @@ func TestAggregatesMatchSimulator(t *testing.T) {
 		rate     = 150 // events/s per stream
 		duration = 16 * time.Minute
 	)
-	knobs := sim.DefaultConfig()
-	knobs.CatalogSize = 300
-	knobs.MeanWatchTime = 4 * time.Minute // more views end inside the window
-	knobs.StartFailureRate = 0.05
-	knobs.ExitBeforeStartRate = 0.08
-	knobs.RebufferRatio = 0.02
-	knobs.PlaybackErrorRate = 0.05
+	knobs := eventfulKnobs()
 
 	t0 := time.Date(2026, 11, 24, 21, 0, 0, 0, time.UTC)
 	clock := t0
@@ -341,4 +335,18 @@ func twoStreams(t *testing.T, knobs sim.Config, seed uint64, rate float64) [2]*s
 		sims[i] = s
 	}
 	return sims
+}
+
+// eventfulKnobs is a simulator whose 16 minutes have every outcome often:
+// start failures, exits before start, rebuffering, playback errors, and
+// views short enough that many end inside the window.
+func eventfulKnobs() sim.Config {
+	knobs := sim.DefaultConfig()
+	knobs.CatalogSize = 300
+	knobs.MeanWatchTime = 4 * time.Minute
+	knobs.StartFailureRate = 0.05
+	knobs.ExitBeforeStartRate = 0.08
+	knobs.RebufferRatio = 0.02
+	knobs.PlaybackErrorRate = 0.05
+	return knobs
 }

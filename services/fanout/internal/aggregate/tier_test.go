@@ -49,13 +49,7 @@ func tierMatches(t *testing.T, takeover bool, uncommit int) {
 		duration = 16 * time.Minute
 		replay   = 6 * time.Minute
 	)
-	knobs := sim.DefaultConfig()
-	knobs.CatalogSize = 300
-	knobs.MeanWatchTime = 4 * time.Minute
-	knobs.StartFailureRate = 0.05
-	knobs.ExitBeforeStartRate = 0.08
-	knobs.RebufferRatio = 0.02
-	knobs.PlaybackErrorRate = 0.05
+	knobs := eventfulKnobs()
 
 	t0 := time.Date(2026, 11, 24, 21, 0, 0, 0, time.UTC)
 	clock := t0

@@ -121,7 +121,7 @@ func New(cfg config.Resolved) (*App, error) {
 			Apply: s.agg.ApplyPartial, Log: log, Registerer: reg, Health: cfg.NewHealth(log, reg),
 		})
 		s.history = tier.NewHistory(cfg.Sarama, cfg.Brokers, tier.HistoryOptions{
-			Topic: cfg.AggregatesTopic, Aggregate: aggregate.Options{MaxStreams: cfg.MaxStreams}, Log: log, Registerer: reg,
+			Topic: cfg.AggregatesTopic, Margin: cfg.HistoryMargin, Aggregate: aggregate.Options{MaxStreams: cfg.MaxStreams}, Log: log, Registerer: reg,
 		})
 		s.src = m
 		var tail *consume.Consumer

@@ -25,7 +25,11 @@ type HistoryOptions struct {
 	// record time (the end of the partial's second): a partial published
 	// again later (late records, a new owner's takeover) is written after
 	// the first one, and replaces it. Default 7 min: the replay of a new
-	// owner (FANOUT_AGGREGATOR_REPLAY, 6 min) plus a minute.
+	// owner (FANOUT_AGGREGATOR_REPLAY, 6 min) plus a minute. The read
+	// stops at the first record stamped past the margin in each
+	// partition, so a partial published later than that after its second
+	// (an aggregator that was further behind) is not read: the margin
+	// must cover the longest an aggregator is behind (FANOUT_HISTORY_MARGIN).
 	Margin time.Duration
 	// Concurrent bounds the requests read at once (default 2); the others
 	// are answered 503 with Retry-After.
