@@ -125,6 +125,7 @@ func waitRate(t *testing.T, c sarama.Client, topic string, want, tol float64, wi
 			}
 		}
 		if s.at.Sub(start) > within {
+			t.Log(rolloutReport())
 			t.Fatalf("topic %s: no %v window within %v of the change shows %.0f events/s ±%.0f%%; the windows showed %v", topic, window, within, want, tol*100, seen)
 		}
 	}

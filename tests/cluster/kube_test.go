@@ -48,6 +48,26 @@ func toolCmd(ctx context.Context, bin string, args ...string) *exec.Cmd {
 	return cmd
 }
 
+// rolloutReport is what a rate that did not follow needs explained: the
+// test namespace's Deployments, ReplicaSets and pods (ages, restarts) and
+// its last events, in kubectl's words, at most 40 lines.
+func rolloutReport() string {
+	var b strings.Builder
+	b.WriteString("the rollout, as the API server sees it:\n")
+	for _, args := range [][]string{
+		{"-n", ns, "get", "deployments,replicasets,pods", "-o", "wide"},
+		{"-n", ns, "get", "events", "--sort-by=.lastTimestamp"},
+	} {
+		out, err := runTool(bed.env["KUBECTL"], args...)
+		if err != nil {
+			out = err.Error()
+		}
+		b.WriteString(lastLines(out, 20))
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
 // readAll reads and closes an HTTP response body.
 func readAll(t *testing.T, resp *http.Response) string {
 	t.Helper()
