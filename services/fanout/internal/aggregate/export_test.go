@@ -1,7 +1,6 @@
 package aggregate
 
 import (
-	"hash/fnv"
 	"math"
 	"slices"
 	"sort"
@@ -98,21 +97,13 @@ func TestExportMatchesAggregate(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	a := New(Options{Now: func() time.Time { return clock }, Registerer: reg, Export: ExportOptions{TopCountries: 4, CountFrom: countFrom.UnixMilli()}})
 	r := &ref{sessions: map[string]*refSession{}, ccvAt: map[int64]int64{}}
-	sims := twoStreams(t, knobs, 7, rate)
-	var e event.Event
-	rec := &consume.Record{Topic: "t"}
-	n := 0
+	w := newWorkload(t, knobs, 7, rate, 3, false)
 	end := t0.Add(6 * time.Minute)
-	for now := t0; now.Before(end); now = now.Add(time.Second / (rate * 2)) {
-		sims[n%2].Next(now, &e)
-		n++
+	for now := t0; now.Before(end); now = now.Add(w.Step) {
+		rec := w.next(now)
 		clock = now
-		ts := e.TS.Truncate(time.Millisecond)
-		h := fnv.New32a()
-		h.Write([]byte(e.SessionID))
-		rec.Partition, rec.Offset, rec.Timestamp, rec.Event = int32(h.Sum32()%3), int64(n), ts, e
-		a.Add(rec)
-		r.observe(&e, ts.UnixMilli())
+		a.Add(&rec)
+		r.observe(&rec.Event, rec.Timestamp.UnixMilli())
 	}
 	g := gather(t, reg)
 	from, to := countFrom.Unix(), end.Unix()

@@ -221,31 +221,22 @@ func TestAggregatesMatchSimulator(t *testing.T) {
 	a := New(Options{Now: func() time.Time { return clock }})
 	r := &ref{sessions: map[string]*refSession{}, ccvAt: map[int64]int64{}}
 
-	sims := twoStreams(t, knobs, 42, rate)
-	var e event.Event
-	rec := &consume.Record{Topic: "t"}
-	step := time.Second / (rate * 2)
+	w := newWorkload(t, knobs, 42, rate, 3, false)
 	lastSec := t0.Unix()
-	n := 0
-	for now := t0; now.Before(t0.Add(duration)); now = now.Add(step) {
+	for now := t0; now.Before(t0.Add(duration)); now = now.Add(w.Step) {
 		if sec := now.Unix(); sec != lastSec {
 			r.ccvAt[lastSec] = r.watching() // every event of lastSec is in
 			lastSec = sec
 		}
-		sims[n%2].Next(now, &e)
-		n++
+		rec := w.next(now)
 		clock = now
-		ts := e.TS.Truncate(time.Millisecond) // Kafka keeps milliseconds
-		h := fnv.New32a()
-		h.Write([]byte(e.SessionID))
-		rec.Partition, rec.Offset, rec.Timestamp, rec.Event = int32(h.Sum32()%3), int64(n), ts, e
-		a.Add(rec)
-		r.observe(&e, ts.UnixMilli())
+		a.Add(&rec)
+		r.observe(&rec.Event, rec.Timestamp.UnixMilli())
 	}
 	r.ccvAt[lastSec] = r.watching()
 	end := t0.Add(duration)
 	clock = end
-	t.Logf("%d events, %d sessions live at the end", n, len(r.sessions))
+	t.Logf("%d events, %d sessions live at the end", w.N, len(r.sessions))
 
 	snap := a.Snapshot(end, true)
 	second := snap.Second
@@ -319,11 +310,24 @@ func TestAggregatesMatchSimulator(t *testing.T) {
 		float64(whole.RebufferPct), float64(whole.StartupP50MS), float64(whole.StartupP95MS), float64(whole.AvgBitrateKbps), snap.Overall.ConcurrentViewers)
 }
 
-// twoStreams is the simulators of the streams "alpha" and "beta" at rate
-// events/s each, seeded seed and seed+1.
-func twoStreams(t *testing.T, knobs sim.Config, seed uint64, rate float64) [2]*sim.Sim {
+// workload is the simulated traffic of these tests: the streams "alpha"
+// and "beta" (seeded seed and seed+1) at rate events/s each, their events
+// interleaved Step apart, each record on the partition of parts its
+// session id hashes to (as the producer keys them), with Kafka's
+// millisecond timestamps. With late, every 97th record is 1.5 s late: its
+// second was already published.
+type workload struct {
+	Step    time.Duration
+	N       int // records so far
+	sims    [2]*sim.Sim
+	late    bool
+	offsets []int64
+	e       event.Event
+}
+
+func newWorkload(t *testing.T, knobs sim.Config, seed uint64, rate float64, parts int, late bool) *workload {
 	t.Helper()
-	var sims [2]*sim.Sim
+	w := &workload{Step: time.Duration(float64(time.Second) / (rate * 2)), late: late, offsets: make([]int64, parts)}
 	for i, name := range []string{"alpha", "beta"} {
 		k := knobs
 		k.Seed = seed + uint64(i)
@@ -332,9 +336,25 @@ func twoStreams(t *testing.T, knobs sim.Config, seed uint64, rate float64) [2]*s
 			t.Fatal(err)
 		}
 		s.SetRate(rate)
-		sims[i] = s
+		w.sims[i] = s
 	}
-	return sims
+	return w
+}
+
+// next is the record of the event generated at clock.
+func (w *workload) next(clock time.Time) consume.Record {
+	w.sims[w.N%2].Next(clock, &w.e)
+	w.N++
+	h := fnv.New32a()
+	h.Write([]byte(w.e.SessionID))
+	p := int32(h.Sum32() % uint32(len(w.offsets)))
+	ts := w.e.TS.Truncate(time.Millisecond)
+	if w.late && w.N%97 == 0 {
+		ts = ts.Add(-1500 * time.Millisecond)
+	}
+	rec := consume.Record{Topic: "t", Partition: p, Offset: w.offsets[p], Timestamp: ts, Event: w.e}
+	w.offsets[p]++
+	return rec
 }
 
 // eventfulKnobs is a simulator whose 16 minutes have every outcome often:

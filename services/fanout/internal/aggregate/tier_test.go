@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"hash/fnv"
 	"math"
 	"strings"
 	"testing"
@@ -78,27 +77,15 @@ func tierMatches(t *testing.T, takeover bool, uncommit int) {
 	// published seconds it had not committed yet.
 	var commits1 []int64
 
-	sims := twoStreams(t, knobs, 7, rate)
-	var e event.Event
-	step := time.Second / (rate * 2)
+	w := newWorkload(t, knobs, 7, rate, parts, true)
 	nextFlush := t0
 	killAt := t0.Add(duration / 2)
 	killed := false
-	n := 0
-	for clock = t0; clock.Before(t0.Add(duration)); clock = clock.Add(step) {
-		sims[n%2].Next(clock, &e)
-		n++
-		h := fnv.New32a()
-		h.Write([]byte(e.SessionID))
-		p := int32(h.Sum32() % parts)
-		ts := e.TS.Truncate(time.Millisecond)
-		if n%97 == 0 {
-			ts = ts.Add(-1500 * time.Millisecond) // late: its second was published
-		}
-		rec := consume.Record{Topic: "t", Partition: p, Offset: int64(len(log[p])), Timestamp: ts, Event: e}
-		log[p] = append(log[p], rec)
+	for clock = t0; clock.Before(t0.Add(duration)); clock = clock.Add(w.Step) {
+		rec := w.next(clock)
+		log[rec.Partition] = append(log[rec.Partition], rec)
 		single.AddBatch([]consume.Record{rec})
-		shards[p].AddBatch([]consume.Record{rec})
+		shards[rec.Partition].AddBatch([]consume.Record{rec})
 
 		if !clock.Before(nextFlush) {
 			nextFlush = nextFlush.Add(100 * time.Millisecond)
@@ -135,7 +122,7 @@ func tierMatches(t *testing.T, takeover bool, uncommit int) {
 		s.Flush(clock.Add(200*time.Millisecond), emit)
 	}
 	deliver()
-	t.Logf("%d events, %d partials (%d bytes)", n, len(topic), func() (b int) {
+	t.Logf("%d events, %d partials (%d bytes)", w.N, len(topic), func() (b int) {
 		for _, kv := range topic {
 			b += len(kv.value)
 		}
@@ -160,8 +147,15 @@ func tierMatches(t *testing.T, takeover bool, uncommit int) {
 			return false
 		}
 	}
+	checkSame(t, decodeJSON(t, want), decodeJSON(t, got), stateful)
+}
+
+// checkSame fails on each of the first 20 places where got differs from
+// want (compareJSON) and says how many more there are.
+func checkSame(t *testing.T, want, got any, stateful func(string) bool) {
+	t.Helper()
 	var diffs []string
-	compareJSON(decodeJSON(t, want), decodeJSON(t, got), "", stateful, &diffs)
+	compareJSON(want, got, "", stateful, &diffs)
 	for i, d := range diffs {
 		if i == 20 {
 			t.Errorf("… %d more", len(diffs)-i)
