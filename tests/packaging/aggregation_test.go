@@ -61,6 +61,9 @@ func TestAggregationOffByDefault(t *testing.T) {
 			if role, ok := containerEnv(t, objs, "fanout")["FANOUT_ROLE"]; ok && role != "single" {
 				t.Errorf("fan-out FANOUT_ROLE = %q with aggregation off, want unset or single", role)
 			}
+			if v, ok := containerEnv(t, objs, "fanout")["FANOUT_ROLLUPS_TOPIC"]; ok {
+				t.Errorf("fan-out FANOUT_ROLLUPS_TOPIC = %q with aggregation off: only the merge role writes rollups", v)
+			}
 		})
 	}
 	// Without the fan-outs nobody would merge the partials: nothing of the
@@ -185,8 +188,8 @@ func TestAggregationRender(t *testing.T) {
 
 	// The aggregates topic: compacted and deleted, 7 days by default.
 	kts := topicsByName(t, objs)
-	if len(kts) != 3 {
-		t.Fatalf("%d aggregator KafkaTopics, want the aggregates, tail and filters topics", len(kts))
+	if len(kts) != 4 {
+		t.Fatalf("%d aggregator KafkaTopics, want the aggregates, tail, filters and rollups topics", len(kts))
 	}
 	kt := kts[aggEnv["FANOUT_AGGREGATES_TOPIC"]]
 	if kt == nil {
@@ -227,6 +230,16 @@ func TestAggregationRender(t *testing.T) {
 		t.Error("the fan-out sets FANOUT_TAIL_SAMPLE_RATE, which only the aggregators use")
 	}
 	checkTailTopics(t, kts, aggEnv["FANOUT_TAIL_TOPIC"], aggEnv["FANOUT_FILTERS_TOPIC"], 3, 3600000)
+
+	// The minute rollups: the fan-outs write and read them, the
+	// aggregators have nothing to do with them.
+	if fanEnv["FANOUT_ROLLUPS_TOPIC"] != "playpulse-rollups" {
+		t.Errorf("fan-out FANOUT_ROLLUPS_TOPIC %q, want playpulse-rollups", fanEnv["FANOUT_ROLLUPS_TOPIC"])
+	}
+	if _, ok := aggEnv["FANOUT_ROLLUPS_TOPIC"]; ok {
+		t.Error("the aggregator sets FANOUT_ROLLUPS_TOPIC, which only the merge-mode fan-outs use")
+	}
+	checkRollupsTopic(t, kts, fanEnv["FANOUT_ROLLUPS_TOPIC"], 1, 604800000)
 }
 
 // TestAggregationTail: aggregation.tail sets the live tail's topics and
@@ -270,8 +283,8 @@ func TestAggregationTail(t *testing.T) {
 			}
 		}
 		kts := topicsByName(t, objs)
-		if len(kts) != 1 || kts["playpulse-aggregates"] == nil {
-			t.Errorf("aggregator KafkaTopics %v with the tail off, want the aggregates topic only", slices.Sorted(maps.Keys(kts)))
+		if len(kts) != 2 || kts["playpulse-aggregates"] == nil || kts["playpulse-rollups"] == nil {
+			t.Errorf("aggregator KafkaTopics %v with the tail off, want the aggregates and rollups topics only", slices.Sorted(maps.Keys(kts)))
 		}
 	})
 
@@ -291,8 +304,100 @@ func TestAggregationTail(t *testing.T) {
 				t.Errorf("helm template %v: %v, want an error saying %q\n%s", tc.args, err, tc.want, stderr)
 			}
 		}
-		// With the tail off its name clashes with nothing.
-		mustHelm(t, append(base, "--set", "fanout.topicPattern=playpulse-.*", "--set", "aggregation.tail.topic=", "--set", "aggregation.tail.filtersTopic=x-filters")...)
+		// With the tail off its name clashes with nothing (the rollups
+		// topic, playpulse-rollups, would: off too).
+		mustHelm(t, append(base, "--set", "fanout.topicPattern=playpulse-.*", "--set", "aggregation.tail.topic=", "--set", "aggregation.tail.filtersTopic=x-filters", "--set", "aggregation.rollups.topic=")...)
+	})
+}
+
+// TestAggregationRollups: aggregation.rollups sets the merge-mode fan-outs'
+// rollups topic and its KafkaTopic; an empty topic turns the rollups off
+// (set and empty on the fan-out, no KafkaTopic); a rollups topic the
+// aggregators would read back as a raw topic, or that is another of the
+// tier's topics, is refused.
+func TestAggregationRollups(t *testing.T) {
+	on := []string{"--set", "aggregation.enabled=true", "--set", "kafka.create=true"}
+
+	t.Run("default", func(t *testing.T) {
+		objs := render(t, testNamespace, on...)
+		if v := containerEnv(t, objs, "fanout")["FANOUT_ROLLUPS_TOPIC"]; v != "playpulse-rollups" {
+			t.Errorf("fan-out FANOUT_ROLLUPS_TOPIC %q, want playpulse-rollups", v)
+		}
+		kts := topicsByName(t, objs)
+		checkRollupsTopic(t, kts, "playpulse-rollups", 1, 604800000)
+		if kt := kts["playpulse-rollups"]; kt != nil {
+			if kt.GetAnnotations()["helm.sh/resource-policy"] != "keep" {
+				t.Errorf("%s: annotations %v, want helm.sh/resource-policy keep", id(kt), kt.GetAnnotations())
+			}
+			if _, ok, _ := unstructured.NestedFieldNoCopy(kt.Object, "spec", "replicas"); ok {
+				t.Errorf("%s sets replicas although aggregation.topic.replicas is 0 (the broker's default)", id(kt))
+			}
+		}
+	})
+
+	t.Run("custom", func(t *testing.T) {
+		objs := render(t, testNamespace, append(on, "--set", "aggregation.rollups.topic=day-rollups", "--set", "aggregation.rollups.retentionMs=1209600000",
+			"--set", "aggregation.rollups.partitions=2", "--set", "aggregation.topic.replicas=3")...)
+		if v := containerEnv(t, objs, "fanout")["FANOUT_ROLLUPS_TOPIC"]; v != "day-rollups" {
+			t.Errorf("fan-out FANOUT_ROLLUPS_TOPIC %q, want day-rollups", v)
+		}
+		kts := topicsByName(t, objs)
+		checkRollupsTopic(t, kts, "day-rollups", 2, 1209600000)
+		if kt := kts["day-rollups"]; kt != nil {
+			if r := num(kt.Object, "spec", "replicas"); r != 3 {
+				t.Errorf("%s: %d replicas, want aggregation.topic.replicas 3", id(kt), r)
+			}
+		}
+	})
+
+	t.Run("off", func(t *testing.T) {
+		objs := render(t, testNamespace, append(on, "--set", "aggregation.rollups.topic=")...)
+		// Set and empty: the fan-out's own default is empty too, but the
+		// chart says so rather than rely on it.
+		if v, ok := containerEnv(t, objs, "fanout")["FANOUT_ROLLUPS_TOPIC"]; !ok || v != "" {
+			t.Errorf("fan-out FANOUT_ROLLUPS_TOPIC %q (set: %v), want set to \"\"", v, ok)
+		}
+		kts := topicsByName(t, objs)
+		for _, kt := range kts {
+			if strings.HasSuffix(kt.GetName(), "-rollups") {
+				t.Errorf("%s rendered with the rollups off", id(kt))
+			}
+		}
+		if len(kts) != 3 {
+			t.Errorf("aggregator KafkaTopics %v with the rollups off, want the aggregates, tail and filters topics", slices.Sorted(maps.Keys(kts)))
+		}
+	})
+
+	t.Run("none", func(t *testing.T) {
+		// aggregation.topic.create=none: no KafkaTopic, the fan-outs still
+		// write to the topic created by hand.
+		objs := render(t, testNamespace, append(on, "--set", "aggregation.topic.create=none")...)
+		if n := len(topicsByName(t, objs)); n != 0 {
+			t.Errorf("%d aggregator KafkaTopics with aggregation.topic.create=none", n)
+		}
+		if v := containerEnv(t, objs, "fanout")["FANOUT_ROLLUPS_TOPIC"]; v != "playpulse-rollups" {
+			t.Errorf("fan-out FANOUT_ROLLUPS_TOPIC %q, want playpulse-rollups", v)
+		}
+	})
+
+	t.Run("refused", func(t *testing.T) {
+		base := append([]string{"template", releaseName, chartDir, "--namespace", testNamespace}, on...)
+		for _, tc := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{"--set", "aggregation.rollups.topic=playback-rollups"}, "one of the raw topics"},
+			{[]string{"--set", "aggregation.rollups.topic=playpulse-aggregates"}, "is the aggregates topic"},
+			{[]string{"--set", "aggregation.rollups.topic=playpulse-tail"}, "different names"},
+			{[]string{"--set", "aggregation.rollups.topic=playpulse-tail-filters"}, "different names"},
+		} {
+			_, stderr, err := runHelm(t, append(base, tc.args...)...)
+			if err == nil || !strings.Contains(stderr, tc.want) {
+				t.Errorf("helm template %v: %v, want an error saying %q\n%s", tc.args, err, tc.want, stderr)
+			}
+		}
+		// With the rollups off their name clashes with nothing.
+		mustHelm(t, append(base, "--set", "aggregation.rollups.topic=", "--set", "aggregation.tail.topic=")...)
 	})
 }
 
@@ -314,7 +419,7 @@ func TestAggregationTopic(t *testing.T) {
 			kts := topicsByName(t, objs)
 			want := 0
 			if tc.topic {
-				want = 3 // the aggregates, the tail and the filters topics
+				want = 4 // the aggregates, the tail, the filters and the rollups topics
 			}
 			if len(kts) != want {
 				t.Fatalf("%d aggregator KafkaTopics rendered, want %d", len(kts), want)
@@ -330,8 +435,9 @@ func TestAggregationTopic(t *testing.T) {
 				if p := num(agg.Object, "spec", "partitions"); p != 6 {
 					t.Errorf("default partitions %d, want 6", p)
 				}
-				// The tail topics' defaults.
+				// The tail and rollups topics' defaults.
 				checkTailTopics(t, kts, "playpulse-tail", "playpulse-tail-filters", 3, 3600000)
+				checkRollupsTopic(t, kts, "playpulse-rollups", 1, 604800000)
 			}
 		})
 	}
@@ -491,6 +597,30 @@ func checkTailTopics(t *testing.T, kts map[string]*unstructured.Unstructured, ta
 	}
 	if v := num(kt.Object, "spec", "config", "min.compaction.lag.ms"); v < 0 || v > 3600000 {
 		t.Errorf("%s: min.compaction.lag.ms %d, want set and at most an hour", id(kt), v)
+	}
+}
+
+// checkRollupsTopic: the rollups topic is compacted (every merge-mode
+// fan-out writes the same key each minute; the newest wins) and deleted
+// after retentionMs, with partitions.
+func checkRollupsTopic(t *testing.T, kts map[string]*unstructured.Unstructured, topic string, partitions, retentionMs int64) {
+	t.Helper()
+	kt := kts[topic]
+	if kt == nil {
+		t.Errorf("no KafkaTopic for the rollups topic %q", topic)
+		return
+	}
+	if kt.GetName() != releaseName+"-aggregator-rollups" {
+		t.Errorf("rollups KafkaTopic named %q", kt.GetName())
+	}
+	if p := str(kt.Object, "spec", "config", "cleanup.policy"); p != "compact,delete" {
+		t.Errorf("%s: cleanup.policy %q, want compact,delete", id(kt), p)
+	}
+	if r := num(kt.Object, "spec", "config", "retention.ms"); r != retentionMs {
+		t.Errorf("%s: retention.ms %d, want %d", id(kt), r, retentionMs)
+	}
+	if p := num(kt.Object, "spec", "partitions"); p != partitions {
+		t.Errorf("%s: %d partitions, want %d", id(kt), p, partitions)
 	}
 }
 

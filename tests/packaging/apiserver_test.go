@@ -246,9 +246,9 @@ func TestAPIServer(t *testing.T) {
 		// the release (and with them the topics, the events of real
 		// players and the history).
 		kept := strings.Fields(c.kubectl(t, "--namespace", "helm-release", "get", "kafkatopics", "-o", "name"))
-		if !slices.Equal(kept, []string{"kafkatopic.kafka.strimzi.io/playpulse-aggregator-aggregates", "kafkatopic.kafka.strimzi.io/playpulse-aggregator-tail",
+		if !slices.Equal(kept, []string{"kafkatopic.kafka.strimzi.io/playpulse-aggregator-aggregates", "kafkatopic.kafka.strimzi.io/playpulse-aggregator-rollups", "kafkatopic.kafka.strimzi.io/playpulse-aggregator-tail",
 			"kafkatopic.kafka.strimzi.io/playpulse-aggregator-tail-filters", "kafkatopic.kafka.strimzi.io/playpulse-collector-events", "kafkatopic.kafka.strimzi.io/playpulse-collector-intake"}) {
-			t.Errorf("KafkaTopics after helm uninstall: %v, want the collector's two and the aggregation tier's three", kept)
+			t.Errorf("KafkaTopics after helm uninstall: %v, want the collector's two and the aggregation tier's four", kept)
 		}
 		c.kubectl(t, "--namespace", "helm-release", "delete", "kafkatopics", "--all")
 	})

@@ -65,7 +65,7 @@ func TestRenderAllOptionalParts(t *testing.T) {
 	t.Logf("helm template (all-on): %d objects in %s", len(objs), time.Since(start).Round(time.Millisecond))
 
 	for k, n := range map[string]int{"HorizontalPodAutoscaler": 3, "Ingress": 1, "PodDisruptionBudget": 3, "NetworkPolicy": 3,
-		"ServiceMonitor": 1, "PrometheusRule": 1, "Kafka": 1, "KafkaNodePool": 1, "KafkaTopic": 5, "PlaybackStream": 1} {
+		"ServiceMonitor": 1, "PrometheusRule": 1, "Kafka": 1, "KafkaNodePool": 1, "KafkaTopic": 6, "PlaybackStream": 1} {
 		if len(find(objs, k)) != n {
 			t.Errorf("want %d %s, got %d", n, k, len(find(objs, k)))
 		}

@@ -60,6 +60,11 @@ func TestValuesSchemaRefusesBadValues(t *testing.T) {
 		{"tail retention below the resume window's maximum", "aggregation:\n  tail:\n    retentionMs: 60000\n", "retentionMs"},
 		{"tail partitions as a string", "aggregation:\n  tail:\n    partitions: \"3\"\n", "partitions"},
 		{"tail topic the chart sets itself", "aggregation:\n  config:\n    FANOUT_TAIL_TOPIC: x\n", "FANOUT_TAIL_TOPIC"},
+		{"unknown rollups key", "aggregation:\n  rollups:\n    name: playpulse-rollups\n", "name"},
+		{"bad rollups topic name", "aggregation:\n  rollups:\n    topic: \"day rollups\"\n", "topic"},
+		{"rollups retention below the day view", "aggregation:\n  rollups:\n    retentionMs: 3600000\n", "retentionMs"},
+		{"rollups partitions zero", "aggregation:\n  rollups:\n    partitions: 0\n", "partitions"},
+		{"rollups topic the chart sets itself", "fanout:\n  config:\n    FANOUT_ROLLUPS_TOPIC: x\n", "FANOUT_ROLLUPS_TOPIC"},
 		{"lag threshold as a string", "aggregation:\n  autoscaling:\n    lagThreshold: \"10000\"\n", "lagThreshold"},
 		{"bad externalTrafficPolicy", "collector:\n  service:\n    externalTrafficPolicy: local\n", "externalTrafficPolicy"},
 	}

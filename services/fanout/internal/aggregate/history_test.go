@@ -44,22 +44,7 @@ func TestHistoryMatchesSingleProcess(t *testing.T) {
 		shards[p] = NewShard("t", int32(p), ShardOptions{Aggregator: Options{Now: now}})
 	}
 	w := newWorkload(t, knobs, 11, rate, parts, true)
-	nextFlush := t0
-	for clock = t0; clock.Before(t0.Add(duration)); clock = clock.Add(w.Step) {
-		rec := w.next(clock)
-		single.AddBatch([]consume.Record{rec})
-		shards[rec.Partition].AddBatch([]consume.Record{rec})
-		if !clock.Before(nextFlush) {
-			nextFlush = nextFlush.Add(100 * time.Millisecond)
-			for _, s := range shards {
-				s.Flush(clock, emit)
-			}
-		}
-	}
-	clock = t0.Add(duration)
-	for _, s := range shards {
-		s.Flush(clock.Add(200*time.Millisecond), emit)
-	}
+	w.play(&clock, t0, duration, single, shards, emit)
 	want := single.Snapshot(clock, true).Series
 
 	for _, w := range []struct {

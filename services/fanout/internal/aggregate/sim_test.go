@@ -357,6 +357,30 @@ func (w *workload) next(clock time.Time) consume.Record {
 	return rec
 }
 
+// play runs the workload from t0 for d through single and through one
+// Shard per partition of topic "t", as an aggregator would: the shards
+// publish into emit every 100 ms of the clock, and once more 200 ms after
+// the end. *clock is the time the Options' Now reads; play leaves it at
+// the end.
+func (w *workload) play(clock *time.Time, t0 time.Time, d time.Duration, single *Aggregator, shards []*Shard, emit func(k, v []byte)) {
+	nextFlush := t0
+	for *clock = t0; clock.Before(t0.Add(d)); *clock = clock.Add(w.Step) {
+		rec := w.next(*clock)
+		single.AddBatch([]consume.Record{rec})
+		shards[rec.Partition].AddBatch([]consume.Record{rec})
+		if !clock.Before(nextFlush) {
+			nextFlush = nextFlush.Add(100 * time.Millisecond)
+			for _, s := range shards {
+				s.Flush(*clock, emit)
+			}
+		}
+	}
+	*clock = t0.Add(d)
+	for _, s := range shards {
+		s.Flush(clock.Add(200*time.Millisecond), emit)
+	}
+}
+
 // eventfulKnobs is a simulator whose 16 minutes have every outcome often:
 // start failures, exits before start, rebuffering, playback errors, and
 // views short enough that many end inside the window.

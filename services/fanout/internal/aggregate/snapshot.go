@@ -129,12 +129,15 @@ type Series struct {
 
 // SeriesSet is the series of every scope, aligned on Start.
 type SeriesSet struct {
-	Start      int64                   `json:"start"`
-	Length     int                     `json:"length"`
-	SmoothingS int                     `json:"smoothing_s"`
-	Overall    Series                  `json:"overall"`
-	Streams    map[string]Series       `json:"streams"`
-	Sources    map[string]SourceSeries `json:"sources"`
+	Start      int64 `json:"start"`
+	Length     int   `json:"length"`
+	SmoothingS int   `json:"smoothing_s"`
+	// ResolutionS is the seconds of one point when it is not 1: 60 for
+	// the minute rollups of /api/history?resolution=60.
+	ResolutionS int                     `json:"resolution_s,omitempty"`
+	Overall     Series                  `json:"overall"`
+	Streams     map[string]Series       `json:"streams"`
+	Sources     map[string]SourceSeries `json:"sources"`
 }
 
 // SourceSeries is the series of one source, or the string "overall" when

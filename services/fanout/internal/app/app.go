@@ -121,9 +121,16 @@ func New(cfg config.Resolved) (*App, error) {
 			Apply: s.agg.ApplyPartial, Log: log, Registerer: reg, Health: cfg.NewHealth(log, reg),
 		})
 		s.history = tier.NewHistory(cfg.Sarama, cfg.Brokers, tier.HistoryOptions{
-			Topic: cfg.AggregatesTopic, Margin: cfg.HistoryMargin, Aggregate: aggregate.Options{MaxStreams: cfg.MaxStreams}, Log: log, Registerer: reg,
+			Topic: cfg.AggregatesTopic, RollupsTopic: cfg.RollupsTopic, Margin: cfg.HistoryMargin, Aggregate: aggregate.Options{MaxStreams: cfg.MaxStreams}, Log: log, Registerer: reg,
 		})
 		s.src = m
+		var rollups *tier.Rollups
+		if cfg.RollupsTopic != "" {
+			rollups = tier.NewRollups(cfg.Sarama, cfg.Brokers, tier.RollupOptions{
+				Topic: cfg.RollupsTopic, From: time.Now().Add(-aggregate.Window), Rollup: s.agg.Rollup, Ready: m.Ready,
+				Log: log.With("writer", "rollups"), Registerer: reg,
+			})
+		}
 		var tail *consume.Consumer
 		if cfg.TailTopic != "" {
 			tail = consume.New(cfg.Sarama, cfg.Brokers, consume.Options{
@@ -137,6 +144,10 @@ func New(cfg config.Resolved) (*App, error) {
 			ctx, cancel := context.WithCancel(ctx)
 			defer cancel()
 			var wg sync.WaitGroup
+			if rollups != nil {
+				wg.Add(1)
+				go func() { defer wg.Done(); _ = rollups.Run(ctx) }()
+			}
 			if tail != nil {
 				wg.Add(2)
 				go func() { defer wg.Done(); _ = tail.Run(ctx, s.hub.PublishBatch) }()

@@ -108,9 +108,12 @@ func (a *Aggregator) groupConfig() *sarama.Config {
 // producerConfig is the partials' producer's: idempotent, acks from every
 // in-sync replica, so an acknowledged partial survives a broker loss and a
 // retried one is not written twice; the key's hash picks the partition, so
-// every version of a partial lands in the same one, in order.
-func (a *Aggregator) producerConfig() *sarama.Config {
-	c := *a.sc
+// every version of a partial lands in the same one, in order. The minute
+// rollups are written the same way, for the same reasons.
+func (a *Aggregator) producerConfig() *sarama.Config { return producerConfig(a.sc) }
+
+func producerConfig(sc *sarama.Config) *sarama.Config {
+	c := *sc
 	c.Producer.Idempotent = true
 	c.Net.MaxOpenRequests = 1
 	c.Producer.RequiredAcks = sarama.WaitForAll

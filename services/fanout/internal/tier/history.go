@@ -15,12 +15,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"playpulse.dev/services/fanout/internal/aggregate"
+	"playpulse.dev/services/playback/ratelog"
 )
 
 // HistoryOptions configure the merge role's /api/history (docs/tier.md,
 // "History"). Zero values take the defaults.
 type HistoryOptions struct {
 	Topic string // the aggregates topic
+	// RollupsTopic holds the minute rollups the merge role writes
+	// (Rollups): resolution=60 reads it. Empty: only resolution 1.
+	RollupsTopic string
 	// Margin is how far past the window's end the partials are read, by
 	// record time (the end of the partial's second): a partial published
 	// again later (late records, a new owner's takeover) is written after
@@ -61,6 +65,8 @@ type History struct {
 	client sarama.Client
 
 	requests *prometheus.CounterVec
+	bad      *prometheus.CounterVec
+	warn     *ratelog.Logger
 	read     prometheus.Counter
 	seconds  prometheus.Histogram
 }
@@ -99,10 +105,13 @@ func NewHistory(sc *sarama.Config, brokers []string, opts HistoryOptions) *Histo
 	// Partials come in large runs: fewer, larger fetches.
 	c.Consumer.Fetch.Default = 8 << 20
 	c.Consumer.Return.Errors = true
-	h := &History{opts: opts, sc: &c, brokers: brokers, sem: make(chan struct{}, opts.Concurrent),
+	h := &History{opts: opts, sc: &c, brokers: brokers, sem: make(chan struct{}, opts.Concurrent), warn: ratelog.New(opts.Log, 10*time.Second),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "playpulse_fanout_history_requests_total", Help: "Requests of /api/history by outcome: ok, bad_request, busy (over the concurrency cap), too_large (over the byte cap), timeout, error (Kafka).",
 		}, []string{"outcome"}),
+		bad: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "playpulse_fanout_history_bad_records_total", Help: "Records read back for /api/history and skipped because they are not partials (aggregates topic) or rollups (rollups topic), by reason (the log says more).",
+		}, []string{"reason"}),
 		read: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "playpulse_fanout_history_bytes_total", Help: "Bytes of partials (keys and values) read back from the aggregates topic for /api/history.",
 		}),
@@ -115,7 +124,7 @@ func NewHistory(sc *sarama.Config, brokers []string, opts HistoryOptions) *Histo
 		h.requests.WithLabelValues(o)
 	}
 	if opts.Registerer != nil {
-		opts.Registerer.MustRegister(h.requests, h.read, h.seconds)
+		opts.Registerer.MustRegister(h.requests, h.bad, h.read, h.seconds)
 	}
 	return h
 }
@@ -146,12 +155,17 @@ func (h *History) kafka() (sarama.Client, error) {
 	return c, nil
 }
 
-// ServeHTTP answers GET /api/history?from=&to= (Unix seconds, to − from
-// below aggregate.MaxHistorySpan) with {"series": …}, the shape of a
-// snapshot's series. Room is left for a resolution parameter: only 1 (the
-// default) is accepted today.
+// ServeHTTP answers GET /api/history?from=&to=[&resolution=] (Unix
+// seconds) with {"series": …}, the shape of a snapshot's series: one point
+// a second over at most aggregate.MaxHistorySpan seconds, read from the
+// aggregates topic, or with resolution=60 one point a minute over at most
+// aggregate.MaxRollupSpan, read from the rollups topic (from rounded down
+// and to up to their minutes).
 func (h *History) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	from, to, err := historyWindow(r, time.Now())
+	from, to, res, err := historyWindow(r, time.Now())
+	if err == nil && res == aggregate.RollupStep && h.opts.RollupsTopic == "" {
+		err = errors.New("resolution=60 needs the minute rollups: FANOUT_ROLLUPS_TOPIC is empty")
+	}
 	if err != nil {
 		h.requests.WithLabelValues("bad_request").Inc()
 		http.Error(w, err.Error(), http.StatusBadRequest)
@@ -169,7 +183,11 @@ func (h *History) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(r.Context(), h.opts.Timeout)
 	defer cancel()
-	series, st, err := h.Read(ctx, from, to)
+	read := h.Read
+	if res == aggregate.RollupStep {
+		read = h.ReadRollups
+	}
+	series, st, err := read(ctx, from, to)
 	if err != nil {
 		status, outcome := http.StatusBadGateway, "error"
 		switch {
@@ -197,25 +215,61 @@ func (h *History) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(b)
 }
 
-// historyWindow parses and checks from, to and resolution.
-func historyWindow(r *http.Request, now time.Time) (from, to int64, err error) {
+// historyWindow parses and checks from, to and resolution; with
+// resolution 60, from and to are widened to whole minutes.
+func historyWindow(r *http.Request, now time.Time) (from, to int64, res int, err error) {
 	q := r.URL.Query()
 	from, err1 := strconv.ParseInt(q.Get("from"), 10, 64)
 	to, err2 := strconv.ParseInt(q.Get("to"), 10, 64)
+	res, span := 1, int64(aggregate.MaxHistorySpan)
+	switch q.Get("resolution") {
+	case "", "1":
+	case "60":
+		res, span = aggregate.RollupStep, aggregate.MaxRollupSpan
+		from = floorDiv(from, aggregate.RollupStep) * aggregate.RollupStep
+		to = floorDiv(to, aggregate.RollupStep)*aggregate.RollupStep + aggregate.RollupStep - 1
+	default:
+		return 0, 0, 0, errors.New("resolution must be 1 (a point a second) or 60 (a point a minute)")
+	}
 	switch {
 	case err1 != nil || err2 != nil:
-		return 0, 0, errors.New("from and to must be Unix times in seconds")
+		return 0, 0, 0, errors.New("from and to must be Unix times in seconds")
 	case to < from:
-		return 0, 0, errors.New("to must not be before from")
-	case to-from+1 > aggregate.MaxHistorySpan:
-		return 0, 0, fmt.Errorf("the window spans at most %d seconds (to - from + 1)", aggregate.MaxHistorySpan)
+		return 0, 0, 0, errors.New("to must not be before from")
+	case to-from+1 > span:
+		return 0, 0, 0, fmt.Errorf("the window spans at most %d seconds (to - from + 1) at resolution %d", span, res)
 	case to >= now.Unix():
-		return 0, 0, errors.New("to must be a past second (before now)")
+		return 0, 0, 0, errors.New("to must be a past second (before now)")
 	}
-	if res := q.Get("resolution"); res != "" && res != "1" {
-		return 0, 0, errors.New("resolution must be 1 (second); coarser ones are not served yet")
+	return from, to, res, nil
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && a < 0 {
+		q--
 	}
-	return from, to, nil
+	return q
+}
+
+// rollupsMargin is how long after its end a minute's rollup may still be
+// written: the merge writes the minutes it holds, the last 15, and again
+// whenever one changes.
+const rollupsMargin = aggregate.Window + 2*time.Minute
+
+// ReadRollups returns the series of the minutes [from, to] (from and to
+// whole minutes' first and last seconds) from the rollups topic: every
+// partition is read from the first record written after from's minute
+// ended up to the first one rollupsMargin past to.
+func (h *History) ReadRollups(ctx context.Context, from, to int64) (aggregate.SeriesSet, HistoryStats, error) {
+	w := aggregate.NewRollups(from, to+1-aggregate.RollupStep, h.opts.Aggregate.MaxStreams)
+	st, err := h.readTopic(ctx, h.opts.RollupsTopic, (from+aggregate.RollupStep)*1000, (to+1)*1000+rollupsMargin.Milliseconds(), func(m *sarama.ConsumerMessage) {
+		h.skipBad(m, w.Apply(m.Key, m.Value))
+	})
+	if err != nil {
+		return aggregate.SeriesSet{}, st, err
+	}
+	return w.Series(), st, nil
 }
 
 // Read returns the series of the seconds [from, to] from the aggregates
@@ -223,25 +277,48 @@ func historyWindow(r *http.Request, now time.Time) (from, to int64, err error) {
 // whose record time is at or after the first smoothed second's start up
 // to the first one Margin past to's end (or the end of the partition).
 func (h *History) Read(ctx context.Context, from, to int64) (aggregate.SeriesSet, HistoryStats, error) {
+	hist := aggregate.NewHistory(h.opts.Aggregate, from, to)
+	startMS := (from - aggregate.Smoothing + 1) * 1000
+	endMS := (to+1)*1000 + h.opts.Margin.Milliseconds()
+	st, err := h.readTopic(ctx, h.opts.Topic, startMS, endMS, func(m *sarama.ConsumerMessage) {
+		h.skipBad(m, hist.Apply(m.Key, m.Value))
+	})
+	if err != nil {
+		return aggregate.SeriesSet{}, st, err
+	}
+	return hist.Series(), st, nil
+}
+
+// skipBad counts and logs a record Apply refused; it was skipped.
+func (h *History) skipBad(m *sarama.ConsumerMessage, err error) {
+	if err == nil {
+		return
+	}
+	reason := aggregate.ReasonOf(err)
+	h.bad.WithLabelValues(reason).Inc()
+	h.warn.Warn("history:"+reason, "skipping a bad record of the history", "reason", reason, "topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "err", err)
+}
+
+// readTopic reads every partition of topic concurrently from the first
+// record stamped at or after startMS to the first at or after endMS (or
+// the end), into apply from this goroutine, up to MaxBytes.
+func (h *History) readTopic(ctx context.Context, topic string, startMS, endMS int64, apply func(*sarama.ConsumerMessage)) (HistoryStats, error) {
 	var st HistoryStats
 	client, err := h.kafka()
 	if err != nil {
-		return aggregate.SeriesSet{}, st, err
+		return st, err
 	}
-	topic := h.opts.Topic
 	if err := client.RefreshMetadata(topic); err != nil {
-		return aggregate.SeriesSet{}, st, err
+		return st, err
 	}
 	parts, err := client.Partitions(topic)
 	if err != nil {
-		return aggregate.SeriesSet{}, st, err
+		return st, err
 	}
 	st.Partitions = len(parts)
-	startMS := (from - aggregate.Smoothing + 1) * 1000
-	endMS := (to+1)*1000 + h.opts.Margin.Milliseconds()
 	consumer, err := sarama.NewConsumerFromClient(client)
 	if err != nil {
-		return aggregate.SeriesSet{}, st, err
+		return st, err
 	}
 	defer consumer.Close()
 
@@ -254,7 +331,7 @@ func (h *History) Read(ctx context.Context, from, to int64) (aggregate.SeriesSet
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := h.readPartition(ctx, client, consumer, p, startMS, endMS, func(b []*sarama.ConsumerMessage) bool {
+			if err := h.readPartition(ctx, client, consumer, topic, p, startMS, endMS, func(b []*sarama.ConsumerMessage) bool {
 				select {
 				case out <- batch{b}:
 					return true
@@ -268,7 +345,6 @@ func (h *History) Read(ctx context.Context, from, to int64) (aggregate.SeriesSet
 	}
 	go func() { wg.Wait(); close(out) }()
 
-	hist := aggregate.NewHistory(h.opts.Aggregate, from, to)
 	for b := range out {
 		for _, m := range b.msgs {
 			st.Records++
@@ -279,23 +355,17 @@ func (h *History) Read(ctx context.Context, from, to int64) (aggregate.SeriesSet
 				cancel(ErrHistoryTooLarge)
 				continue
 			}
-			// A record that is not a partial is skipped, as the merge
-			// does (it counts and logs it).
-			_ = hist.Apply(m.Key, m.Value)
+			apply(m)
 		}
 	}
-	if err := context.Cause(ctx); err != nil {
-		return aggregate.SeriesSet{}, st, err
-	}
-	return hist.Series(), st, nil
+	return st, context.Cause(ctx)
 }
 
 // readPartition delivers the records of one partition from the first with
 // a timestamp at or after startMS to the last before the first at or
 // after endMS (or before the end of the partition as it is now), in
 // batches; deliver returns false to stop.
-func (h *History) readPartition(ctx context.Context, client sarama.Client, consumer sarama.Consumer, p int32, startMS, endMS int64, deliver func([]*sarama.ConsumerMessage) bool) error {
-	topic := h.opts.Topic
+func (h *History) readPartition(ctx context.Context, client sarama.Client, consumer sarama.Consumer, topic string, p int32, startMS, endMS int64, deliver func([]*sarama.ConsumerMessage) bool) error {
 	newest, err := client.GetOffset(topic, p, sarama.OffsetNewest)
 	if err != nil {
 		return err

@@ -57,7 +57,7 @@ class Chart {
     this.size(WINDOW);
   }
 
-  /** size allocates the arrays for n points (15 live minutes, or a past hour). */
+  /** size allocates the arrays for n points (15 live minutes, a past hour, or 24 hours of minutes). */
   size(n) {
     const def = this.def;
     this.n = n;
@@ -122,15 +122,18 @@ class Chart {
   }
 
   /**
-   * update reads the seconds ending at end from store (null: no data): as
-   * many as the store holds (WINDOW when there is none).
+   * update reads the points ending at end from store (null: no data): as
+   * many as the store holds (WINDOW when there is none). end is in the
+   * store's points (seconds, or minutes for the last 24 hours); uPlot's
+   * time scale wants Unix seconds, hence x = point * step.
    */
   update(store, end) {
     const def = this.def;
     const n = store ? store.window : WINDOW;
+    const step = store ? store.step : 1;
     if (n !== this.n) this.size(n);
     const start = end - n + 1;
-    for (let i = 0; i < n; i++) this.x[i] = start + i;
+    for (let i = 0; i < n; i++) this.x[i] = (start + i) * step;
     let points = 0;
     for (let k = 0; k < def.series.length; k++) {
       const s = def.series[k];
@@ -181,7 +184,10 @@ export class Charts {
     this.lastKey = "";
   }
 
-  /** draw updates every chart from store when its data or the time changed. */
+  /**
+   * draw updates every chart from store when its data or the time changed;
+   * end is the last point drawn, in the store's points (see Chart.update).
+   */
   draw(store, end) {
     if (!this.created) {
       for (const c of this.charts) {

@@ -7,7 +7,7 @@
 import "uplot/dist/uPlot.min.css";
 import "./style.css";
 import { Connection, wsURL } from "./conn.js";
-import { SeriesSet, LatencyWindow, Positions, TYPES, SOURCES, PROTOCOL, sourceLabel, normalizeFilter, describeFilter, applyPatch, historyURL, historyStore, historyError } from "./store.js";
+import { SeriesSet, LatencyWindow, Positions, TYPES, SOURCES, PROTOCOL, sourceLabel, normalizeFilter, describeFilter, applyPatch, historyURL, dayURL, dayWindow, HISTORY_MAX_S, DAY_POINTS, historyShape, historyStore, historyError, SeriesStore } from "./store.js";
 import { Tail, MAX_ROWS, ROWS_PER_SECOND } from "./tail.js";
 import { Charts } from "./charts.js";
 import * as f from "./format.js";
@@ -36,7 +36,7 @@ const state = {
   sourcesKey: "",
   skew: NaN,            // server clock − this browser's clock, ms (the snapshots' time, at least)
   alertKeys: new Set(), // the firing alerts shown, to announce new ones
-  history: null,        // a past hour on the charts: {body, store, end, askedAt}; null when live
+  history: null,        // a past hour or the last 24 hours on the charts: {kind, body, store, empty, end, askedAt}; null when live
 };
 
 const tail = new Tail($("tail"));
@@ -451,6 +451,7 @@ function renderBreakdown(pool, m, limit) {
 
 function renderBreakdowns() {
   const s = state.snap;
+  if (!s) return; // a selector changed before the first snapshot
   renderBreakdown(pools.source, s.by_source, 8);
   renderBreakdown(pools.device, s.by_device, 16);
   renderBreakdown(pools.cdn, s.by_cdn, 16);
@@ -788,20 +789,39 @@ function onTail(msg, now) {
   }
 }
 
-// ---- a past hour -------------------------------------------------------------------
+// ---- a past hour, the last 24 hours ------------------------------------------------
 //
 // With the aggregation tier the charts can show any past hour at one point a
-// second, read back from the aggregates topic by the server (/api/history,
-// docs/tier.md "History"). The page holds one hour's answer at most; live
-// snapshots keep arriving (KPIs, breakdowns, tail) but do not move the
-// charts until "live" is chosen again. The section's data-drawn-ms is the
-// time from the request to the drawn charts (what make bench measures).
+// second, or the last 24 hours at one point a minute, read back from the
+// aggregates topic by the server (/api/history, docs/tier.md "History").
+// The page holds one answer at most; live snapshots keep arriving (KPIs,
+// breakdowns, tail) but do not move the charts until "live" is chosen
+// again. The section's data-drawn-ms is the time from the request to the
+// drawn charts (what make bench measures).
 
 const chartsSection = $("charts-section");
 const rangeSel = $("range");
 const historyFrom = $("history-from");
 const historyStatus = $("history-status");
 let historySeq = 0; // the newest request: an older answer arriving later is dropped
+
+// What the page says of each range: what is being read, where nothing was.
+const RANGES = {
+  hour: { reading: "Reading that hour…", within: "in that hour" },
+  day: { reading: "Reading the last 24 hours…", within: "in the last 24 hours" },
+};
+
+// The captions' "10 s smoothing" is the live and hourly points' window; a
+// minute's figures are over the whole minute, so the day's captions say so
+// instead of the live text (kept in data-live to come back to).
+const smoothingNotes = document.querySelectorAll("#charts-section figcaption small");
+
+function setSmoothingNotes(day) {
+  for (const el of smoothingNotes) {
+    if (el.dataset.live === undefined) el.dataset.live = el.textContent;
+    setText(el, day ? "per minute" : el.dataset.live);
+  }
+}
 
 // localMinute is a datetime-local value (the browser's time zone) for ms.
 function localMinute(ms) {
@@ -812,16 +832,26 @@ function localMinute(ms) {
 
 function showRange() {
   const hour = rangeSel.value === "hour";
+  // The last 24 hours need no start time: choosing them (again) reads them.
   $("history-pick").hidden = !hour;
   $("history-go").hidden = !hour;
+  // Only the hour needs the (required) start: a hidden empty one would
+  // stop the form from submitting otherwise.
+  historyFrom.disabled = !hour;
+  if (rangeSel.value === "day") {
+    loadHistory();
+    return;
+  }
   if (!hour) {
     historySeq++;
     state.history = null;
     chartsSection.dataset.range = "live";
     delete chartsSection.dataset.historyFrom;
+    delete chartsSection.dataset.historyTo;
     renderStreams();
     renderSources();
     setText($("charts-range"), "Last 15 minutes");
+    setSmoothingNotes(false);
     setText(historyStatus, "");
     dirtyCharts = true;
     renderSoon();
@@ -833,20 +863,40 @@ function showRange() {
   loadHistory();
 }
 
+// serverNow is the server's clock as well as the page knows it (the
+// snapshots' time): the server refuses a day that does not end before its
+// now, and this browser's clock may run ahead of it.
+function serverNow() {
+  const now = Date.now();
+  return f.ok(state.skew) ? now + state.skew : now;
+}
+
 async function loadHistory() {
-  const at = new Date(historyFrom.value).getTime();
-  if (!Number.isFinite(at)) {
-    setText(historyStatus, "Choose when the hour starts.");
-    return;
+  const kind = rangeSel.value === "day" ? "day" : "hour";
+  let fromS, toS, url, step;
+  if (kind === "day") {
+    const now = serverNow();
+    ({ from: fromS, to: toS } = dayWindow(now));
+    step = 60;
+    url = dayURL(location, now);
+  } else {
+    const at = new Date(historyFrom.value).getTime();
+    if (!Number.isFinite(at)) {
+      setText(historyStatus, "Choose when the hour starts.");
+      return;
+    }
+    fromS = Math.floor(at / 1000);
+    toS = fromS + HISTORY_MAX_S - 1;
+    step = 1;
+    url = historyURL(location, fromS);
   }
-  const fromS = Math.floor(at / 1000);
   const seq = ++historySeq;
   const askedAt = performance.now();
   chartsSection.dataset.range = "loading";
-  setText(historyStatus, "Reading that hour…");
+  setText(historyStatus, RANGES[kind].reading);
   let body;
   try {
-    const res = await fetch(historyURL(location, fromS), { headers: { Accept: "application/json" }, cache: "no-store" });
+    const res = await fetch(url, { headers: { Accept: "application/json" }, cache: "no-store" });
     if (!res.ok) {
       const text = await res.text();
       if (seq === historySeq) historyFailed(historyError(res.status, text));
@@ -858,15 +908,20 @@ async function loadHistory() {
     return;
   }
   if (seq !== historySeq) return;
-  const ser = body && body.series;
-  const end = ser && Number.isFinite(ser.start) && Number.isFinite(ser.length) ? ser.start + ser.length - 1 : fromS;
-  state.history = { body, store: null, end, askedAt };
+  // A scope without series is drawn as an empty store of the answer's
+  // shape, so that the time axis still spans the hour or the day asked for.
+  const sh = historyShape(body);
+  const points = sh ? sh.points : kind === "day" ? DAY_POINTS : HISTORY_MAX_S;
+  const end = sh ? sh.end : Math.floor(toS / step);
+  state.history = { kind, body, store: null, empty: new SeriesStore(points, sh ? sh.step : step), end, askedAt };
   scopeHistory();
   renderStreams();
   renderSources();
-  chartsSection.dataset.range = "hour";
+  chartsSection.dataset.range = kind;
   chartsSection.dataset.historyFrom = String(fromS);
-  setText($("charts-range"), "The hour from " + new Date(fromS * 1000).toLocaleString());
+  chartsSection.dataset.historyTo = String(toS);
+  setText($("charts-range"), kind === "day" ? "Last 24 hours, one point a minute" : "The hour from " + new Date(fromS * 1000).toLocaleString());
+  setSmoothingNotes(kind === "day");
   dirtyCharts = true;
   renderSoon();
 }
@@ -874,21 +929,22 @@ async function loadHistory() {
 function historyFailed(msg) {
   state.history = null;
   chartsSection.dataset.range = "error";
+  setSmoothingNotes(false); // the live charts are drawn again
   setText(historyStatus, msg);
   dirtyCharts = true;
   renderSoon();
 }
 
-// scopeHistory picks the held hour's series of the page's stream or source.
+// scopeHistory picks the held answer's series of the page's stream or source.
 function scopeHistory() {
   const h = state.history;
   h.store = historyStore(h.body, state.stream, state.source);
-  setText(historyStatus, h.store ? "" : "Nothing of " + scopeText() + " in that hour.");
+  setText(historyStatus, h.store ? "" : "Nothing of " + scopeText() + " " + RANGES[h.kind].within + ".");
 }
 
 function drawHistory() {
   const h = state.history;
-  charts.draw(h.store, h.end);
+  charts.draw(h.store || h.empty, h.end);
   if (h.askedAt) {
     chartsSection.dataset.drawnMs = String(Math.round(performance.now() - h.askedAt));
     h.askedAt = 0;
@@ -898,7 +954,7 @@ function drawHistory() {
 rangeSel.addEventListener("change", showRange);
 $("range-form").addEventListener("submit", (e) => {
   e.preventDefault();
-  if (rangeSel.value === "hour") loadHistory();
+  if (rangeSel.value !== "live") loadHistory();
 });
 
 // ---- start ------------------------------------------------------------------------

@@ -75,16 +75,20 @@ const MAX_TYPES = 32; // events_by_type keys kept; the protocol has ten
 let storeIDs = 0;
 
 /**
- * SeriesStore holds the last window seconds (WINDOW unless given: a past
- * hour's store holds 3600) of one Series (overall or one stream) in fixed
- * typed arrays indexed by second % window. Points are merged
- * by second: a newer point for a second replaces the old one. Missing values
- * (JSON null) are NaN.
+ * SeriesStore holds the last window points (WINDOW unless given: a past
+ * hour's store holds 3600, the last 24 hours' 1440) of one Series (overall
+ * or one stream) in fixed typed arrays indexed by point % window. A point
+ * is step seconds (1, or 60 for the last 24 hours): point p is the time
+ * from p * step to p * step + step - 1 in Unix seconds, so the store's
+ * "seconds" below are minutes in a store of step 60. Points are merged by
+ * index: a newer point replaces the old one. Missing values (JSON null)
+ * are NaN.
  */
 export class SeriesStore {
-  constructor(seconds = WINDOW) {
+  constructor(seconds = WINDOW, step = 1) {
     this.id = ++storeIDs;   // tells the charts one store from another
     this.window = seconds;
+    this.step = step;       // seconds per point: the charts' time axis is index * step
     this.sec = new Float64Array(seconds).fill(-1);
     this.fields = Object.create(null);
     for (const f of FIELDS) this.fields[f] = new Float64Array(seconds).fill(NaN);
@@ -334,27 +338,79 @@ export function describeFilter(f) {
 /** The longest span /api/history answers at one point a second (docs/tier.md, "History"). */
 export const HISTORY_MAX_S = 3600;
 
+/** The last 24 hours: /api/history at one point a minute (resolution=60) answers at most a day. */
+export const DAY_S = 86400;
+
+/** Points of a day at one a minute. */
+export const DAY_POINTS = DAY_S / 60;
+
 /**
- * historyURL is the request for the hour that starts at fromS (Unix s),
- * carrying the page's access token as the WebSocket URL does.
+ * historyURL is the request for fromS to toS (Unix s; by default the hour
+ * that starts at fromS) at resolution seconds a point (left out: one a
+ * second), carrying the page's access token as the WebSocket URL does.
  */
-export function historyURL(loc, fromS) {
-  let url = "/api/history?from=" + fromS + "&to=" + (fromS + HISTORY_MAX_S - 1);
+export function historyURL(loc, fromS, toS, resolution) {
+  if (toS === undefined) toS = fromS + HISTORY_MAX_S - 1;
+  let url = "/api/history?from=" + fromS + "&to=" + toS;
+  if (resolution) url += "&resolution=" + resolution;
   const token = new URLSearchParams(loc.search).get("access_token");
   if (token) url += "&access_token=" + encodeURIComponent(token);
   return url;
 }
 
 /**
- * historyStore is a SeriesStore of body.series (an /api/history answer) for
- * one source, else one stream, else everything, sized to the answer; null
- * when the answer has no series for that scope.
+ * dayWindow is the last 24 hours at nowMs: the day of complete minutes
+ * that ends with the last complete one (the server wants to before now,
+ * and a minute still running would be a partial point).
  */
-export function historyStore(body, stream, source) {
+export function dayWindow(nowMs) {
+  const to = Math.floor(nowMs / 60000) * 60 - 1;
+  return { from: to + 1 - DAY_S, to };
+}
+
+/** dayURL is the request for the last 24 hours at nowMs, one point a minute. */
+export function dayURL(loc, nowMs) {
+  const w = dayWindow(nowMs);
+  return historyURL(loc, w.from, w.to, 60);
+}
+
+/**
+ * historyShape is what the charts need of an /api/history answer: step
+ * (seconds a point), first and end (the first and last point, in points:
+ * seconds, or minutes when step is 60) and points (how many, capped at what
+ * a store of that step holds). null when the answer is malformed or has a
+ * resolution this page does not know (a point of another width would put
+ * the time axis wrong).
+ */
+export function historyShape(body) {
   const ser = body && body.series;
   if (!ser || typeof ser !== "object" || !Number.isFinite(ser.start) || !Number.isFinite(ser.length)) return null;
-  const n = Math.min(Math.max(0, Math.floor(ser.length)), HISTORY_MAX_S);
-  if (!n) return null;
+  const r = ser.resolution_s;
+  let step = 1;
+  let cap = HISTORY_MAX_S;
+  if (r === 60) {
+    step = 60;
+    cap = DAY_POINTS;
+  } else if (r !== undefined && r !== null && r !== 1) return null;
+  // The server starts a minute's answer at its minute: any other start is
+  // not a point of this page's minute index.
+  if (ser.start % step !== 0) return null;
+  const points = Math.min(Math.max(0, Math.floor(ser.length)), cap);
+  if (!points) return null;
+  const first = ser.start / step;
+  return { step, first, end: first + points - 1, points };
+}
+
+/**
+ * historyStore is a SeriesStore of body.series (an /api/history answer) for
+ * one source, else one stream, else everything, sized to the answer and
+ * indexed as historyShape says (seconds, or minutes for one point a
+ * minute); null when the answer has no series for that scope.
+ */
+export function historyStore(body, stream, source) {
+  const sh = historyShape(body);
+  if (!sh) return null;
+  const ser = body.series;
   let s = ser.overall;
   if (source) {
     const v = ser.sources && Object.hasOwn(ser.sources, source) ? ser.sources[source] : undefined;
@@ -363,8 +419,8 @@ export function historyStore(body, stream, source) {
     s = ser.streams && Object.hasOwn(ser.streams, stream) ? ser.streams[stream] : undefined;
   }
   if (!s || typeof s !== "object") return null;
-  const st = new SeriesStore(n);
-  st.merge(ser.start, s, n);
+  const st = new SeriesStore(sh.points, sh.step);
+  st.merge(sh.first, s, sh.points);
   return st;
 }
 
