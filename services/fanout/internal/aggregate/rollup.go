@@ -54,34 +54,33 @@ func (a *Aggregator) Rollup(minute int64) (key, value []byte, ok bool) {
 	if minute%RollupStep != 0 || last >= up || minute <= up-int64(a.slots) {
 		return nil, nil, false
 	}
-	b := []byte{rollupVersion}
-	scopes := []*scope{a.overall}
-	kinds := []uint8{scopeOverall}
-	for _, st := range a.streams {
-		scopes, kinds = append(scopes, st), append(kinds, scopeStream)
-	}
-	for _, sc := range a.sources {
-		if sc != nil {
-			scopes, kinds = append(scopes, sc), append(kinds, scopeSource)
-		}
-	}
+	// The scopes first, then their count in front of them.
 	n := 0
 	var body []byte
-	for i, sc := range scopes {
+	add := func(kind uint8, sc *scope) {
 		sc.advance(up)
 		c := copyScope(sc, minute, last, last)
 		g := c.window(minute, last)
 		ccv := c.ccv[0]
-		if kinds[i] != scopeOverall && g.events() == 0 && ccv == 0 {
-			continue
+		if kind != scopeOverall && g.events() == 0 && ccv == 0 {
+			return
 		}
 		n++
-		body = append(body, kinds[i])
+		body = append(body, kind)
 		body = appendString(body, sc.name)
 		body = appendSum(body, &g)
 		body = binary.AppendVarint(body, ccv)
 	}
-	b = binary.AppendUvarint(b, uint64(n))
+	add(scopeOverall, a.overall)
+	for _, st := range a.streams {
+		add(scopeStream, st)
+	}
+	for _, sc := range a.sources {
+		if sc != nil {
+			add(scopeSource, sc)
+		}
+	}
+	b := binary.AppendUvarint([]byte{rollupVersion}, uint64(n))
 	return RollupKey(minute), append(b, body...), true
 }
 
@@ -259,9 +258,10 @@ func (w *Rollups) Series() SeriesSet {
 		}
 	}
 	for name, c := range sources {
-		out.Sources[name] = SourceSeries{Overall: c.same, Series: c.s}
 		if c.same {
 			out.Sources[name] = SourceSeries{Overall: true}
+		} else {
+			out.Sources[name] = SourceSeries{Series: c.s}
 		}
 	}
 	return out

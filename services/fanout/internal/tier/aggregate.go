@@ -110,8 +110,6 @@ func (a *Aggregator) groupConfig() *sarama.Config {
 // retried one is not written twice; the key's hash picks the partition, so
 // every version of a partial lands in the same one, in order. The minute
 // rollups are written the same way, for the same reasons.
-func (a *Aggregator) producerConfig() *sarama.Config { return producerConfig(a.sc) }
-
 func producerConfig(sc *sarama.Config) *sarama.Config {
 	c := *sc
 	c.Producer.Idempotent = true
@@ -183,7 +181,7 @@ func (a *Aggregator) Run(ctx context.Context) error {
 			}
 		}
 		if pclient == nil {
-			if pclient, err = sarama.NewClient(a.brokers, a.producerConfig()); err != nil {
+			if pclient, err = sarama.NewClient(a.brokers, producerConfig(a.sc)); err != nil {
 				return err
 			}
 		}

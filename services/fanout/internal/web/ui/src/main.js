@@ -7,7 +7,7 @@
 import "uplot/dist/uPlot.min.css";
 import "./style.css";
 import { Connection, wsURL } from "./conn.js";
-import { SeriesSet, LatencyWindow, Positions, TYPES, SOURCES, PROTOCOL, sourceLabel, normalizeFilter, describeFilter, applyPatch, historyURL, dayURL, dayWindow, HISTORY_MAX_S, DAY_POINTS, historyShape, historyStore, historyError, SeriesStore } from "./store.js";
+import { SeriesSet, LatencyWindow, Positions, TYPES, SOURCES, PROTOCOL, sourceLabel, normalizeFilter, describeFilter, applyPatch, historyURL, dayWindow, HISTORY_MAX_S, DAY_POINTS, historyShape, historyStore, historyError, SeriesStore } from "./store.js";
 import { Tail, MAX_ROWS, ROWS_PER_SECOND } from "./tail.js";
 import { Charts } from "./charts.js";
 import * as f from "./format.js";
@@ -875,10 +875,9 @@ async function loadHistory() {
   const kind = rangeSel.value === "day" ? "day" : "hour";
   let fromS, toS, url, step;
   if (kind === "day") {
-    const now = serverNow();
-    ({ from: fromS, to: toS } = dayWindow(now));
+    ({ from: fromS, to: toS } = dayWindow(serverNow()));
     step = 60;
-    url = dayURL(location, now);
+    url = historyURL(location, fromS, toS, step);
   } else {
     const at = new Date(historyFrom.value).getTime();
     if (!Number.isFinite(at)) {

@@ -368,12 +368,6 @@ export function dayWindow(nowMs) {
   return { from: to + 1 - DAY_S, to };
 }
 
-/** dayURL is the request for the last 24 hours at nowMs, one point a minute. */
-export function dayURL(loc, nowMs) {
-  const w = dayWindow(nowMs);
-  return historyURL(loc, w.from, w.to, 60);
-}
-
 /**
  * historyShape is what the charts need of an /api/history answer: step
  * (seconds a point), first and end (the first and last point, in points:

@@ -1,7 +1,7 @@
 // The page's last 24 hours (/api/history at one point a minute): node --test (npm test).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { historyStore, historyShape, historyURL, dayURL, dayWindow, DAY_S, DAY_POINTS, HISTORY_MAX_S, SeriesStore } from "../src/store.js";
+import { historyStore, historyShape, historyURL, dayWindow, DAY_S, DAY_POINTS, HISTORY_MAX_S, SeriesStore } from "../src/store.js";
 
 // A day's answer as the server writes it: start on a minute, point i the
 // minute from start + 60*i.
@@ -84,8 +84,9 @@ test("the day's request: from, to, one point a minute, the page's token", () => 
   const now = (START + 600 + 17) * 1000;
   const from = START + 600 - DAY_S;
   const to = START + 599;
-  assert.equal(dayURL({ search: "" }, now), "/api/history?from=" + from + "&to=" + to + "&resolution=60");
-  assert.equal(dayURL({ search: "?access_token=a%20b&x=1" }, now), "/api/history?from=" + from + "&to=" + to + "&resolution=60&access_token=a%20b");
-  assert.equal(historyURL({ search: "" }, from, to, 60), dayURL({ search: "" }, now));
+  // As the page asks: the day's window, one point a minute.
+  const w = dayWindow(now);
+  assert.equal(historyURL({ search: "" }, w.from, w.to, 60), "/api/history?from=" + from + "&to=" + to + "&resolution=60");
+  assert.equal(historyURL({ search: "?access_token=a%20b&x=1" }, w.from, w.to, 60), "/api/history?from=" + from + "&to=" + to + "&resolution=60&access_token=a%20b");
   assert.equal(historyURL({ search: "?access_token=t" }, 1000), "/api/history?from=1000&to=4599&access_token=t", "the hour's request is as it was");
 });
