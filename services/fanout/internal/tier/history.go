@@ -163,7 +163,9 @@ func (h *History) kafka() (sarama.Client, error) {
 // and to up to their minutes).
 func (h *History) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	from, to, res, err := historyWindow(r, time.Now())
-	if err == nil && res == aggregate.RollupStep && h.opts.RollupsTopic == "" {
+	// Said first: no window at one point a minute is served without the
+	// rollups, whatever else is wrong with it.
+	if r.URL.Query().Get("resolution") == "60" && h.opts.RollupsTopic == "" {
 		err = errors.New("resolution=60 needs the minute rollups: FANOUT_ROLLUPS_TOPIC is empty")
 	}
 	if err != nil {
