@@ -68,14 +68,17 @@ Usage: hack/cluster.sh COMMAND
 A single-node Kubernetes $KUBE_VERSION cluster (etcd, kube-apiserver,
 kube-controller-manager, kube-scheduler, kubelet, kube-proxy in iptables
 mode, CoreDNS $COREDNS_VERSION) on Debian's containerd, runc and bridge CNI,
-running images that were imported, never pulled. Needs root.
+running images that were imported, never pulled, with an external metrics
+API for HPAs (Debian's Prometheus on $PROM_ADDR scraping annotated pods,
+prometheus-adapter). Needs root.
 
 Commands:
   build         Build what is missing, cached in $BASE:
                 kubelet, kube-controller-manager, kube-scheduler, kube-proxy
                 (hack/envtest/kube, the module envtest's kube-apiserver comes
                 from), CoreDNS (hack/cluster/coredns), the pod sandbox
-                (hack/cluster/pause) and the image tool (tools/imagebuild);
+                (hack/cluster/pause), prometheus-adapter (hack/cluster/adapter)
+                and the image tool (tools/imagebuild);
                 kube-apiserver, kubectl and etcd come from hack/envtest.sh.
                 Installs the apt packages it needs when they are missing.
   up            build, then start everything (idempotent: a healthy node is
@@ -87,7 +90,7 @@ Commands:
                 the node and print the helm flags that use them.
   load TAR...   Import docker-save tarballs into the node's containerd.
   status        Every process with its RSS; exit 0 when the node is Ready.
-  env           KUBECONFIG=, KUBECTL=, HELM=, NODE_IP=, NODE_NAME= lines.
+  env           KUBECONFIG=, KUBECTL=, HELM=, NODE_IP=, NODE_NAME=, PROMETHEUS_URL= ... lines.
   down [--if-owner NAME]
                 Delete the workloads (so the kubelet tears pods down), stop
                 every process by PID, remove the iptables chains, bridge,
@@ -112,7 +115,7 @@ EOF
 
 apt_packages() {
   local need=() p
-  for p in containerd runc containernetworking-plugins iptables nftables conntrack openssl iproute2; do
+  for p in containerd runc containernetworking-plugins iptables nftables conntrack openssl iproute2 prometheus curl; do
     [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) == "install ok installed" ]] || need+=("$p")
   done
   ((${#need[@]} == 0)) && return 0
@@ -153,11 +156,12 @@ build_module() {
   log "built $* in $((SECONDS - t)) s"
 }
 
-NODE_BIN="" COREDNS_BIN="" PAUSE_BIN="" IMGTOOL="" ENVTEST_BIN=""
+NODE_BIN="" COREDNS_BIN="" PAUSE_BIN="" ADAPTER_BIN="" IMGTOOL="" ENVTEST_BIN=""
 paths() {
   NODE_BIN=$BASE/kube-$KUBE_VERSION-$(fp "$REPO/hack/envtest/kube/go.mod" "$REPO/hack/envtest/kube/go.sum" <(kube_ldflags))
   COREDNS_BIN=$BASE/coredns-$COREDNS_VERSION-$(fp "$HERE/cluster/coredns/go.mod" "$HERE/cluster/coredns/go.sum" "$HERE/cluster/coredns/main.go")
   PAUSE_BIN=$BASE/pause-$(fp "$HERE/cluster/pause/go.mod" "$HERE/cluster/pause/main.go")
+  ADAPTER_BIN=$BASE/prometheus-adapter-$(fp "$HERE/cluster/adapter/go.mod" "$HERE/cluster/adapter/go.sum")
   IMGTOOL=$BASE/imagebuild-$(cd "$REPO" && fp go.work tools/go.mod tools/go.sum tools/imagebuild/*.go tools/image/*.go)
 }
 
@@ -182,6 +186,7 @@ cmd_build() {
     k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kube-proxy
   build_module "$HERE/cluster/coredns" "$COREDNS_BIN" "-s -w" .
   build_module "$HERE/cluster/pause" "$PAUSE_BIN" "-s -w" .
+  build_module "$HERE/cluster/adapter" "$ADAPTER_BIN" "-s -w" sigs.k8s.io/prometheus-adapter/cmd/adapter
   if [[ ! -x $IMGTOOL/imagebuild ]]; then
     (cd "$REPO" && CGO_ENABLED=0 nice -n 19 go build -trimpath -o "$IMGTOOL/imagebuild" ./tools/imagebuild) ||
       die "build of tools/imagebuild failed"
@@ -310,7 +315,7 @@ waitfor() { # what timeout-seconds cmd...
 k() { "$ENVTEST_BIN/kubectl" "$@"; }
 
 pki() {
-  [[ -f $P/tokens.csv && -f $KUBECONFIG ]] && grep -q "$NODE_IP" "$P/san.ext" 2>/dev/null && return 0
+  [[ -f $P/tokens.csv && -f $P/front-proxy-client.crt && -f $KUBECONFIG ]] && grep -q "$NODE_IP" "$P/san.ext" 2>/dev/null && return 0
   rm -rf "$P"
   mkdir -p "$P"
   (
@@ -322,6 +327,13 @@ pki() {
     openssl genrsa -out sa.key 2048 2>/dev/null
     openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
     echo "$(openssl rand -hex 16),admin,admin-uid,system:masters" >tokens.csv
+    # The aggregation layer: the apiserver proxies external.metrics.k8s.io
+    # to the metrics adapter with this client certificate, and the adapter
+    # trusts the user it names in X-Remote-User because of this CA.
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout front-proxy-ca.key -out front-proxy-ca.crt -days 3650 -subj /CN=playpulse-testbed-front-proxy-ca 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -keyout front-proxy-client.key -out front-proxy-client.csr -subj /CN=front-proxy-client 2>/dev/null
+    printf 'extendedKeyUsage=clientAuth\n' >front-proxy.ext
+    openssl x509 -req -in front-proxy-client.csr -CA front-proxy-ca.crt -CAkey front-proxy-ca.key -CAcreateserial -out front-proxy-client.crt -days 3650 -extfile front-proxy.ext 2>/dev/null
   )
   cat >"$KUBECONFIG" <<EOF
 apiVersion: v1
@@ -501,7 +513,7 @@ guard() {
 
 healthy() {
   local n
-  for n in containerd etcd apiserver controller-manager scheduler kubelet kube-proxy; do alive "$n" || return 1; done
+  for n in containerd etcd apiserver controller-manager scheduler kubelet kube-proxy pod-targets prometheus metrics-adapter; do alive "$n" || return 1; done
   [[ $(k get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null) == True ]]
 }
 
@@ -529,7 +541,7 @@ cmd_up() {
   configs
   # A fresh cluster each time: no objects, IP allocations or pod dirs from
   # the last run (the image store stays: imports are content-addressed).
-  rm -rf "$S/etcd-data" "$S/kubelet" "$S/podlogs" "$S/cni/ipam"
+  rm -rf "$S/etcd-data" "$S/kubelet" "$S/podlogs" "$S/cni/ipam" "$S/prometheus" "$S/adapter"
   mkdir -p "$S/podlogs"
   : >"$L/times"
 
@@ -554,7 +566,11 @@ cmd_up() {
     --token-auth-file="$P/tokens.csv" --authorization-mode=RBAC --service-cluster-ip-range=$SVC_CIDR \
     --service-account-issuer=https://kubernetes.default.svc.cluster.local \
     --service-account-key-file="$P/sa.pub" --service-account-signing-key-file="$P/sa.key" \
-    --allow-privileged=false --cert-dir="$P/generated" --kubelet-preferred-address-types=InternalIP --profiling=false
+    --allow-privileged=false --cert-dir="$P/generated" --kubelet-preferred-address-types=InternalIP --profiling=false \
+    --requestheader-client-ca-file="$P/front-proxy-ca.crt" --requestheader-allowed-names=front-proxy-client \
+    --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
+    --requestheader-extra-headers-prefix=X-Remote-Extra- --proxy-client-cert-file="$P/front-proxy-client.crt" \
+    --proxy-client-key-file="$P/front-proxy-client.key" --enable-aggregator-routing=true
   waitfor apiserver 90 k get --raw /readyz
   echo "apiserver-ready $(($(ms) - t0)) ms" >>"$L/times"
   start controller-manager --isolated "$NODE_BIN/kube-controller-manager" --kubeconfig="$KUBECONFIG" \
@@ -572,8 +588,10 @@ cmd_up() {
   waitfor default-serviceaccount 60 k -n default get serviceaccount default
   coredns_manifest | k apply -f - >/dev/null
   k -n kube-system rollout status deploy/coredns --timeout=90s >/dev/null
+  echo "coredns-ready $(($(ms) - t0)) ms" >>"$L/times"
+  metrics_up
   up=$(($(ms) - t0))
-  echo "coredns-ready $up ms" >>"$L/times"
+  echo "external-metrics-ready $up ms" >>"$L/times"
   trap - EXIT
   log "up in $up ms ($(tr '\n' ';' <"$L/times"))"
   cmd_env
@@ -620,6 +638,7 @@ cmd_env() {
   echo "CONTAINERD_SOCK=$S/containerd/containerd.sock"
   echo "CLUSTER_STATE=$S"
   echo "CLUSTER_LOGS=$L"
+  echo "PROMETHEUS_URL=http://$PROM_ADDR"
 }
 
 cmd_status() {
@@ -632,6 +651,80 @@ cmd_status() {
   envtest_bin && healthy && up=1
   if ((up)); then echo "node $NODE_NAME Ready (owner $(cat "$R/owner" 2>/dev/null))"; else echo "not up"; fi
   ((up))
+}
+
+# ------------------------------------------------------- external metrics ---
+
+# What a cluster's HPA needs for an External metric, as users commonly run
+# it: Prometheus (Debian's) scraping every pod annotated prometheus.io/scrape
+# (the chart's metrics.scrapeAnnotations; Debian builds Prometheus without
+# Kubernetes service discovery, so hack/cluster/pod-targets.sh lists them for
+# it every 2 s), and prometheus-adapter
+# (hack/cluster/adapter) serving external.metrics.k8s.io from it through the
+# apiserver's aggregation layer, with the rules of
+# hack/cluster/adapter/rules.yaml: docs/operations.md's rule for the
+# aggregators' lag. Both are host processes on local addresses only:
+# Prometheus on $PROM_ADDR (the tests query it), the adapter on the node's
+# address, reached by the apiserver through a selectorless Service. The
+# adapter relists series every 5 s but keeps those seen in the last minute,
+# so that a missed scrape does not make the metric vanish for the HPA.
+readonly PROM_ADDR=127.0.0.1:29090 ADAPTER_PORT=26443
+
+prometheus_config() {
+  cat <<EOF
+global: {scrape_interval: 5s, evaluation_interval: 5s}
+scrape_configs:
+  - job_name: pods
+    file_sd_configs: [{files: ["$S/prometheus-targets.json"], refresh_interval: 5s}]
+EOF
+}
+
+metrics_manifest() {
+  cat <<EOF
+apiVersion: v1
+kind: Service
+metadata: {name: playpulse-testbed-metrics-adapter, namespace: kube-system}
+spec:
+  ports: [{name: https, port: 443, targetPort: $ADAPTER_PORT}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: playpulse-testbed-metrics-adapter
+  namespace: kube-system
+  labels: {kubernetes.io/service-name: playpulse-testbed-metrics-adapter}
+addressType: IPv4
+endpoints: [{addresses: ["$NODE_IP"], conditions: {ready: true}}]
+ports: [{name: https, port: $ADAPTER_PORT, protocol: TCP}]
+---
+apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata: {name: v1beta1.external.metrics.k8s.io}
+spec:
+  service: {name: playpulse-testbed-metrics-adapter, namespace: kube-system, port: 443}
+  group: external.metrics.k8s.io
+  version: v1beta1
+  # The adapter's certificate is self-signed (its --cert-dir).
+  insecureSkipTLSVerify: true
+  groupPriorityMinimum: 100
+  versionPriority: 100
+EOF
+}
+
+metrics_up() {
+  mkdir -p "$S/prometheus" "$S/adapter"
+  prometheus_config >"$S/prometheus.yml"
+  echo '[]' >"$S/prometheus-targets.json"
+  start pod-targets --isolated env KUBECONFIG="$KUBECONFIG" "$HERE/cluster/pod-targets.sh" "$ENVTEST_BIN/kubectl" "$S/prometheus-targets.json"
+  start prometheus --isolated prometheus --config.file="$S/prometheus.yml" --storage.tsdb.path="$S/prometheus" \
+    --storage.tsdb.retention.time=2h --web.listen-address="$PROM_ADDR"
+  start metrics-adapter --isolated "$ADAPTER_BIN/adapter" --bind-address="$NODE_IP" --secure-port=$ADAPTER_PORT \
+    --cert-dir="$S/adapter" --lister-kubeconfig="$KUBECONFIG" --authentication-kubeconfig="$KUBECONFIG" \
+    --authorization-kubeconfig="$KUBECONFIG" --prometheus-url="http://$PROM_ADDR/" \
+    --config="$HERE/cluster/adapter/rules.yaml" --metrics-relist-interval=5s --metrics-max-age=1m
+  metrics_manifest | k apply -f - >/dev/null
+  waitfor prometheus 30 curl -sf "http://$PROM_ADDR/-/ready"
+  waitfor external-metrics 60 k get --raw /apis/external.metrics.k8s.io/v1beta1
 }
 
 # ----------------------------------------------------------------- down ---
@@ -712,6 +805,9 @@ cmd_down() {
       sleep 0.2
     done
   fi
+  stop metrics-adapter
+  stop prometheus
+  stop pod-targets
   stop kube-proxy
   if [[ -x $NODE_BIN/kube-proxy ]]; then "$NODE_BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true; fi
   stop kubelet

@@ -127,14 +127,19 @@ func removeNamespace(t *testing.T, namespace string) {
 // (the images under localhost/ as they were imported, never pulled) and the
 // collector switched on.
 func installValues() []string {
-	return append([]string{
-		"--set", "kafka.bootstrapServers=" + bed.broker.Addr(),
+	return append(append([]string{"--set", "kafka.bootstrapServers=" + bed.broker.Addr()}, imageValues()...), collectorValues()...)
+}
+
+// imageValues make the chart run the bed's images: under localhost/ as they
+// were imported, never pulled.
+func imageValues() []string {
+	return []string{
 		"--set", "image.registry=localhost",
 		"--set", "image.pullPolicy=Never",
 		"--set", "controller.image.tag=" + bed.images["controller"].tag,
 		"--set", "fanout.image.tag=" + bed.images["fanout"].tag,
 		"--set", "controller.producerImage.tag=" + bed.images["producer"].tag,
-	}, collectorValues()...)
+	}
 }
 
 // checkContainer checks a running container as the kernel sees it: the
@@ -190,9 +195,16 @@ const clientGoTransient = "Unexpected error when reading response body"
 // but client-go's transient above, which it only reports.
 func checkLogs(t *testing.T, ps []corev1.Pod) {
 	t.Helper()
+	checkLogsIn(t, ns, ps)
+}
+
+// checkLogsIn is checkLogs for pods of another namespace than the chart
+// test's.
+func checkLogsIn(t *testing.T, namespace string, ps []corev1.Pod) {
+	t.Helper()
 	for _, p := range ps {
 		for _, c := range p.Spec.Containers {
-			for _, l := range serviceLogs(t, ns, p.Name, c.Name) {
+			for _, l := range serviceLogs(t, namespace, p.Name, c.Name) {
 				if l.Level == "ERROR" && l.Msg == clientGoTransient {
 					t.Logf("%s/%s: client-go: %s (tried again)", p.Name, c.Name, l.Msg)
 					continue

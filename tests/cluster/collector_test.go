@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -39,9 +38,6 @@ func collectorValues() []string {
 	}
 }
 
-// topicCommand is one `kafka-topics.sh --create` line of the install notes.
-var topicCommand = regexp.MustCompile(`kafka-topics\.sh --bootstrap-server (\S+) --create --if-not-exists --topic (\S+) --partitions (\d+)(?: --config retention\.ms=(\d+))?\n`)
-
 // collectorTopics is the path of a user without Strimzi (the bed has none,
 // so collector.topics.create=auto renders no KafkaTopic): the collector
 // runs but is not ready, and its /readyz names the missing topic, until
@@ -54,7 +50,7 @@ func collectorTopics(t *testing.T, c sarama.Client, notes string) {
 	if strings.Contains(helm(t, "get", "manifest", release, "--namespace", ns), "kind: KafkaTopic") {
 		t.Fatalf("the release has KafkaTopics, on a cluster without Strimzi")
 	}
-	cmds := topicCommand.FindAllStringSubmatch(notes, -1)
+	cmds := notedTopic.FindAllStringSubmatch(notes, -1)
 	if len(cmds) != 2 {
 		t.Fatalf("the install notes do not give the two kafka-topics.sh commands:\n%s", notes)
 	}
@@ -77,24 +73,7 @@ func collectorTopics(t *testing.T, c sarama.Client, notes string) {
 	})
 	t.Logf("before its topics exist, the collector's /readyz: %s", strings.TrimSpace(why))
 
-	admin, err := sarama.NewClusterAdminFromClient(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range cmds {
-		if m[1] != bed.broker.Addr() {
-			t.Errorf("the notes name the bootstrap server %s; the release uses %s", m[1], bed.broker.Addr())
-		}
-		parts, _ := strconv.Atoi(m[3])
-		detail := &sarama.TopicDetail{NumPartitions: int32(parts), ReplicationFactor: -1}
-		if m[4] != "" {
-			detail.ConfigEntries = map[string]*string{"retention.ms": &m[4]}
-		}
-		if err := admin.CreateTopic(m[2], detail, false); err != nil {
-			t.Fatalf("creating %s as the notes say: %v", m[2], err)
-		}
-		t.Logf("created %s with %d partitions (retention.ms %q), as the notes say", m[2], parts, m[4])
-	}
+	createNotedTopics(t, c, notes, 2)
 }
 
 // get is an HTTP GET that returns the status and the body.

@@ -185,16 +185,11 @@ spec:
 // fan-out replica (enough to see it connect) and a controller that watches
 // only the secured namespace.
 func securedValues() []string {
-	return []string{
-		"--set", "image.registry=localhost",
-		"--set", "image.pullPolicy=Never",
-		"--set", "controller.image.tag=" + bed.images["controller"].tag,
-		"--set", "fanout.image.tag=" + bed.images["fanout"].tag,
-		"--set", "controller.producerImage.tag=" + bed.images["producer"].tag,
+	return append(imageValues(),
 		"--set", "fanout.replicas=1",
 		// Only its own namespace: the chart test's release may be about.
-		"--set", "controller.config.CONTROLLER_NAMESPACES=" + securedNS,
-	}
+		"--set", "controller.config.CONTROLLER_NAMESPACES="+securedNS,
+	)
 }
 
 // helmList escapes the commas of a list for helm's --set, which would
