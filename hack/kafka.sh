@@ -139,27 +139,46 @@ find_java() {
 port_listening() { (exec 3<>"/dev/tcp/${2:-127.0.0.1}/$1") 2>/dev/null; }
 
 # free_ports N [HOST]: print N distinct TCP ports currently free on HOST
-# (default 127.0.0.1), one a line.
+# (default 127.0.0.1) and on 127.0.0.1, where the controller listens, one a
+# line. They are taken from 20000-32767, below
+# the kernel's ephemeral range (32768-60999 here): a port the kernel handed
+# out for bind(0) was given to another test's listener in the seconds before
+# the JVM bound it ("Address already in use"); the kernel never hands these
+# out. The test bed's fixed ports (hack/cluster.sh) are skipped.
 free_ports() {
   local n=$1 host=${2:-127.0.0.1}
-  if command -v python3 >/dev/null 2>&1 && python3 - "$n" "$host" <<'PY' 2>/dev/null; then
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket()
-    s.bind((sys.argv[2], 0))
-    socks.append(s)
-for s in socks:
-    print(s.getsockname()[1])
+  if command -v python3 >/dev/null 2>&1 && python3 - "$n" "$host" 127.0.0.1 <<'PY' 2>/dev/null; then
+import random, socket, sys
+fixed = {23790, 23800, 23810, 26443, 29090}
+held, ports = [], []
+while len(ports) < int(sys.argv[1]):
+    p = random.randint(20000, 32767)
+    if p in fixed or p in ports:
+        continue
+    socks = []
+    try:
+        for h in set(sys.argv[2:]):
+            s = socket.socket()
+            socks.append(s)
+            s.bind((h, p))
+    except OSError:
+        for s in socks:
+            s.close()
+        continue
+    held += socks
+    ports.append(p)
+for p in ports:
+    print(p)
 PY
     return 0
   fi
-  # Fallback: random ports in a high range that nothing is listening on.
-  local seen=" " p
+  # Fallback: random ports in the same range that nothing is listening on.
+  local seen=" 23790 23800 23810 26443 29090 " p
   while ((n > 0)); do
-    p=$((20000 + RANDOM % 40000))
+    p=$((20000 + RANDOM % 12768))
     [[ $seen == *" $p "* ]] && continue
     port_listening "$p" "$host" && continue
+    port_listening "$p" 127.0.0.1 && continue
     seen+="$p "
     printf '%s\n' "$p"
     n=$((n - 1))

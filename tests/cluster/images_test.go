@@ -51,11 +51,7 @@ type builtImage struct {
 // machine and applies the scratch final stage), writes each as a docker-save
 // tarball and imports it into the node's containerd. The network probe is
 // packed the same way from its static binary.
-func buildImages() error {
-	dir, err := os.MkdirTemp("", "playpulse-cluster-images-")
-	if err != nil {
-		return err
-	}
+func buildImages(dir string) error {
 	revision := "unknown"
 	if out, err := exec.Command("git", "-C", bed.root, "rev-parse", "HEAD").Output(); err == nil {
 		revision = strings.TrimSpace(string(out))

@@ -138,7 +138,14 @@ func setUp(owner string) (stop func() bool, err error) {
 		secured <- started{c, stop, err}
 	}()
 	t0 = time.Now()
-	buildErr := buildImages()
+	// The tarballs (TestImagesMatchDockerfiles reads them back) go when the
+	// bed does: tens of MB a run.
+	imgDir, err := os.MkdirTemp("", "playpulse-cluster-images-")
+	if err != nil {
+		return stop, err
+	}
+	undo = append(undo, func() bool { return os.RemoveAll(imgDir) == nil })
+	buildErr := buildImages(imgDir)
 	fmt.Fprintf(os.Stderr, "tests/cluster: images built and loaded in %v\n", time.Since(t0).Round(time.Millisecond))
 	sc := <-secured
 	if sc.err == nil {

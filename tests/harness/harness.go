@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -67,7 +68,7 @@ func Bin(t testing.TB) string {
 			buildErr = err
 			return
 		}
-		binDir, err = os.MkdirTemp("", "playpulse-bin-")
+		binDir, err = binTemp("playpulse-bin-")
 		if err != nil {
 			buildErr = err
 			return
@@ -89,6 +90,26 @@ func Bin(t testing.TB) string {
 	return binDir
 }
 
+// binTemp makes this test process's directory for its binaries (about
+// 170 MB with the race detector), named prefix<pid>-..., after removing
+// those of processes that have exited: a test binary has no hook that runs
+// after its last test, so each run removes what the runs before it left.
+func binTemp(prefix string) (string, error) {
+	old, _ := filepath.Glob(filepath.Join(os.TempDir(), prefix+"*"))
+	for _, d := range old {
+		pid, _, _ := strings.Cut(strings.TrimPrefix(filepath.Base(d), prefix), "-")
+		n, err := strconv.Atoi(pid)
+		if err != nil || n <= 0 {
+			continue
+		}
+		if err := syscall.Kill(n, 0); err == nil || errors.Is(err, syscall.EPERM) {
+			continue // still running (or a PID reused: removed by a later run)
+		}
+		_ = os.RemoveAll(d)
+	}
+	return os.MkdirTemp("", fmt.Sprintf("%s%d-", prefix, os.Getpid()))
+}
+
 var (
 	fastOnce sync.Once
 	fastDir  string
@@ -106,7 +127,7 @@ func FastBin(t testing.TB) string {
 			fastErr = err
 			return
 		}
-		fastDir, err = os.MkdirTemp("", "playpulse-fastbin-")
+		fastDir, err = binTemp("playpulse-fastbin-")
 		if err != nil {
 			fastErr = err
 			return
