@@ -107,7 +107,7 @@ kind-down: ## delete the kind cluster, the registry and cloud-provider-kind
 # --- The test bed: a real single-node cluster (hack/cluster.sh, docs/kubernetes.md) ---
 .PHONY: cluster-up cluster-down cluster-status cluster-images test-cluster
 
-cluster-up: ## start the single-node test-bed cluster (builds it the first time, ~10 min); prints KUBECONFIG=...
+cluster-up: ## start the single-node test-bed cluster (builds it the first time, ~20 min); prints KUBECONFIG=...
 	@hack/cluster.sh up
 
 cluster-down: ## stop the test-bed cluster and check the host is as it was

@@ -3,12 +3,13 @@
 # the tests in tests/cluster and for developers: no Docker, no registry, no
 # kubeadm, and nothing that leaves the machine.
 #
-#   hack/cluster.sh build        build what is missing into the cache (once: ~10 min on 2 cores)
+#   hack/cluster.sh build        build what is missing into the cache (once: ~20 min on 2 cores)
 #   hack/cluster.sh up           build if needed, start the node (seconds), print the env lines
 #   hack/cluster.sh images       build the project's four images from build/*.Dockerfile and load them
 #   hack/cluster.sh load X.tar   import image tarballs into the node's containerd
 #   hack/cluster.sh status       what runs, with RSS; exit 0 when the node is Ready
 #   hack/cluster.sh env          print KUBECONFIG=..., KUBECTL=..., NODE_IP=..., HELM=...
+#   hack/cluster.sh keda on|off  KEDA serves the external metrics API (or no longer)
 #   hack/cluster.sh down         stop everything by PID and leave the host as it was
 #
 # See `hack/cluster.sh help` and docs/kubernetes.md ("The test bed").
@@ -77,8 +78,8 @@ Commands:
                 kubelet, kube-controller-manager, kube-scheduler, kube-proxy
                 (hack/envtest/kube, the module envtest's kube-apiserver comes
                 from), CoreDNS (hack/cluster/coredns), the pod sandbox
-                (hack/cluster/pause), prometheus-adapter (hack/cluster/adapter)
-                and the image tool (tools/imagebuild);
+                (hack/cluster/pause), prometheus-adapter (hack/cluster/adapter),
+                KEDA (hack/cluster/keda) and the image tool (tools/imagebuild);
                 kube-apiserver, kubectl and etcd come from hack/envtest.sh.
                 Installs the apt packages it needs when they are missing.
   up            build, then start everything (idempotent: a healthy node is
@@ -100,6 +101,10 @@ Commands:
                 print the difference when they differ. With --if-owner, only
                 a cluster that "up" started with PLAYPULSE_CLUSTER_OWNER=NAME
                 (the tests use this, so a developer's cluster is left running).
+  keda on|off   Install KEDA (its CRDs, operator and metrics server, built from
+                hack/cluster/keda) and make it serve the external metrics API
+                instead of prometheus-adapter, or remove it again. down
+                stops it too.
   host-state    Print the host state that up records and down compares.
 
 Environment:
@@ -156,12 +161,13 @@ build_module() {
   log "built $* in $((SECONDS - t)) s"
 }
 
-NODE_BIN="" COREDNS_BIN="" PAUSE_BIN="" ADAPTER_BIN="" IMGTOOL="" ENVTEST_BIN=""
+NODE_BIN="" COREDNS_BIN="" PAUSE_BIN="" ADAPTER_BIN="" KEDA_BIN="" IMGTOOL="" ENVTEST_BIN=""
 paths() {
   NODE_BIN=$BASE/kube-$KUBE_VERSION-$(fp "$REPO/hack/envtest/kube/go.mod" "$REPO/hack/envtest/kube/go.sum" <(kube_ldflags))
   COREDNS_BIN=$BASE/coredns-$COREDNS_VERSION-$(fp "$HERE/cluster/coredns/go.mod" "$HERE/cluster/coredns/go.sum" "$HERE/cluster/coredns/main.go")
   PAUSE_BIN=$BASE/pause-$(fp "$HERE/cluster/pause/go.mod" "$HERE/cluster/pause/main.go")
   ADAPTER_BIN=$BASE/prometheus-adapter-$(fp "$HERE/cluster/adapter/go.mod" "$HERE/cluster/adapter/go.sum")
+  KEDA_BIN=$BASE/keda-$(fp "$HERE/cluster/keda/go.mod" "$HERE/cluster/keda/go.sum")
   IMGTOOL=$BASE/imagebuild-$(cd "$REPO" && fp go.work tools/go.mod tools/go.sum tools/imagebuild/*.go tools/image/*.go)
 }
 
@@ -187,6 +193,14 @@ cmd_build() {
   build_module "$HERE/cluster/coredns" "$COREDNS_BIN" "-s -w" .
   build_module "$HERE/cluster/pause" "$PAUSE_BIN" "-s -w" .
   build_module "$HERE/cluster/adapter" "$ADAPTER_BIN" "-s -w" sigs.k8s.io/prometheus-adapter/cmd/adapter
+  build_module "$HERE/cluster/keda" "$KEDA_BIN" "-s -w" github.com/kedacore/keda/v2/cmd/operator github.com/kedacore/keda/v2/cmd/adapter
+  if [[ ! -f $KEDA_BIN/crds/.complete ]]; then
+    # KEDA's CRDs, from the same module version as its binaries.
+    local src
+    src=$(cd "$HERE/cluster/keda" && GOWORK=off GOFLAGS=-mod=readonly go list -m -f '{{.Dir}}' github.com/kedacore/keda/v2) ||
+      die "go list of KEDA's module failed"
+    mkdir -p "$KEDA_BIN/crds" && cp "$src"/config/crd/bases/*.yaml "$KEDA_BIN/crds/" && touch "$KEDA_BIN/crds/.complete"
+  fi
   if [[ ! -x $IMGTOOL/imagebuild ]]; then
     (cd "$REPO" && CGO_ENABLED=0 nice -n 19 go build -trimpath -o "$IMGTOOL/imagebuild" ./tools/imagebuild) ||
       die "build of tools/imagebuild failed"
@@ -497,6 +511,8 @@ guard() {
     iptables -X "$GUARD_IN" 2>/dev/null || true
     iptables -F "$GUARD_FWD" 2>/dev/null || true
     iptables -X "$GUARD_FWD" 2>/dev/null || true
+    iptables -D INPUT -p tcp --dport $KEDA_METRICS_PORT ! -i lo -j DROP 2>/dev/null || true
+    ip6tables -D INPUT -p tcp --dport $KEDA_METRICS_PORT ! -i lo -j DROP 2>/dev/null || true
     return 0
   fi
   guard -D
@@ -509,6 +525,10 @@ guard() {
   iptables -A "$GUARD_FWD" -s "$CLUSTER_CIDR" ! -o "$BRIDGE" -j DROP
   iptables -A "$GUARD_FWD" -d "$CLUSTER_CIDR" ! -i "$BRIDGE" -j DROP
   iptables -I FORWARD 1 -j "$GUARD_FWD"
+  # KEDA's metrics server serves its own /metrics on every address (it
+  # takes a port, not an address): only this machine may reach it.
+  iptables -I INPUT 1 -p tcp --dport $KEDA_METRICS_PORT ! -i lo -j DROP
+  ip6tables -I INPUT 1 -p tcp --dport $KEDA_METRICS_PORT ! -i lo -j DROP
 }
 
 healthy() {
@@ -679,23 +699,32 @@ scrape_configs:
 EOF
 }
 
-metrics_manifest() {
+# host_service NAME PORT: a Service in kube-system for a host process
+# listening on the node's address (a selectorless Service and its
+# EndpointSlice), which an APIService can name.
+host_service() {
   cat <<EOF
 apiVersion: v1
 kind: Service
-metadata: {name: playpulse-testbed-metrics-adapter, namespace: kube-system}
+metadata: {name: $1, namespace: kube-system}
 spec:
-  ports: [{name: https, port: 443, targetPort: $ADAPTER_PORT}]
+  ports: [{name: https, port: 443, targetPort: $2}]
 ---
 apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
 metadata:
-  name: playpulse-testbed-metrics-adapter
+  name: $1
   namespace: kube-system
-  labels: {kubernetes.io/service-name: playpulse-testbed-metrics-adapter}
+  labels: {kubernetes.io/service-name: $1}
 addressType: IPv4
 endpoints: [{addresses: ["$NODE_IP"], conditions: {ready: true}}]
-ports: [{name: https, port: $ADAPTER_PORT, protocol: TCP}]
+ports: [{name: https, port: $2, protocol: TCP}]
+EOF
+}
+
+metrics_manifest() {
+  host_service playpulse-testbed-metrics-adapter $ADAPTER_PORT
+  cat <<EOF
 ---
 apiVersion: apiregistration.k8s.io/v1
 kind: APIService
@@ -725,6 +754,83 @@ metrics_up() {
   metrics_manifest | k apply -f - >/dev/null
   waitfor prometheus 30 curl -sf "http://$PROM_ADDR/-/ready"
   waitfor external-metrics 60 k get --raw /apis/external.metrics.k8s.io/v1beta1
+}
+
+# ------------------------------------------------------------------ KEDA ---
+
+# KEDA, for the chart's other scaler: "keda on" installs KEDA's CRDs, starts
+# its operator and its metrics server (hack/cluster/keda: both built from
+# github.com/kedacore/keda/v2, host processes on local addresses like the
+# adapter) and points v1beta1.external.metrics.k8s.io at KEDA's metrics
+# server, which is what installing KEDA does to a cluster: there is one
+# external metrics API. "keda off" puts everything back (prometheus-adapter
+# keeps running meanwhile). The operator reads Kafka itself (its Kafka
+# scaler); the metrics server asks the operator over gRPC with mutual TLS,
+# here with a certificate of the bed's CA for 127.0.0.1 (KEDA generates one
+# in a cluster).
+readonly KEDA_GRPC=127.0.0.1:26666 KEDA_PORT=26444 KEDA_METRICS_PORT=26445 KEDA_PROBE=127.0.0.1:26446
+
+keda_manifest() { host_service playpulse-testbed-keda-metrics $KEDA_PORT; }
+
+# external_metrics_to SERVICE: the external metrics API served by SERVICE
+# (kube-system), once the apiserver finds it available.
+external_metrics_to() {
+  k patch apiservice v1beta1.external.metrics.k8s.io --type merge -p "{\"spec\":{\"service\":{\"name\":\"$1\",\"namespace\":\"kube-system\",\"port\":443}}}" >/dev/null
+  waitfor "external metrics API on $1" 60 sh -c "'$ENVTEST_BIN/kubectl' get apiservice v1beta1.external.metrics.k8s.io -o jsonpath='{.spec.service.name} {.status.conditions[?(@.type==\"Available\")].status}' | grep -qx '$1 True'"
+}
+
+keda_on() {
+  local d=$S/keda
+  if alive keda-operator && alive keda-metrics; then
+    log "KEDA already on"
+    return 0
+  fi
+  keda_off >/dev/null 2>&1 || true
+  mkdir -p "$d"
+  (
+    cd "$d"
+    openssl req -newkey rsa:2048 -nodes -keyout tls.key -out tls.csr -subj /CN=keda 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n' >san.ext
+    openssl x509 -req -in tls.csr -CA "$P/ca.crt" -CAkey "$P/ca.key" -CAcreateserial -CAserial keda.srl -out tls.crt -days 30 -extfile san.ext 2>/dev/null
+    cp "$P/ca.crt" ca.crt
+  ) || die "KEDA's certificate"
+  k apply --server-side -f "$KEDA_BIN/crds" >/dev/null || die "KEDA's CRDs"
+  k wait --for condition=established --timeout=60s -f "$KEDA_BIN/crds" >/dev/null || die "KEDA's CRDs not established"
+  # WATCH_NAMESPACE empty: every namespace. The namespaces are where an
+  # in-cluster KEDA would read its own objects (none is needed here).
+  local env=(env WATCH_NAMESPACE= POD_NAMESPACE=kube-system KEDA_CLUSTER_OBJECT_NAMESPACE=kube-system KUBECONFIG="$KUBECONFIG")
+  start keda-operator --isolated "${env[@]}" "$KEDA_BIN/operator" --metrics-bind-address=0 \
+    --health-probe-bind-address=$KEDA_PROBE --metrics-service-bind-address=$KEDA_GRPC --cert-dir="$d" \
+    --leader-elect=false --zap-log-level=info
+  start keda-metrics --isolated "${env[@]}" "$KEDA_BIN/adapter" --bind-address="$NODE_IP" --secure-port=$KEDA_PORT \
+    --port=$KEDA_METRICS_PORT --cert-dir="$d" --tls-cert-file="$d/tls.crt" --tls-private-key-file="$d/tls.key" \
+    --metrics-service-address=$KEDA_GRPC --lister-kubeconfig="$KUBECONFIG" \
+    --authentication-kubeconfig="$KUBECONFIG" --authorization-kubeconfig="$KUBECONFIG"
+  waitfor keda-operator 60 curl -sf "http://$KEDA_PROBE/readyz"
+  keda_manifest | k apply -f - >/dev/null
+  external_metrics_to playpulse-testbed-keda-metrics
+  log "KEDA on: operator and metrics server up, external.metrics.k8s.io served by KEDA"
+}
+
+keda_off() {
+  # The CRDs go first, and their objects with them, while the operator
+  # still runs to remove the HPAs it made.
+  if [[ -d $KEDA_BIN/crds ]]; then k delete --ignore-not-found --timeout=60s -f "$KEDA_BIN/crds" >/dev/null || true; fi
+  if k get apiservice v1beta1.external.metrics.k8s.io >/dev/null 2>&1; then external_metrics_to playpulse-testbed-metrics-adapter; fi
+  keda_manifest | k delete --ignore-not-found -f - >/dev/null 2>&1 || true
+  stop keda-metrics
+  stop keda-operator
+  rm -rf "$S/keda"
+  log "KEDA off: external.metrics.k8s.io served by prometheus-adapter again"
+}
+
+cmd_keda() {
+  healthy_or_die
+  case ${1:-} in
+  on) keda_on ;;
+  off) keda_off ;;
+  *) die "keda: on or off" ;;
+  esac
 }
 
 # ----------------------------------------------------------------- down ---
@@ -805,6 +911,8 @@ cmd_down() {
       sleep 0.2
     done
   fi
+  stop keda-metrics
+  stop keda-operator
   stop metrics-adapter
   stop prometheus
   stop pod-targets
@@ -863,6 +971,7 @@ status) shift; cmd_status "$@" ;;
 images) shift; cmd_images "$@" ;;
 load) shift; cmd_load "$@" ;;
 env) shift; cmd_env "$@" ;;
+keda) shift; cmd_keda "$@" ;;
 host-state) host_state ;;
 help | -h | --help) usage ;;
 *) usage >&2; exit 2 ;;

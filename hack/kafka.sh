@@ -149,7 +149,7 @@ free_ports() {
   local n=$1 host=${2:-127.0.0.1}
   if command -v python3 >/dev/null 2>&1 && python3 - "$n" "$host" 127.0.0.1 <<'PY' 2>/dev/null; then
 import random, socket, sys
-fixed = {23790, 23800, 23810, 26443, 29090}
+fixed = {23790, 23800, 23810, 26443, 26444, 26445, 26446, 26666, 29090}
 held, ports = [], []
 while len(ports) < int(sys.argv[1]):
     p = random.randint(20000, 32767)
@@ -173,7 +173,7 @@ PY
     return 0
   fi
   # Fallback: random ports in the same range that nothing is listening on.
-  local seen=" 23790 23800 23810 26443 29090 " p
+  local seen=" 23790 23800 23810 26443 26444 26445 26446 26666 29090 " p
   while ((n > 0)); do
     p=$((20000 + RANDOM % 12768))
     [[ $seen == *" $p "* ]] && continue

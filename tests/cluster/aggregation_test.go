@@ -19,10 +19,12 @@ import (
 	"github.com/IBM/sarama"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
 	"playpulse.dev/tests/harness"
+	"playpulse.dev/tests/kafkatest"
 )
 
 // The aggregation tier's release: its own namespace, name, consumer group
@@ -45,6 +47,16 @@ const (
 // with its --config settings.
 var notedTopic = regexp.MustCompile(`kafka-topics\.sh --bootstrap-server (\S+) --create --if-not-exists --topic (\S+) --partitions (\d+)((?: --config \S+)*)\n`)
 
+// tierKafka is the Kafka a tier release runs on and how it gets there.
+type tierKafka struct {
+	client    sarama.Client     // the test's own (admin) client on that Kafka
+	bootstrap string            // what the release's pods use, as its notes print it
+	values    []string          // the chart's kafka.* values
+	stream    string            // the PlaybackStream's spec.kafka (indented 4), or ""
+	secrets   map[string]string // Secrets to create first: name → directory of their keys
+	group     string            // the aggregators' consumer group
+}
+
 // TestAggregationTier is a user turning the aggregation tier on with its
 // one value on a cluster without KEDA: aggregator pods and merge-mode
 // fan-outs, the tier's topics created as the install notes say, a
@@ -60,57 +72,15 @@ var notedTopic = regexp.MustCompile(`kafka-topics\.sh --bootstrap-server (\S+) -
 // to three, and stops there (maxReplicas, the stream's partitions).
 func TestAggregationTier(t *testing.T) {
 	needBed(t)
-	removeRelease(t, tierNS, tierRelease)
-	c := kafkaClient(t)
-	// The topics go too: the chart test's fan-out serves every playback-*
-	// topic and would count this stream's history.
-	t.Cleanup(func() {
-		removeRelease(t, tierNS, tierRelease)
-		deleteTopics(t, c, tierTopic, "tier-aggregates", "tier-tail", "tier-tail-filters", "tier-rollups")
-	})
-
-	t0 := time.Now()
-	notes := helm(t, append([]string{"install", tierRelease, filepath.Join(bed.root, "charts", "playpulse"),
-		"--namespace", tierNS, "--create-namespace"}, tierValues()...)...)
-	createNotedTopics(t, c, notes, 4) // aggregates, tail, tail filters, rollups
-	applyIn(t, tierNS, fmt.Sprintf(`apiVersion: playpulse.dev/v1alpha1
-kind: PlaybackStream
-metadata:
-  name: tier
-spec:
-  eventsPerSecond: %d
-  replicas: 1
-  topic:
-    partitions: %d
-`, tierRate, tierMaxAggs))
-	waitTopic(t, c, tierTopic, tierMaxAggs, 30*time.Second)
-	aggs := readyPods(t, tierNS, tierAggSel, 1, 90*time.Second)
-	fans := readyPods(t, tierNS, tierFanSel, 1, 90*time.Second-time.Since(t0))
-	t.Logf("aggregator %s and merge-mode fan-out %s ready %v after helm install", aggs[0].Name, fans[0].Name, time.Since(t0).Round(100*time.Millisecond))
-	for _, p := range aggs {
-		checkContainer(t, p, p.Status.ContainerStatuses[0], bed.images["fanout"].ref)
-	}
-
-	// The merge-mode fan-out serves figures it merged from the aggregators'
-	// partials: the stream's events, counted.
-	snap := fmt.Sprintf("http://%s:%d/api/snapshot", fans[0].Status.PodIP, tierFanPort)
-	eventually(t, 90*time.Second, "events counted on the merge-mode fan-out's /api/snapshot", func() error {
-		var s struct {
-			EventsTotal uint64   `json:"events_total"`
-			Streams     []string `json:"streams"`
-		}
-		if err := harness.GetJSON(snap, &s); err != nil {
-			return err
-		}
-		if s.EventsTotal == 0 || !slices.Contains(s.Streams, "tier") {
-			return fmt.Errorf("events_total %d, streams %v", s.EventsTotal, s.Streams)
-		}
-		t.Logf("merge-mode fan-out: %d events of streams %v", s.EventsTotal, s.Streams)
-		return nil
+	startTier(t, tierKafka{
+		client:    kafkaClient(t),
+		bootstrap: bed.broker.Addr(),
+		values:    []string{"--set", "kafka.bootstrapServers=" + bed.broker.Addr()},
+		group:     "tier-aggregators",
 	})
 
 	// The HPA reads the lag through the external metrics API.
-	hpa := tierHPA(t)
+	hpa := tierHPA(t, "")
 	var lag int64
 	eventually(t, 2*time.Minute, "the HPA reading playpulse_aggregator_lag (ScalingActive)", func() error {
 		h, err := bed.kube.AutoscalingV2().HorizontalPodAutoscalers(tierNS).Get(context.Background(), hpa, metav1.GetOptions{})
@@ -138,10 +108,185 @@ spec:
 	prom := promQuery(t, `sum by (namespace) (max by (namespace, topic, partition) (playpulse_aggregator_lag{namespace="`+tierNS+`"}))`)
 	t.Logf("external.metrics.k8s.io: %s; Prometheus: %s", strings.TrimSpace(raw), prom)
 
-	// The lag grows past the target: one aggregator becomes three, each
-	// running and ready, and the HPA says why.
+	tierScalesOut(t, hpa)
+}
+
+// TestAggregationTierOnKEDA is the same user on a cluster with KEDA and a
+// secured Kafka: the bed's KEDA on (hack/cluster.sh keda on: its CRDs, its
+// operator and its metrics server as the external metrics API), the chart
+// installed against the secured three-node cluster's SCRAM-SHA-512 listener
+// over TLS. The chart finds KEDA and renders a ScaledObject and a
+// TriggerAuthentication instead of its HPA; KEDA's own Kafka client reads
+// the consumer group's lag with the release's CA, user name and password
+// from them, and KEDA's HPA scales the throttled aggregators 1 → 3.
+func TestAggregationTierOnKEDA(t *testing.T) {
+	needBed(t)
+	if out, err := clusterSh("", "keda", "on"); err != nil {
+		t.Fatalf("hack/cluster.sh keda on: %v\n%s", err, out)
+	}
+	// Registered first, so it runs last: after the release is gone.
+	t.Cleanup(func() {
+		if out, err := clusterSh("", "keda", "off"); err != nil {
+			t.Errorf("hack/cluster.sh keda off: %v\n%s", err, out)
+		}
+	})
+	// KEDA's two processes keep to the bed's rules like the others.
+	if ps := checkBedProcesses(t); !slices.Contains(ps, "keda-operator") || !slices.Contains(ps, "keda-metrics") {
+		t.Errorf("the bed's processes %v, want KEDA's operator and metrics server among them", ps)
+	}
+	sc := bed.secured
+	client, err := sarama.NewClient(sc.Brokers(kafkatest.Plaintext), sc.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	values, stream := scramOverTLS(sc)
+	group := "tier-keda-aggregators"
+	startTier(t, tierKafka{
+		client:    client,
+		bootstrap: sc.Bootstrap(kafkatest.SCRAM),
+		values:    values,
+		stream:    stream,
+		secrets: map[string]string{
+			kafkatest.ClusterCASecret: sc.Secret(kafkatest.ClusterCASecret),
+			kafkatest.SCRAMUser:       sc.Secret(kafkatest.SCRAMUser),
+		},
+		group: group,
+	})
+
+	// The chart rendered KEDA's objects, and KEDA took them.
+	so := strings.TrimSpace(kubectl(t, "-n", tierNS, "get", "scaledobjects", "-o", "jsonpath={.items[*].metadata.name}"))
+	ta := strings.TrimSpace(kubectl(t, "-n", tierNS, "get", "triggerauthentications", "-o", "jsonpath={.items[*].metadata.name}"))
+	if strings.Contains(so, " ") || so == "" || ta != so {
+		t.Fatalf("ScaledObjects %q and TriggerAuthentications %q, want one of each, of the aggregators", so, ta)
+	}
+	eventually(t, 2*time.Minute, "KEDA finding the ScaledObject Ready (its scaler connected with the TriggerAuthentication)", func() error {
+		c := kubectl(t, "-n", tierNS, "get", "scaledobject", so, "-o", `jsonpath={range .status.conditions[*]}{.type}={.status} {.reason}: {.message}{"\n"}{end}`)
+		if !strings.Contains(c, "Ready=True") {
+			return fmt.Errorf("conditions:\n%s", c)
+		}
+		return nil
+	})
+	hpa := tierHPA(t, "ScaledObject")
+	var h *autoscalingv2.HorizontalPodAutoscaler
+	eventually(t, 2*time.Minute, "KEDA's HPA reading the consumer group's lag (ScalingActive)", func() error {
+		var err error
+		if h, err = bed.kube.AutoscalingV2().HorizontalPodAutoscalers(tierNS).Get(context.Background(), hpa, metav1.GetOptions{}); err != nil {
+			return err
+		}
+		if !hpaCondition(h, autoscalingv2.ScalingActive) {
+			return fmt.Errorf("conditions %s", hpaConditions(h))
+		}
+		for _, m := range h.Status.CurrentMetrics {
+			if m.External != nil && m.External.Current.AverageValue != nil && m.External.Current.AverageValue.Value() > 0 {
+				return nil
+			}
+		}
+		return fmt.Errorf("no lag read yet: %+v", h.Status.CurrentMetrics)
+	})
+	// The value comes from KEDA's metrics server, which asks the operator's
+	// Kafka scaler. The group's lag in Kafka (the test reads it itself) is
+	// soon far past what three aggregators may take, so KEDA serves its
+	// cap: the partitions times lagThreshold (allowIdleConsumers false,
+	// the chart's "never past the partitions").
+	m := h.Spec.Metrics[0].External.Metric
+	sel, err := metav1.LabelSelectorAsSelector(m.Selector)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := "/apis/external.metrics.k8s.io/v1beta1/namespaces/" + tierNS + "/" + m.Name + "?labelSelector=" + url.QueryEscape(sel.String())
+	want := int64(tierMaxAggs * tierLagPer)
+	eventually(t, time.Minute, "KEDA's external metric at its cap, the partitions times lagThreshold", func() error {
+		var l struct {
+			Items []struct {
+				MetricName string            `json:"metricName"`
+				Value      resource.Quantity `json:"value"`
+			} `json:"items"`
+		}
+		raw := kubectl(t, "get", "--raw", path)
+		if err := json.Unmarshal([]byte(raw), &l); err != nil {
+			return fmt.Errorf("%v: %s", err, raw)
+		}
+		lag := groupLag(t, client, group, tierTopic)
+		if len(l.Items) != 1 || l.Items[0].MetricName != m.Name || l.Items[0].Value.Value() != want || lag <= want {
+			return fmt.Errorf("KEDA serves %s; the group's lag in Kafka is %d", raw, lag)
+		}
+		t.Logf("HPA %s (KEDA's): %s; KEDA serves %s = %s, the group's lag in Kafka being %d", hpa, hpaMetric(h), m.Name, &l.Items[0].Value, lag)
+		return nil
+	})
+
+	tierScalesOut(t, hpa)
+}
+
+// startTier installs the tier release on k's Kafka and feeds it a stream:
+// one aggregator and one merge-mode fan-out become Ready, and the fan-out
+// serves the stream's events merged from the aggregators' partials.
+func startTier(t *testing.T, k tierKafka) {
+	t.Helper()
+	removeRelease(t, tierNS, tierRelease)
+	// The topics go too: the chart test's fan-out serves every playback-*
+	// topic and would count this stream's history.
+	t.Cleanup(func() {
+		removeRelease(t, tierNS, tierRelease)
+		deleteTopics(t, k.client, tierTopic, "tier-aggregates", "tier-tail", "tier-tail-filters", "tier-rollups")
+	})
+	kubectl(t, "create", "namespace", tierNS)
+	for name, dir := range k.secrets {
+		createSecretFromDir(t, tierNS, name, dir)
+	}
+
+	t0 := time.Now()
+	notes := helm(t, append([]string{"install", tierRelease, filepath.Join(bed.root, "charts", "playpulse"),
+		"--namespace", tierNS}, tierValues(k)...)...)
+	createNotedTopics(t, k.client, k.bootstrap, notes, 4) // aggregates, tail, tail filters, rollups
+	stream := fmt.Sprintf(`apiVersion: playpulse.dev/v1alpha1
+kind: PlaybackStream
+metadata:
+  name: tier
+spec:
+  eventsPerSecond: %d
+  replicas: 1
+  topic:
+    partitions: %d
+`, tierRate, tierMaxAggs)
+	if k.stream != "" {
+		stream += "  kafka:\n" + k.stream + "\n"
+	}
+	applyIn(t, tierNS, stream)
+	waitTopic(t, k.client, tierTopic, tierMaxAggs, 30*time.Second)
+	aggs := readyPods(t, tierNS, tierAggSel, 1, 90*time.Second)
+	fans := readyPods(t, tierNS, tierFanSel, 1, 90*time.Second-time.Since(t0))
+	t.Logf("aggregator %s and merge-mode fan-out %s ready %v after helm install", aggs[0].Name, fans[0].Name, time.Since(t0).Round(100*time.Millisecond))
+	for _, p := range aggs {
+		checkContainer(t, p, p.Status.ContainerStatuses[0], bed.images["fanout"].ref)
+	}
+
+	// The merge-mode fan-out serves figures it merged from the aggregators'
+	// partials: the stream's events, counted.
+	snap := fmt.Sprintf("http://%s:%d/api/snapshot", fans[0].Status.PodIP, tierFanPort)
+	eventually(t, 90*time.Second, "events counted on the merge-mode fan-out's /api/snapshot", func() error {
+		var s struct {
+			EventsTotal uint64   `json:"events_total"`
+			Streams     []string `json:"streams"`
+		}
+		if err := harness.GetJSON(snap, &s); err != nil {
+			return err
+		}
+		if s.EventsTotal == 0 || !slices.Contains(s.Streams, "tier") {
+			return fmt.Errorf("events_total %d, streams %v", s.EventsTotal, s.Streams)
+		}
+		t.Logf("merge-mode fan-out: %d events of streams %v", s.EventsTotal, s.Streams)
+		return nil
+	})
+}
+
+// tierScalesOut waits for the lag to take the aggregators from one to
+// three, each running and ready, the HPA saying why, and each owning one of
+// the stream's partitions.
+func tierScalesOut(t *testing.T, hpa string) {
+	t.Helper()
 	t1 := time.Now()
-	aggs = readyPods(t, tierNS, tierAggSel, tierMaxAggs, tierWaitLong)
+	aggs := readyPods(t, tierNS, tierAggSel, tierMaxAggs, tierWaitLong)
 	h, err := bed.kube.AutoscalingV2().HorizontalPodAutoscalers(tierNS).Get(context.Background(), hpa, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -164,14 +309,14 @@ spec:
 	checkLogsIn(t, tierNS, aggs)
 }
 
-// tierValues: the chart's defaults, the bed's Kafka and images, the tier on
-// with its own names, one fan-out, and aggregators that cannot keep up.
-func tierValues() []string {
-	return append(append([]string{"--set", "kafka.bootstrapServers=" + bed.broker.Addr()}, imageValues()...),
+// tierValues: the chart's defaults, k's Kafka, the bed's images, the tier
+// on with its own names, one fan-out, and aggregators that cannot keep up.
+func tierValues(k tierKafka) []string {
+	return append(append(append([]string{}, k.values...), imageValues()...),
 		"--set", "fanout.replicas=1",
 		"--set", "fanout.topicPattern="+tierTopic,
 		"--set", "aggregation.enabled=true",
-		"--set", "aggregation.group=tier-aggregators",
+		"--set", "aggregation.group="+k.group,
 		"--set", "aggregation.topic.name=tier-aggregates",
 		"--set", "aggregation.topic.partitions=1",
 		"--set", "aggregation.tail.topic=tier-tail",
@@ -189,8 +334,9 @@ func tierValues() []string {
 
 // createNotedTopics creates the topics the install notes tell a user
 // without Strimzi to create, with the notes' partitions and configs,
-// through the Kafka admin API; want is how many the notes must name.
-func createNotedTopics(t *testing.T, c sarama.Client, notes string, want int) {
+// through the Kafka admin API; want is how many the notes must name, each
+// with bootstrap as its --bootstrap-server.
+func createNotedTopics(t *testing.T, c sarama.Client, bootstrap, notes string, want int) {
 	t.Helper()
 	cmds := notedTopic.FindAllStringSubmatch(notes, -1)
 	if len(cmds) != want {
@@ -201,8 +347,8 @@ func createNotedTopics(t *testing.T, c sarama.Client, notes string, want int) {
 		t.Fatal(err)
 	}
 	for _, m := range cmds {
-		if m[1] != bed.broker.Addr() {
-			t.Errorf("the notes name the bootstrap server %s; the release uses %s", m[1], bed.broker.Addr())
+		if m[1] != bootstrap {
+			t.Errorf("the notes name the bootstrap server %s; the release uses %s", m[1], bootstrap)
 		}
 		parts, _ := strconv.Atoi(m[3])
 		detail := &sarama.TopicDetail{NumPartitions: int32(parts), ReplicationFactor: -1, ConfigEntries: map[string]*string{}}
@@ -234,20 +380,29 @@ func deleteTopics(t *testing.T, c sarama.Client, names ...string) {
 	}
 }
 
-// tierHPA is the name of the release's only HPA.
-func tierHPA(t *testing.T) string {
+// tierHPA is the name of the release's only HPA: the chart's own (owner
+// "") or the one a ScaledObject made KEDA create (owner "ScaledObject").
+func tierHPA(t *testing.T, owner string) string {
 	t.Helper()
 	l, err := bed.kube.AutoscalingV2().HorizontalPodAutoscalers(tierNS).List(context.Background(), metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(l.Items) != 1 {
-		t.Fatalf("%d HPAs in %s, want the aggregators' one (no KEDA on the bed)", len(l.Items), tierNS)
+		t.Fatalf("%d HPAs in %s, want the aggregators' one", len(l.Items), tierNS)
 	}
-	if ref := l.Items[0].Spec.ScaleTargetRef; ref.Kind != "Deployment" || !strings.HasSuffix(ref.Name, "aggregator") {
+	h := l.Items[0]
+	var owners []string
+	for _, o := range h.OwnerReferences {
+		owners = append(owners, o.Kind)
+	}
+	if strings.Join(owners, ",") != owner {
+		t.Fatalf("HPA %s is owned by %v, want %q", h.Name, owners, owner)
+	}
+	if ref := h.Spec.ScaleTargetRef; ref.Kind != "Deployment" || !strings.HasSuffix(ref.Name, "aggregator") {
 		t.Fatalf("the HPA scales %s %s, want the aggregators", ref.Kind, ref.Name)
 	}
-	return l.Items[0].Name
+	return h.Name
 }
 
 func hpaCondition(h *autoscalingv2.HorizontalPodAutoscaler, c autoscalingv2.HorizontalPodAutoscalerConditionType) bool {
@@ -332,4 +487,33 @@ func TestAdapterRuleIsTheDocumented(t *testing.T) {
 	if len(bedRules.ExternalRules) == 0 || string(a) != string(b) {
 		t.Errorf("hack/cluster/adapter/rules.yaml's externalRules differ from docs/operations.md's:\n%s\n%s", b, a)
 	}
+}
+
+// groupLag is a consumer group's lag on topic as Kafka has it: the end
+// offsets less the group's committed ones, summed over the partitions.
+func groupLag(t *testing.T, c sarama.Client, group, topic string) int64 {
+	t.Helper()
+	admin, err := sarama.NewClusterAdminFromClient(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts, err := c.Partitions(topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	committed, err := admin.ListConsumerGroupOffsets(group, map[string][]int32{topic: parts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lag int64
+	for _, p := range parts {
+		end, err := c.GetOffset(topic, p, sarama.OffsetNewest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b := committed.GetBlock(topic, p); b != nil && b.Offset >= 0 {
+			lag += end - b.Offset
+		}
+	}
+	return lag
 }

@@ -73,7 +73,7 @@ func collectorTopics(t *testing.T, c sarama.Client, notes string) {
 	})
 	t.Logf("before its topics exist, the collector's /readyz: %s", strings.TrimSpace(why))
 
-	createNotedTopics(t, c, notes, 2)
+	createNotedTopics(t, c, bed.broker.Addr(), notes, 2)
 }
 
 // get is an HTTP GET that returns the status and the body.

@@ -50,32 +50,14 @@ func TestSecuredStreams(t *testing.T) {
 	}
 	defer client.Close()
 
+	scramValues, scramStream := scramOverTLS(sc)
 	steps := []struct {
 		name      string
 		bootstrap string   // the listener's addresses
 		values    []string // the chart's Kafka values
 		stream    string   // spec.kafka of the stream
 	}{
-		{
-			name: "scram-sha-512", bootstrap: sc.Bootstrap(kafkatest.SCRAM),
-			values: []string{
-				"--set", "kafka.bootstrapServers=" + helmList(sc.Bootstrap(kafkatest.SCRAM)),
-				"--set", "kafka.tls.enabled=true", "--set", "kafka.tls.caSecret.name=" + kafkatest.ClusterCASecret,
-				"--set", "kafka.sasl.mechanism=SCRAM-SHA-512", "--set", "kafka.sasl.username=" + kafkatest.SCRAMUser,
-				"--set", "kafka.sasl.passwordSecret.name=" + kafkatest.SCRAMUser,
-			},
-			stream: fmt.Sprintf(`    bootstrapServers: %q
-    tls:
-      trustedCertificates:
-        - secretName: %s
-          certificate: ca.crt
-    authentication:
-      type: scram-sha-512
-      username: %s
-      passwordSecret:
-        secretName: %s
-        password: password`, sc.Bootstrap(kafkatest.SCRAM), kafkatest.ClusterCASecret, kafkatest.SCRAMUser, kafkatest.SCRAMUser),
-		},
+		{name: "scram-sha-512", bootstrap: sc.Bootstrap(kafkatest.SCRAM), values: scramValues, stream: scramStream},
 		{
 			name: "tls", bootstrap: sc.Bootstrap(kafkatest.MTLS),
 			values: []string{
@@ -179,6 +161,32 @@ spec:
 			t.Fatalf("step %s failed; the next builds on it", step.name)
 		}
 	}
+}
+
+// scramOverTLS is how a release and a stream reach sc's SCRAM-SHA-512
+// listener over TLS, with the Secrets of the cluster CA and the SCRAM user
+// in the namespace: the chart's kafka.* values and the stream's spec.kafka
+// (indented 4).
+func scramOverTLS(sc *kafkatest.Cluster) (values []string, stream string) {
+	bootstrap := sc.Bootstrap(kafkatest.SCRAM)
+	values = []string{
+		"--set", "kafka.bootstrapServers=" + helmList(bootstrap),
+		"--set", "kafka.tls.enabled=true", "--set", "kafka.tls.caSecret.name=" + kafkatest.ClusterCASecret,
+		"--set", "kafka.sasl.mechanism=SCRAM-SHA-512", "--set", "kafka.sasl.username=" + kafkatest.SCRAMUser,
+		"--set", "kafka.sasl.passwordSecret.name=" + kafkatest.SCRAMUser,
+	}
+	stream = fmt.Sprintf(`    bootstrapServers: %q
+    tls:
+      trustedCertificates:
+        - secretName: %s
+          certificate: ca.crt
+    authentication:
+      type: scram-sha-512
+      username: %s
+      passwordSecret:
+        secretName: %s
+        password: password`, bootstrap, kafkatest.ClusterCASecret, kafkatest.SCRAMUser, kafkatest.SCRAMUser)
+	return values, stream
 }
 
 // securedValues are the chart's defaults with the bed's images, one
