@@ -511,8 +511,8 @@ guard() {
     iptables -X "$GUARD_IN" 2>/dev/null || true
     iptables -F "$GUARD_FWD" 2>/dev/null || true
     iptables -X "$GUARD_FWD" 2>/dev/null || true
-    iptables -D INPUT -p tcp --dport $KEDA_METRICS_PORT ! -i lo -j DROP 2>/dev/null || true
-    ip6tables -D INPUT -p tcp --dport $KEDA_METRICS_PORT ! -i lo -j DROP 2>/dev/null || true
+    local ipt
+    for ipt in iptables ip6tables; do $ipt -D INPUT -p tcp --dport $KEDA_METRICS_PORT ! -i lo -j DROP 2>/dev/null || true; done
     return 0
   fi
   guard -D
@@ -527,8 +527,8 @@ guard() {
   iptables -I FORWARD 1 -j "$GUARD_FWD"
   # KEDA's metrics server serves its own /metrics on every address (it
   # takes a port, not an address): only this machine may reach it.
-  iptables -I INPUT 1 -p tcp --dport $KEDA_METRICS_PORT ! -i lo -j DROP
-  ip6tables -I INPUT 1 -p tcp --dport $KEDA_METRICS_PORT ! -i lo -j DROP
+  local ipt
+  for ipt in iptables ip6tables; do $ipt -I INPUT 1 -p tcp --dport $KEDA_METRICS_PORT ! -i lo -j DROP; done
 }
 
 healthy() {

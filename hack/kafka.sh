@@ -144,12 +144,13 @@ port_listening() { (exec 3<>"/dev/tcp/${2:-127.0.0.1}/$1") 2>/dev/null; }
 # the kernel's ephemeral range (32768-60999 here): a port the kernel handed
 # out for bind(0) was given to another test's listener in the seconds before
 # the JVM bound it ("Address already in use"); the kernel never hands these
-# out. The test bed's fixed ports (hack/cluster.sh) are skipped.
+# out. The test bed's fixed ports are skipped.
+readonly BED_PORTS="23790 23800 23810 26443 26444 26445 26446 26666 29090" # etcd, adapter, KEDA, Prometheus (hack/cluster.sh)
 free_ports() {
   local n=$1 host=${2:-127.0.0.1}
-  if command -v python3 >/dev/null 2>&1 && python3 - "$n" "$host" 127.0.0.1 <<'PY' 2>/dev/null; then
+  if command -v python3 >/dev/null 2>&1 && python3 - "$n" "$BED_PORTS" "$host" 127.0.0.1 <<'PY' 2>/dev/null; then
 import random, socket, sys
-fixed = {23790, 23800, 23810, 26443, 26444, 26445, 26446, 26666, 29090}
+fixed = {int(p) for p in sys.argv[2].split()}
 held, ports = [], []
 while len(ports) < int(sys.argv[1]):
     p = random.randint(20000, 32767)
@@ -157,7 +158,7 @@ while len(ports) < int(sys.argv[1]):
         continue
     socks = []
     try:
-        for h in set(sys.argv[2:]):
+        for h in set(sys.argv[3:]):
             s = socket.socket()
             socks.append(s)
             s.bind((h, p))
@@ -173,7 +174,7 @@ PY
     return 0
   fi
   # Fallback: random ports in the same range that nothing is listening on.
-  local seen=" 23790 23800 23810 26443 26444 26445 26446 26666 29090 " p
+  local seen=" $BED_PORTS " p
   while ((n > 0)); do
     p=$((20000 + RANDOM % 12768))
     [[ $seen == *" $p "* ]] && continue

@@ -81,23 +81,7 @@ func TestAggregationTier(t *testing.T) {
 
 	// The HPA reads the lag through the external metrics API.
 	hpa := tierHPA(t, "")
-	var lag int64
-	eventually(t, 2*time.Minute, "the HPA reading playpulse_aggregator_lag (ScalingActive)", func() error {
-		h, err := bed.kube.AutoscalingV2().HorizontalPodAutoscalers(tierNS).Get(context.Background(), hpa, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		if !hpaCondition(h, autoscalingv2.ScalingActive) {
-			return fmt.Errorf("conditions %s", hpaConditions(h))
-		}
-		for _, m := range h.Status.CurrentMetrics {
-			if m.External != nil && m.External.Metric.Name == "playpulse_aggregator_lag" && m.External.Current.AverageValue != nil {
-				lag = m.External.Current.AverageValue.Value()
-				return nil
-			}
-		}
-		return fmt.Errorf("no current value of playpulse_aggregator_lag: %+v", h.Status.CurrentMetrics)
-	})
+	_, lag := hpaReading(t, hpa, "playpulse_aggregator_lag", 0)
 	t.Logf("HPA %s: ScalingActive, playpulse_aggregator_lag %d per replica", hpa, lag)
 	// What the adapter serves is Prometheus's sum of the aggregators' own
 	// gauges, not something else with the same name.
@@ -168,22 +152,7 @@ func TestAggregationTierOnKEDA(t *testing.T) {
 		return nil
 	})
 	hpa := tierHPA(t, "ScaledObject")
-	var h *autoscalingv2.HorizontalPodAutoscaler
-	eventually(t, 2*time.Minute, "KEDA's HPA reading the consumer group's lag (ScalingActive)", func() error {
-		var err error
-		if h, err = bed.kube.AutoscalingV2().HorizontalPodAutoscalers(tierNS).Get(context.Background(), hpa, metav1.GetOptions{}); err != nil {
-			return err
-		}
-		if !hpaCondition(h, autoscalingv2.ScalingActive) {
-			return fmt.Errorf("conditions %s", hpaConditions(h))
-		}
-		for _, m := range h.Status.CurrentMetrics {
-			if m.External != nil && m.External.Current.AverageValue != nil && m.External.Current.AverageValue.Value() > 0 {
-				return nil
-			}
-		}
-		return fmt.Errorf("no lag read yet: %+v", h.Status.CurrentMetrics)
-	})
+	h, _ := hpaReading(t, hpa, "", 1) // KEDA names its metric
 	// The value comes from KEDA's metrics server, which asks the operator's
 	// Kafka scaler. The group's lag in Kafka (the test reads it itself) is
 	// soon far past what three aggregators may take, so KEDA serves its
@@ -403,6 +372,33 @@ func tierHPA(t *testing.T, owner string) string {
 		t.Fatalf("the HPA scales %s %s, want the aggregators", ref.Kind, ref.Name)
 	}
 	return h.Name
+}
+
+// hpaReading waits until HPA hpa is ScalingActive with a current value of
+// at least min per replica of its External metric name (any name when
+// ""), and returns the HPA and that value.
+func hpaReading(t *testing.T, hpa, name string, min int64) (*autoscalingv2.HorizontalPodAutoscaler, int64) {
+	t.Helper()
+	var h *autoscalingv2.HorizontalPodAutoscaler
+	var v int64
+	eventually(t, 2*time.Minute, "HPA "+hpa+" reading the lag (ScalingActive)", func() error {
+		var err error
+		if h, err = bed.kube.AutoscalingV2().HorizontalPodAutoscalers(tierNS).Get(context.Background(), hpa, metav1.GetOptions{}); err != nil {
+			return err
+		}
+		if !hpaCondition(h, autoscalingv2.ScalingActive) {
+			return fmt.Errorf("conditions %s", hpaConditions(h))
+		}
+		for _, m := range h.Status.CurrentMetrics {
+			if m.External != nil && (name == "" || m.External.Metric.Name == name) && m.External.Current.AverageValue != nil {
+				if v = m.External.Current.AverageValue.Value(); v >= min {
+					return nil
+				}
+			}
+		}
+		return fmt.Errorf("no current value of %q of at least %d: %+v", name, min, h.Status.CurrentMetrics)
+	})
+	return h, v
 }
 
 func hpaCondition(h *autoscalingv2.HorizontalPodAutoscaler, c autoscalingv2.HorizontalPodAutoscalerConditionType) bool {
