@@ -138,6 +138,28 @@ func readyPods(t *testing.T, ns, selector string, n int, d time.Duration) []core
 	return ps
 }
 
+// someReadyPods waits until at least one pod that matches selector is
+// Running and Ready, and returns the ready ones: for pods a scaler may be
+// adding to meanwhile.
+func someReadyPods(t *testing.T, ns, selector string, d time.Duration) []corev1.Pod {
+	t.Helper()
+	var ready []corev1.Pod
+	eventually(t, d, "a ready pod "+selector+" in "+ns, func() error {
+		ps := pods(t, ns, selector)
+		ready = nil
+		for _, p := range ps {
+			if podReady(p) == nil {
+				ready = append(ready, p)
+			}
+		}
+		if len(ready) == 0 {
+			return fmt.Errorf("%d pods: %s", len(ps), podSummary(ps))
+		}
+		return nil
+	})
+	return ready
+}
+
 func podReady(p corev1.Pod) error {
 	if p.DeletionTimestamp != nil {
 		return fmt.Errorf("pod %s is terminating", p.Name)
